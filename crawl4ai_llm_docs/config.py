@@ -1,0 +1,461 @@
+"""Configuration: typed sections, layered loading with the origin of every value, clear errors.
+
+Layers, lowest first (see design.md "Configuration"): the packaged ``defaults.toml`` < the user
+file < the project file (both replaced by ``--config FILE``) < environment variables < flags.
+Every leaf value remembers where it came from, so errors and ``config show`` can name it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+
+import msgspec
+import platformdirs
+from msgspec import Meta, Struct
+
+from crawl4ai_llm_docs.errors import ConfigError
+
+APP_NAME = "crawl4ai-llm-docs"
+ENV_PREFIX = "CRAWL4AI_LLM_DOCS_"
+PROJECT_FILE_NAME = "crawl4ai-llm-docs.toml"
+DEFAULTS_ORIGIN = "default"
+
+Percent = Annotated[float, Meta(ge=0, le=100)]
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+
+
+class Base(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class LLMConfig(Base):
+    base_url: Annotated[str, Meta(pattern=r"^https?://\S+$")] = "https://api.openai.com/v1"
+    model: Annotated[str, Meta(min_length=1)] = "gpt-4o-mini"
+    api_key_env: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
+    max_tokens: Annotated[int, Meta(ge=1, le=200_000)] = 4096
+    temperature: Annotated[float, Meta(ge=0, le=2)] = 0.1
+    chunk_max_tokens: Annotated[int, Meta(ge=256, le=200_000)] = 6000
+    chunk_min_tokens: Annotated[int, Meta(ge=64, le=100_000)] = 500
+    min_output_ratio: Annotated[float, Meta(ge=0, le=1)] = 0.35
+    max_retries: Annotated[int, Meta(ge=0, le=20)] = 6
+    verify_tls: bool = True
+    input_price_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
+    output_price_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
+    system_prompt: Annotated[str, Meta(min_length=1)] = "Clean this documentation page."
+    user_prompt: Annotated[str, Meta(min_length=1)] = "<document>\n{content}\n</document>"
+
+    def __post_init__(self) -> None:
+        if self.chunk_min_tokens > self.chunk_max_tokens:
+            raise ValueError(
+                f"llm.chunk_min_tokens ({self.chunk_min_tokens}) must not exceed "
+                f"llm.chunk_max_tokens ({self.chunk_max_tokens})"
+            )
+        if "{content}" not in self.user_prompt:
+            raise ValueError("llm.user_prompt must contain the placeholder {content}")
+
+
+class CrawlConfig(Base):
+    mode: Literal["auto", "http", "browser"] = "auto"
+    max_concurrent: Annotated[int, Meta(ge=1, le=16)] = 4
+    page_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
+    retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    css_selector: str = ""
+    browser_path: str = ""
+    js_shell_min_words: Annotated[int, Meta(ge=0)] = 40
+    max_page_bytes: Annotated[int, Meta(ge=1_000, le=500_000_000)] = 20_000_000
+    verify_tls: bool = True
+    user_agent: Annotated[str, Meta(min_length=1)] = "crawl4ai-llm-docs"
+
+
+class ParallelConfig(Base):
+    enable_parallel_processing: bool = True
+    max_concurrent_requests: Annotated[int, Meta(ge=1, le=20)] = 4
+    enable_adaptive_rate_limiting: bool = True
+    rate_limit_buffer_percent: Percent = 10.0
+    progress_update_interval: Annotated[int, Meta(ge=1, le=60)] = 5
+    enable_session_pooling: bool = True
+    max_connections_per_host: Annotated[int, Meta(ge=1, le=100)] = 10
+    request_timeout: Seconds = 120.0
+    enable_circuit_breaker: bool = True
+    error_threshold_percent: Percent = 50.0
+    requests_per_minute: Annotated[int, Meta(ge=0)] = 0
+    tokens_per_minute: Annotated[int, Meta(ge=0)] = 0
+
+    @property
+    def effective_max_concurrent_requests(self) -> int:
+        """Sequential mode is the same pipeline with every limit at 1."""
+        return self.max_concurrent_requests if self.enable_parallel_processing else 1
+
+
+class OutputConfig(Base):
+    path: str = ""
+    llms_txt_dir: str = ""
+    title: str = ""
+    report: bool = True
+    cache: bool = True
+    cache_dir: str = ""
+
+
+class LoggingConfig(Base):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_file: str = ""
+    progress: bool = True
+
+
+class AppConfig(Base):
+    llm: LLMConfig = LLMConfig()
+    crawl: CrawlConfig = CrawlConfig()
+    parallel: ParallelConfig = ParallelConfig()
+    output: OutputConfig = OutputConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def parallel_processing(self) -> ParallelConfig:
+        """The specification's name for the ``[parallel]`` section."""
+        return self.parallel
+
+    def api_key(self) -> str | None:
+        """The API key from the environment; callers must never print or log it."""
+        return os.environ.get(self.llm.api_key_env) or None
+
+    def cache_directory(self) -> Path:
+        if self.output.cache_dir:
+            return Path(self.output.cache_dir).expanduser()
+        return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+SECTIONS: dict[str, type[Base]] = {
+    "llm": LLMConfig,
+    "crawl": CrawlConfig,
+    "parallel": ParallelConfig,
+    "output": OutputConfig,
+    "logging": LoggingConfig,
+}
+
+# Flat key -> origin, e.g. {"parallel.max_concurrent_requests": "env CRAWL4AI_..."}
+Origins = dict[str, str]
+
+
+class LoadedConfig(msgspec.Struct, frozen=True):
+    config: AppConfig
+    origins: Origins
+    files: tuple[Path, ...]
+
+
+# ---------------------------------------------------------------- file locations
+
+
+def defaults_text() -> str:
+    """The packaged defaults: inside the wheel, or at the repository top in a source checkout."""
+    packaged = resources.files("crawl4ai_llm_docs").joinpath("defaults.toml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "defaults.toml").read_text(encoding="utf-8")
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def project_config_path(cwd: Path | None = None) -> Path:
+    return (cwd or Path.cwd()) / PROJECT_FILE_NAME
+
+
+# ---------------------------------------------------------------- layers
+
+
+def _line_numbers(text: str) -> dict[str, int]:
+    """Map ``section.key`` to its line in a TOML file, for file:line origins."""
+    lines: dict[str, int] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if header := re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped):
+            section = header.group(1)
+            lines.setdefault(section, number)
+        elif key := re.match(r"^([A-Za-z0-9_-]+)\s*=", stripped):
+            lines.setdefault(f"{section}.{key.group(1)}" if section else key.group(1), number)
+    return lines
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"Config file {origin} is not valid TOML: {exc}. "
+            "Fix the syntax (see `crawl4ai-llm-docs config init` for a valid template)."
+        ) from None
+
+
+def _file_layer(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist. Check the path given to --config, "
+            "or create one with `crawl4ai-llm-docs config init PATH`."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read ({exc}). Check the file.") from None
+    data = _parse_toml(text, str(path))
+    numbers = _line_numbers(text)
+    origins = {
+        key: f"{path}:{numbers[key]}" if key in numbers else str(path) for key in _leaf_keys(data)
+    }
+    return data, origins
+
+
+def _leaf_keys(data: Mapping[str, Any]) -> list[str]:
+    keys: list[str] = []
+    for section, values in data.items():
+        if isinstance(values, Mapping):
+            keys.extend(f"{section}.{key}" for key in values)
+        else:
+            keys.append(section)
+    return keys
+
+
+def _field_type(section: str, key: str) -> Any:
+    hints = get_type_hints(SECTIONS[section], include_extras=True)
+    annotation = hints[key]
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _convert_env(raw: str, section: str, key: str, variable: str) -> Any:
+    """Environment values are text: turn them into the type the key expects."""
+    kind = _field_type(section, key)
+    value = raw.strip()
+    if kind is bool:
+        lowered = value.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(
+            f"Environment variable {variable}={raw!r} is not a boolean for {section}.{key}. "
+            "Use true or false (also 1/0, yes/no, on/off)."
+        )
+    if kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = "a whole number" if kind is int else "a number"
+            raise ConfigError(
+                f"Environment variable {variable}={raw!r} is not {allowed} for {section}.{key}. "
+                f"Set it to {describe_allowed(section, key)}."
+            ) from None
+    return raw
+
+
+def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
+    for variable, raw in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        section, sep, key = variable[len(ENV_PREFIX) :].lower().partition("__")
+        dotted = f"{section}.{key}"
+        if not sep or section not in SECTIONS or key not in SECTIONS[section].__struct_fields__:
+            hint = _suggest(dotted)
+            raise ConfigError(
+                f"Environment variable {variable} does not name a setting ({dotted!r} is not a "
+                f"configuration key).{hint} Variables look like "
+                f"{ENV_PREFIX}<SECTION>__<KEY>, e.g. {ENV_PREFIX}PARALLEL__MAX_CONCURRENT_REQUESTS=8."
+            )
+        data.setdefault(section, {})[key] = _convert_env(raw, section, key, variable)
+        origins[dotted] = f"env {variable}"
+    if base_url := environ.get("OPENAI_BASE_URL"):
+        if "llm.base_url" not in origins:
+            data.setdefault("llm", {})["base_url"] = base_url
+            origins["llm.base_url"] = "env OPENAI_BASE_URL"
+    return data, origins
+
+
+def _merge(target: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for section, values in layer.items():
+        if isinstance(values, Mapping) and isinstance(target.get(section), dict):
+            target[section].update(values)
+        else:
+            target[section] = values
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _all_keys() -> list[str]:
+    return [f"{name}.{key}" for name, cls in SECTIONS.items() for key in cls.__struct_fields__]
+
+
+def _suggest(dotted: str) -> str:
+    candidates = _all_keys()
+    bare = {key.split(".", 1)[1]: key for key in candidates}
+    match = difflib.get_close_matches(dotted, candidates, n=1, cutoff=0.6)
+    if not match:
+        close = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], list(bare), n=1, cutoff=0.6)
+        match = [bare[close[0]]] if close else []
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def describe_allowed(section: str, key: str) -> str:
+    """Human wording of what a key accepts, derived from its annotation."""
+    annotation = get_type_hints(SECTIONS[section], include_extras=True)[key]
+    metas = [m for m in get_args(annotation)[1:] if isinstance(m, Meta)]
+    kind = _field_type(section, key)
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(choice) for choice in get_args(kind))
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+    text = words.get(kind, str(kind))
+    for meta in metas:
+        bounds = []
+        if meta.ge is not None:
+            bounds.append(f">= {meta.ge}")
+        if meta.gt is not None:
+            bounds.append(f"> {meta.gt}")
+        if meta.le is not None:
+            bounds.append(f"<= {meta.le}")
+        if meta.min_length:
+            bounds.append("not empty")
+        if meta.pattern and key == "base_url":
+            bounds.append("starting with http:// or https://")
+        elif meta.pattern:
+            bounds.append(f"matching {meta.pattern}")
+        if bounds:
+            text += " " + " and ".join(bounds)
+    return text
+
+
+def _check_unknown(data: Mapping[str, Any], origins: Mapping[str, str]) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            hint = _suggest(f"{section}.x").replace(".x", "") if section else ""
+            close = difflib.get_close_matches(section, list(SECTIONS), n=1, cutoff=0.5)
+            hint = f" Did you mean [{close[0]}]?" if close else ""
+            source = _source_of(origins, section)
+            raise ConfigError(
+                f"Unknown config section [{section}] in {source}.{hint} "
+                f"Valid sections: {', '.join(f'[{name}]' for name in SECTIONS)}."
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                f"Config key {section!r} in {origins.get(section, 'configuration')} must be a "
+                f"[{section}] table, got {values!r}."
+            )
+        for key in values:
+            if key not in SECTIONS[section].__struct_fields__:
+                dotted = f"{section}.{key}"
+                raise ConfigError(
+                    f"Unknown config key {dotted!r} in {origins.get(dotted, 'configuration')}."
+                    f"{_suggest(dotted)} Run `crawl4ai-llm-docs config show` to list valid keys."
+                )
+
+
+def _source_of(origins: Mapping[str, str], section: str) -> str:
+    for key, origin in origins.items():
+        if key.startswith(section + "."):
+            return origin.split(":")[0] if origin.count(":") == 1 else origin
+    return "configuration"
+
+
+def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
+    _check_unknown(merged, origins)
+    try:
+        return msgspec.convert(merged, AppConfig)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        found = re.search(r"at `\$\.(\w+)\.(\w+)`", text)
+        if found:
+            section, key = found.groups()
+            dotted = f"{section}.{key}"
+            value = merged.get(section, {}).get(key)
+            raise ConfigError(
+                f"Invalid value for {dotted} = {value!r} (from {origins.get(dotted, DEFAULTS_ORIGIN)}): "
+                f"expected {describe_allowed(section, key)}. Fix or remove that value."
+            ) from None
+        cross = re.search(r"(\w+\.\w+)", text)
+        dotted = cross.group(1) if cross else ""
+        source = origins.get(dotted, "configuration")
+        raise ConfigError(f"Invalid configuration (from {source}): {text.split(' - at ')[0]}.") from None
+
+
+# ---------------------------------------------------------------- public API
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> LoadedConfig:
+    """Build the effective configuration.
+
+    ``overrides`` maps dotted keys to ``(value, origin)`` pairs from command-line flags, e.g.
+    ``{"parallel.max_concurrent_requests": (8, "flag --max-concurrent")}``.
+    """
+    environ = os.environ if environ is None else environ
+    merged = _parse_toml(defaults_text(), "defaults.toml (packaged)")
+    origins: Origins = dict.fromkeys(_leaf_keys(merged), DEFAULTS_ORIGIN)
+
+    files = (
+        [config_file]
+        if config_file is not None
+        else [p for p in (user_config_path(), project_config_path(cwd)) if p.is_file()]
+    )
+    for path in files:
+        layer, layer_origins = _file_layer(path)
+        _check_unknown(layer, layer_origins)
+        _merge(merged, layer)
+        origins.update(layer_origins)
+
+    env_data, env_origins = _env_layer(environ)
+    _merge(merged, env_data)
+    origins.update(env_origins)
+
+    for dotted, (value, origin) in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        merged.setdefault(section, {})[key] = value
+        origins[dotted] = origin
+
+    return LoadedConfig(config=_validate(merged, origins), origins=origins, files=tuple(files))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    # A JSON string is a valid TOML basic string.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_toml(loaded: LoadedConfig, *, environ: Mapping[str, str] | None = None) -> str:
+    """The effective configuration as TOML, each value followed by its origin.
+
+    The API key is never part of the config; only whether it is set is shown.
+    """
+    environ = os.environ if environ is None else environ
+    data = msgspec.to_builtins(loaded.config)
+    key_env = loaded.config.llm.api_key_env
+    key_state = "set (value redacted)" if environ.get(key_env) else "NOT SET"
+    out = [f"# API key: ${key_env} is {key_state}"]
+    if loaded.files:
+        out.append("# files: " + ", ".join(str(p) for p in loaded.files))
+    for section, values in data.items():
+        out.append(f"\n[{section}]")
+        for key, value in values.items():
+            out.append(f"{key} = {_toml_value(value)}  # {loaded.origins.get(f'{section}.{key}', DEFAULTS_ORIGIN)}")
+    return "\n".join(out) + "\n"
+
+
+def template_text() -> str:
+    """A commented template for ``config init``: the packaged defaults, every key commented."""
+    return defaults_text()

@@ -1,0 +1,80 @@
+"""Data passed between stages: URL -> Page -> Chunk -> ChunkResult -> Document.
+
+Every item carries ``index``, the URL's position in the input, so the write stage can restore
+input order whatever order the work finishes in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from msgspec import Struct
+
+CrawlMode = Literal["http", "browser"]
+ResultSource = Literal["llm", "cache", "fallback", "raw"]
+
+
+class UrlEntry(Struct, frozen=True, kw_only=True):
+    index: int  # position among the valid URLs, 0-based
+    url: str
+    line: int  # line number in the URL file, for messages
+
+
+class Page(Struct, frozen=True, kw_only=True):
+    """One crawled URL: either Markdown or an error saying why not."""
+
+    index: int
+    url: str
+    final_url: str
+    title: str
+    markdown: str
+    status: int | None  # HTTP status of the final response, None when no response
+    error: str | None  # reason the page failed; None when it was crawled
+    elapsed: float  # seconds spent on this page, retries included
+    bytes: int  # size of the HTML received
+    mode: CrawlMode = "http"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Chunk(Struct, frozen=True, kw_only=True):
+    """A piece of a page small enough for one LLM request."""
+
+    page_index: int
+    chunk_index: int
+    chunk_count: int
+    url: str
+    title: str
+    text: str
+    tokens: int
+
+
+class ChunkResult(Struct, frozen=True, kw_only=True):
+    """The cleaned Markdown for one chunk, and where it came from."""
+
+    page_index: int
+    chunk_index: int
+    chunk_count: int
+    markdown: str
+    description: str = ""
+    source: ResultSource = "llm"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    warning: str | None = None  # e.g. why the crawled text was kept instead of the answer
+
+
+class Document(Struct, frozen=True, kw_only=True):
+    """A finished page: its cleaned Markdown, or the reason it failed."""
+
+    index: int
+    url: str
+    title: str
+    markdown: str
+    description: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
