@@ -1,0 +1,1 @@
+"""Observability: structlog events, run metrics and the Rich live view."""

@@ -1,0 +1,176 @@
+"""The JSON event contract: one struct per event written by ``--log-json``.
+
+Every line of the JSON log decodes into exactly one of these (tagged by ``event``); unknown or
+missing fields are errors, so a change here is a change of the documented contract (README,
+"JSON events"). Stages log these events through structlog with exactly these fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="event"):
+    timestamp: str  # ISO 8601, UTC
+    level: str
+    run_id: str
+
+
+class RunStarted(Event, tag="run_started"):
+    version: str
+    urls: int
+    config: dict[str, Any]  # effective configuration, redacted
+
+
+class PageCrawled(Event, tag="page_crawled"):
+    url: str
+    mode: str  # "http" | "browser"
+    status: int | None
+    elapsed_ms: float
+    bytes: int
+    title: str
+
+
+class PageFailed(Event, tag="page_failed"):
+    url: str
+    mode: str
+    status: int | None
+    elapsed_ms: float
+    bytes: int
+    reason: str
+
+
+class LLMRequest(Event, tag="llm_request"):
+    url: str
+    chunk: int
+    attempt: int
+    status: int | None  # HTTP status; None when no response (timeout, connection error)
+    outcome: str  # "ok" | "retry" | "split" | "fatal" | "failed"
+    latency_ms: float
+    queued_ms: float  # time spent waiting for limiter/breaker before sending
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChunkCached(Event, tag="chunk_cached"):
+    url: str
+    chunk: int
+
+
+class FaithfulnessFallback(Event, tag="faithfulness_fallback"):
+    url: str
+    chunk: int
+    reason: str
+
+
+class RateLimit(Event, tag="rate_limit"):
+    reason: str
+    wait_s: float
+    remaining: int | None
+    reset_s: float | None
+    effective_concurrency: int
+
+
+class CircuitBreaker(Event, tag="circuit_breaker"):
+    old_state: str
+    new_state: str
+    reason: str
+
+
+class Retry(Event, tag="retry"):
+    url: str
+    reason: str
+    delay_s: float
+    attempt: int
+
+
+class Metrics(Event, tag="metrics"):
+    stage: str  # "crawl" | "llm" | "write" | "done"
+    crawled: int
+    done: int
+    total: int
+    in_flight: int
+    limit: int
+    effective_limit: int
+    requests_per_s: float
+    tokens_per_s: float
+    error_rate: float
+    rate_limited: int
+    rss_mb: float
+    eta_s: float | None
+
+
+class RunFinished(Event, tag="run_finished"):
+    exit_code: int
+    wall_s: float
+    pages: int
+    documents: int
+    failed_pages: int
+    requests: int
+    cached_chunks: int
+    retries: int
+    rate_limited: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    peak_rss_mb: float
+    outputs: list[str]
+    incomplete: bool
+
+
+class Warning_(Event, tag="warning"):
+    message: str
+
+
+class Error(Event, tag="error"):
+    message: str
+
+
+AnyEvent = (
+    RunStarted
+    | PageCrawled
+    | PageFailed
+    | LLMRequest
+    | ChunkCached
+    | FaithfulnessFallback
+    | RateLimit
+    | CircuitBreaker
+    | Retry
+    | Metrics
+    | RunFinished
+    | Warning_
+    | Error
+)
+
+EVENT_NAMES: tuple[str, ...] = tuple(
+    str(cls.__struct_config__.tag)
+    for cls in (
+        RunStarted,
+        PageCrawled,
+        PageFailed,
+        LLMRequest,
+        ChunkCached,
+        FaithfulnessFallback,
+        RateLimit,
+        CircuitBreaker,
+        Retry,
+        Metrics,
+        RunFinished,
+        Warning_,
+        Error,
+    )
+)
+
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def decode_event(line: bytes | str) -> AnyEvent:
+    """Decode one JSON log line strictly (unknown or missing fields raise)."""
+    return _decoder.decode(line)
+
+
+Stage = Literal["crawl", "llm", "write", "done"]
