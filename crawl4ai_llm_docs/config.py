@@ -36,7 +36,7 @@ class Base(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     pass
 
 
-class LLMConfig(Base):
+class LLMConfig(Base, frozen=True):
     base_url: Annotated[str, Meta(pattern=r"^https?://\S+$")] = "https://api.openai.com/v1"
     model: Annotated[str, Meta(min_length=1)] = "gpt-4o-mini"
     api_key_env: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
@@ -62,7 +62,7 @@ class LLMConfig(Base):
             raise ValueError("llm.user_prompt must contain the placeholder {content}")
 
 
-class CrawlConfig(Base):
+class CrawlConfig(Base, frozen=True):
     mode: Literal["auto", "http", "browser"] = "auto"
     max_concurrent: Annotated[int, Meta(ge=1, le=16)] = 4
     page_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
@@ -75,7 +75,7 @@ class CrawlConfig(Base):
     user_agent: Annotated[str, Meta(min_length=1)] = "crawl4ai-llm-docs"
 
 
-class ParallelConfig(Base):
+class ParallelConfig(Base, frozen=True):
     enable_parallel_processing: bool = True
     max_concurrent_requests: Annotated[int, Meta(ge=1, le=20)] = 4
     enable_adaptive_rate_limiting: bool = True
@@ -95,7 +95,7 @@ class ParallelConfig(Base):
         return self.max_concurrent_requests if self.enable_parallel_processing else 1
 
 
-class OutputConfig(Base):
+class OutputConfig(Base, frozen=True):
     path: str = ""
     llms_txt_dir: str = ""
     title: str = ""
@@ -104,13 +104,13 @@ class OutputConfig(Base):
     cache_dir: str = ""
 
 
-class LoggingConfig(Base):
+class LoggingConfig(Base, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_file: str = ""
     progress: bool = True
 
 
-class AppConfig(Base):
+class AppConfig(Base, frozen=True):
     llm: LLMConfig = LLMConfig()
     crawl: CrawlConfig = CrawlConfig()
     parallel: ParallelConfig = ParallelConfig()
@@ -273,10 +273,9 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
             )
         data.setdefault(section, {})[key] = _convert_env(raw, section, key, variable)
         origins[dotted] = f"env {variable}"
-    if base_url := environ.get("OPENAI_BASE_URL"):
-        if "llm.base_url" not in origins:
-            data.setdefault("llm", {})["base_url"] = base_url
-            origins["llm.base_url"] = "env OPENAI_BASE_URL"
+    if (base_url := environ.get("OPENAI_BASE_URL")) and "llm.base_url" not in origins:
+        data.setdefault("llm", {})["base_url"] = base_url
+        origins["llm.base_url"] = "env OPENAI_BASE_URL"
     return data, origins
 
 
@@ -383,7 +382,9 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
         cross = re.search(r"(\w+\.\w+)", text)
         dotted = cross.group(1) if cross else ""
         source = origins.get(dotted, "configuration")
-        raise ConfigError(f"Invalid configuration (from {source}): {text.split(' - at ')[0]}.") from None
+        raise ConfigError(
+            f"Invalid configuration (from {source}): {text.split(' - at ')[0]}."
+        ) from None
 
 
 # ---------------------------------------------------------------- public API
@@ -452,7 +453,9 @@ def render_toml(loaded: LoadedConfig, *, environ: Mapping[str, str] | None = Non
     for section, values in data.items():
         out.append(f"\n[{section}]")
         for key, value in values.items():
-            out.append(f"{key} = {_toml_value(value)}  # {loaded.origins.get(f'{section}.{key}', DEFAULTS_ORIGIN)}")
+            out.append(
+                f"{key} = {_toml_value(value)}  # {loaded.origins.get(f'{section}.{key}', DEFAULTS_ORIGIN)}"
+            )
     return "\n".join(out) + "\n"
 
 

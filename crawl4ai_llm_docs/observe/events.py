@@ -170,7 +170,8 @@ _decoder = msgspec.json.Decoder(AnyEvent)
 
 def decode_event(line: bytes | str) -> AnyEvent:
     """Decode one JSON log line strictly (unknown or missing fields raise)."""
-    return _decoder.decode(line)
+    event: AnyEvent = _decoder.decode(line)
+    return event
 
 
 Stage = Literal["crawl", "llm", "write", "done"]

@@ -1,0 +1,330 @@
+"""The command line: parse flags, load configuration, hand over to the pipeline.
+
+Kept thin on purpose: every flag becomes a config override (with its origin, for error
+messages and ``config show``) or a run option; the work happens in ``pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import cyclopts
+from cyclopts import App, Group, Parameter
+from rich.console import Console
+
+from crawl4ai_llm_docs import __version__
+from crawl4ai_llm_docs.config import (
+    LoadedConfig,
+    load_config,
+    project_config_path,
+    render_toml,
+    template_text,
+    user_config_path,
+)
+from crawl4ai_llm_docs.errors import EXIT_USAGE, AppError, InputError
+from crawl4ai_llm_docs.run_options import RunOptions
+
+EXIT_CODES_HELP = """\
+Exit codes: 0 all documents written; 1 finished, some pages failed (output still written);
+2 usage, config or input error; 3 stopped by a fatal provider condition (auth, quota, circuit
+breaker open; finished documents still written); 130 interrupted (Ctrl-C)."""
+
+OUTPUT = Group("Output", sort_key=1)
+PROVIDER = Group("LLM provider", sort_key=2)
+PARALLEL = Group("Parallel processing", sort_key=3)
+CRAWL = Group("Crawling", sort_key=4)
+PROGRESS = Group("Progress and logging", sort_key=5)
+MODE = Group("Run mode", sort_key=6)
+
+app = App(
+    name="crawl4ai-llm-docs",
+    help=(
+        "Crawl the documentation URLs listed in URLS_FILE, clean every page with an "
+        "OpenAI-compatible LLM (in parallel, within the provider's rate limits) and write one "
+        "consolidated Markdown document, optionally with llms.txt and llms-full.txt.\n\n"
+        "The API key is read from $OPENAI_API_KEY (see llm.api_key_env)."
+    ),
+    help_epilogue=EXIT_CODES_HELP,
+    version=__version__,
+    backend="trio",
+    result_action="return_value",
+    default_parameter=Parameter(show_default=False),
+)
+config_app = App(name="config", help="Show, create or locate configuration files.")
+app.command(config_app)
+
+ConfigFile = Annotated[
+    Path | None,
+    Parameter(
+        name="--config",
+        group=OUTPUT,
+        help="TOML config file; replaces ~/.config/crawl4ai-llm-docs/config.toml and "
+        "./crawl4ai-llm-docs.toml.",
+    ),
+]
+
+
+def _overrides(**flags: tuple[str, str, Any]) -> dict[str, tuple[Any, str]]:
+    """Turn ``name=(dotted_key, flag, value)`` into config overrides, skipping unset flags."""
+    return {
+        key: (value, f"flag {flag}") for key, flag, value in flags.values() if value is not None
+    }
+
+
+@app.default
+async def run(
+    urls_file: Annotated[Path, Parameter(help="Text file with one documentation URL per line.")],
+    *,
+    output: Annotated[
+        Path | None,
+        Parameter(
+            name=["-o", "--output"],
+            group=OUTPUT,
+            help="Consolidated Markdown file [default: URLS_FILE with .md].",
+        ),
+    ] = None,
+    llms_txt: Annotated[
+        Path | None,
+        Parameter(
+            name="--llms-txt",
+            group=OUTPUT,
+            help="Also write llms.txt and llms-full.txt into this directory.",
+        ),
+    ] = None,
+    config: ConfigFile = None,
+    max_concurrent: Annotated[
+        int | None,
+        Parameter(
+            name="--max-concurrent",
+            group=PARALLEL,
+            help="LLM requests in flight at once, 1-20 [default: 4].",
+        ),
+    ] = None,
+    sequential: Annotated[
+        bool,
+        Parameter(
+            name="--sequential",
+            negative="",
+            group=PARALLEL,
+            help="One request at a time (enable_parallel_processing = false).",
+        ),
+    ] = False,
+    disable_adaptive_rate_limiting: Annotated[
+        bool,
+        Parameter(
+            negative="",
+            group=PARALLEL,
+            help="Ignore the provider's rate-limit headers; keep static caps and Retry-After.",
+        ),
+    ] = False,
+    disable_session_pooling: Annotated[
+        bool,
+        Parameter(
+            negative="", group=PARALLEL, help="A new HTTP client per request (for comparison)."
+        ),
+    ] = False,
+    disable_circuit_breaker: Annotated[
+        bool,
+        Parameter(negative="", group=PARALLEL, help="Keep sending even when most requests fail."),
+    ] = False,
+    model: Annotated[
+        str | None, Parameter(group=PROVIDER, help="Model name [default: gpt-4o-mini].")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        Parameter(
+            group=PROVIDER,
+            help="OpenAI-compatible API base URL [default: $OPENAI_BASE_URL or OpenAI's].",
+        ),
+    ] = None,
+    crawl_concurrency: Annotated[
+        int | None,
+        Parameter(
+            name="--crawl-concurrency",
+            group=CRAWL,
+            help="Pages crawled at once, 1-16 [default: 4].",
+        ),
+    ] = None,
+    crawler: Annotated[
+        Literal["auto", "http", "browser"] | None,
+        Parameter(
+            group=CRAWL,
+            help="auto: HTTP, browser only for JavaScript pages; http; browser [default: auto].",
+        ),
+    ] = None,
+    progress_interval: Annotated[
+        int | None,
+        Parameter(
+            name="--progress-interval",
+            group=PROGRESS,
+            help="Seconds between progress and metrics updates, 1-60 [default: 5].",
+        ),
+    ] = None,
+    no_progress: Annotated[
+        bool,
+        Parameter(
+            name="--no-progress", negative="", group=PROGRESS, help="No live progress display."
+        ),
+    ] = False,
+    log_json: Annotated[
+        Path | None,
+        Parameter(
+            name="--log-json", group=PROGRESS, help="Write one JSON event per line to this file."
+        ),
+    ] = None,
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"] | None,
+        Parameter(name="--log-level", group=PROGRESS, help="Console log level [default: info]."),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        Parameter(
+            name="--no-cache",
+            negative="",
+            group=MODE,
+            help="Neither read nor write the LLM result cache.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        Parameter(
+            name="--dry-run",
+            negative="",
+            group=MODE,
+            help="Crawl and chunk, then print requests, tokens, time and cost estimates; no LLM calls.",
+        ),
+    ] = False,
+    no_llm: Annotated[
+        bool,
+        Parameter(
+            name="--no-llm",
+            negative="",
+            group=MODE,
+            help="Write the crawled Markdown directly, without an LLM (no API key needed).",
+        ),
+    ] = False,
+) -> int:
+    """Crawl URLS_FILE and write LLM-ready documentation."""
+    overrides = _overrides(
+        output=("output.path", "-o/--output", str(output) if output else None),
+        llms_txt=("output.llms_txt_dir", "--llms-txt", str(llms_txt) if llms_txt else None),
+        max_concurrent=("parallel.max_concurrent_requests", "--max-concurrent", max_concurrent),
+        sequential=(
+            "parallel.enable_parallel_processing",
+            "--sequential",
+            False if sequential else None,
+        ),
+        adaptive=(
+            "parallel.enable_adaptive_rate_limiting",
+            "--disable-adaptive-rate-limiting",
+            False if disable_adaptive_rate_limiting else None,
+        ),
+        pooling=(
+            "parallel.enable_session_pooling",
+            "--disable-session-pooling",
+            False if disable_session_pooling else None,
+        ),
+        breaker=(
+            "parallel.enable_circuit_breaker",
+            "--disable-circuit-breaker",
+            False if disable_circuit_breaker else None,
+        ),
+        model=("llm.model", "--model", model),
+        base_url=("llm.base_url", "--base-url", base_url),
+        crawl_concurrency=("crawl.max_concurrent", "--crawl-concurrency", crawl_concurrency),
+        crawler=("crawl.mode", "--crawler", crawler),
+        progress_interval=(
+            "parallel.progress_update_interval",
+            "--progress-interval",
+            progress_interval,
+        ),
+        no_progress=("logging.progress", "--no-progress", False if no_progress else None),
+        log_json=("logging.json_file", "--log-json", str(log_json) if log_json else None),
+        log_level=("logging.level", "--log-level", log_level),
+        no_cache=("output.cache", "--no-cache", False if no_cache else None),
+    )
+    if dry_run and no_llm:
+        raise InputError(
+            "--dry-run and --no-llm cannot be combined: --dry-run estimates LLM work that --no-llm skips."
+        )
+    loaded = load_config(config_file=config, overrides=overrides)
+    options = RunOptions(urls_file=urls_file, dry_run=dry_run, no_llm=no_llm)
+    from crawl4ai_llm_docs.pipeline import run_command
+
+    return await run_command(options, loaded)
+
+
+@config_app.command(name="show")
+def config_show(*, config: ConfigFile = None) -> int:
+    """Print the effective configuration as TOML, with the origin of every value.
+
+    The API key is never shown, only whether it is set.
+    """
+    loaded = load_config(config_file=config)
+    sys.stdout.write(render_toml(loaded))
+    return 0
+
+
+@config_app.command(name="init")
+def config_init(
+    path: Annotated[
+        Path | None, Parameter(help="Where to write [default: ./crawl4ai-llm-docs.toml].")
+    ] = None,
+    *,
+    force: Annotated[bool, Parameter(negative="", help="Overwrite an existing file.")] = False,
+) -> int:
+    """Write a commented configuration template (refuses to overwrite without --force)."""
+    target = path or project_config_path()
+    if target.is_dir():
+        raise InputError(
+            f"{target} is a directory. Give a file path, e.g. {target / 'crawl4ai-llm-docs.toml'}."
+        )
+    if target.exists() and not force:
+        raise InputError(
+            f"{target} already exists; it was left unchanged. Use --force to overwrite it."
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template_text(), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write {target}: {exc.strerror}. Choose a writable location."
+        ) from None
+    print(f"Wrote {target}. Edit it, then check with `crawl4ai-llm-docs config show`.")
+    return 0
+
+
+@config_app.command(name="path")
+def config_path() -> int:
+    """Show where configuration files are looked for and which exist."""
+    loaded: LoadedConfig = load_config()
+    for label, candidate in (("user", user_config_path()), ("project", project_config_path())):
+        state = "found" if candidate.is_file() else "not present"
+        print(f"{label}: {candidate} ({state})")
+    print(f"cache: {loaded.config.cache_directory()}")
+    return 0
+
+
+def run_cli(argv: Sequence[str] | None = None, *, stderr: Console | None = None) -> int:
+    """Run the command line and return the exit code; errors become one clear message."""
+    error_console = stderr or Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        result = app(
+            list(argv) if argv is not None else sys.argv[1:],
+            exit_on_error=False,
+            print_error=True,
+            error_console=error_console,
+        )
+    except cyclopts.CycloptsError:
+        return EXIT_USAGE  # cyclopts has already printed the message with usage
+    except AppError as exc:
+        error_console.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run_cli(argv))
