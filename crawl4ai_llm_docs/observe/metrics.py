@@ -1,0 +1,473 @@
+"""Run metrics: the one source of truth for the ``metrics`` events, the live view and the summary.
+
+``RunMetrics`` is fed by the logging processor (``observe(event_dict)`` for every event), by
+probes the pipeline registers (limiter and breaker state, read when a snapshot is taken) and by
+``set_totals`` / ``document_written``. Memory stays flat in the number of URLs: counters, a
+sliding window of recent requests and a capped latency reservoir.
+
+Counting rules (the pipeline and the stages rely on them):
+
+- a page is *crawled* on ``page_crawled`` and *failed* on ``page_failed``; ``run_started``
+  sets the page total unless ``set_totals(pages=...)`` did;
+- a chunk is *done* on ``chunk_cached`` or on an ``llm_request`` whose outcome is ``ok`` or
+  ``failed`` (given up; the raw text is kept). A ``split`` adds chunks through ``set_totals``;
+- an LLM request is an *error* when its outcome is not ``ok`` or ``split``; 429 responses are
+  counted from ``llm_request`` statuses.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import psutil
+import structlog
+import trio
+
+from crawl4ai_llm_docs.observe.events import Stage
+
+_MB = 1024 * 1024
+_DONE_OUTCOMES = frozenset({"ok", "failed"})
+_OK_OUTCOMES = frozenset({"ok", "split"})
+
+
+class LimiterState(msgspec.Struct, frozen=True, kw_only=True):
+    """What the LLM limiter reports: returned by the probe given to ``set_limiter_probe``."""
+
+    in_flight: int
+    limit: int  # configured maximum concurrency
+    effective_limit: int  # the adaptive limit in force now
+    requests_remaining: int | None = None  # provider headroom, from rate-limit headers
+    requests_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_limit: int | None = None
+
+
+class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    elapsed_s: float
+    stage: Stage
+    pages_total: int
+    pages_crawled: int
+    pages_failed: int
+    chunks_total: int
+    chunks_done: int
+    chunks_cached: int
+    documents_written: int
+    requests: int
+    request_errors: int
+    rate_limited: int  # HTTP 429 responses
+    rate_limit_waits: int
+    rate_limit_wait_s: float
+    retries: int
+    fallbacks: int
+    prompt_tokens: int
+    completion_tokens: int
+    requests_per_s: float  # over the recent window
+    requests_per_s_overall: float
+    tokens_per_s: float  # over the recent window
+    tokens_per_s_overall: float
+    error_rate: float  # recent window; overall while the window is empty
+    error_rate_overall: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_sum_s: float
+    speedup: float | None  # sum of request latencies / wall time
+    eta_s: float | None
+    in_flight: int
+    limit: int
+    effective_limit: int
+    requests_remaining: int | None
+    requests_limit: int | None
+    tokens_remaining: int | None
+    tokens_limit: int | None
+    breaker_state: str
+    rss_mb: float
+    peak_rss_mb: float
+
+    @property
+    def pages_attempted(self) -> int:
+        return self.pages_crawled + self.pages_failed
+
+    @property
+    def documents_expected(self) -> int:
+        return max(self.pages_total - self.pages_failed, 0)
+
+
+class _Request(msgspec.Struct, frozen=True, array_like=True):
+    at: float
+    tokens: int
+    error: bool
+
+
+def process_tree_rss_mb(process: psutil.Process | None = None) -> float:
+    """RSS of this process plus its children (the browser runs in child processes)."""
+    process = process or psutil.Process()
+    total = 0
+    for proc in (process, *process.children(recursive=True)):
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # a child exited between listing and reading
+    return total / _MB
+
+
+def _own_peak_rss_mb() -> float:
+    # ru_maxrss is exact for this process even between samples (KiB on Linux, bytes on macOS).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / _MB if sys.platform == "darwin" else peak / 1024
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an ascending list; None when empty."""
+    if not sorted_values:
+        return None
+    rank = max(math.ceil(p / 100 * len(sorted_values)), 1)
+    return sorted_values[rank - 1]
+
+
+class RunMetrics:
+    """Thread-safe: events may come from worker threads, the live view renders from Rich's."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        window_s: float = 10.0,
+        max_samples: int = 10_000,
+        memory_probe: Callable[[], float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self._clock = clock
+        self._window_s = window_s
+        self._max_samples = max_samples
+        self._memory_probe = memory_probe
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._start: float | None = None
+        self._last_now = 0.0
+        self._limiter_probe: Callable[[], LimiterState] | None = None
+        self._breaker_probe: Callable[[], str] | None = None
+        self._breaker_state = "closed"
+        self._finished = False
+        self._pages_total: int | None = None
+        self._chunks_total = 0
+        self._counts: dict[str, int] = dict.fromkeys(
+            (
+                "pages_crawled",
+                "pages_failed",
+                "chunks_done",
+                "chunks_cached",
+                "documents_written",
+                "requests",
+                "request_errors",
+                "rate_limited",
+                "rate_limit_waits",
+                "retries",
+                "fallbacks",
+                "prompt_tokens",
+                "completion_tokens",
+            ),
+            0,
+        )
+        self._rate_limit_wait_s = 0.0
+        self._latency_sum_ms = 0.0
+        self._latencies: list[float] = []  # reservoir: all samples up to max_samples
+        self._latency_count = 0
+        self._recent: deque[_Request] = deque()
+        self._recent_done: deque[float] = deque()
+        self._rss_mb = 0.0
+        self._peak_rss_mb = 0.0
+
+    # ------------------------------------------------------------ time
+
+    def _now(self) -> float:
+        if self._clock is None:
+            # Bound on first use so all readings come from one clock: trio's (virtual under
+            # autojump_clock in tests) when first used inside trio, else the monotonic clock.
+            try:
+                trio.current_time()
+                self._clock = trio.current_time
+            except RuntimeError:
+                self._clock = time.monotonic
+        try:
+            now = self._clock()
+        except RuntimeError:
+            now = self._last_now  # trio's clock read from a non-trio thread
+        self._last_now = max(now, self._last_now)
+        if self._start is None:
+            self._start = self._last_now
+        return self._last_now
+
+    def start(self) -> None:
+        """Mark the start of the run (otherwise the first event or snapshot does)."""
+        with self._lock:
+            self._start = None
+            self._now()
+
+    # ------------------------------------------------------------ feeds
+
+    def set_limiter_probe(self, probe: Callable[[], LimiterState]) -> None:
+        self._limiter_probe = probe
+
+    def set_breaker_probe(self, probe: Callable[[], str]) -> None:
+        self._breaker_probe = probe
+
+    def set_totals(self, *, pages: int | None = None, chunks: int | None = None) -> None:
+        with self._lock:
+            if pages is not None:
+                self._pages_total = pages
+            if chunks is not None:
+                self._chunks_total = chunks
+
+    def document_written(self, count: int = 1) -> None:
+        with self._lock:
+            self._counts["documents_written"] += count
+
+    def finish(self) -> None:
+        """The run is over: the stage reads ``done`` from now on."""
+        with self._lock:
+            self._finished = True
+
+    def observe(self, event: Mapping[str, Any]) -> None:
+        """Count one log event (called by the logging processor for every event)."""
+        name = event.get("event")
+        with self._lock:
+            now = self._now()
+            counts = self._counts
+            if name == "llm_request":
+                self._observe_request(event, now)
+            elif name == "page_crawled":
+                counts["pages_crawled"] += 1
+            elif name == "page_failed":
+                counts["pages_failed"] += 1
+            elif name == "chunk_cached":
+                counts["chunks_cached"] += 1
+                self._chunk_done(now)
+            elif name == "retry":
+                counts["retries"] += 1
+            elif name == "rate_limit":
+                counts["rate_limit_waits"] += 1
+                self._rate_limit_wait_s += _number(event.get("wait_s"))
+            elif name == "circuit_breaker":
+                self._breaker_state = str(event.get("new_state", self._breaker_state))
+            elif name == "faithfulness_fallback":
+                counts["fallbacks"] += 1
+            elif name == "run_started" and self._pages_total is None:
+                self._pages_total = int(_number(event.get("urls")))
+
+    def _observe_request(self, event: Mapping[str, Any], now: float) -> None:
+        counts = self._counts
+        outcome = event.get("outcome")
+        tokens = int(_number(event.get("prompt_tokens"))) + int(
+            _number(event.get("completion_tokens"))
+        )
+        error = outcome not in _OK_OUTCOMES
+        counts["requests"] += 1
+        counts["request_errors"] += error
+        counts["rate_limited"] += event.get("status") == 429
+        counts["prompt_tokens"] += int(_number(event.get("prompt_tokens")))
+        counts["completion_tokens"] += int(_number(event.get("completion_tokens")))
+        self._recent.append(_Request(now, tokens, error))
+        latency = _number(event.get("latency_ms"))
+        self._latency_sum_ms += latency
+        self._add_latency(latency)
+        if outcome in _DONE_OUTCOMES:
+            self._chunk_done(now)
+
+    def _chunk_done(self, now: float) -> None:
+        self._counts["chunks_done"] += 1
+        self._recent_done.append(now)
+
+    def _add_latency(self, latency: float) -> None:
+        # Reservoir sampling (Algorithm R): exact below the cap, a uniform sample above it.
+        self._latency_count += 1
+        if len(self._latencies) < self._max_samples:
+            self._latencies.append(latency)
+            return
+        slot = self._random.randrange(self._latency_count)
+        if slot < self._max_samples:
+            self._latencies[slot] = latency
+
+    # ------------------------------------------------------------ memory
+
+    async def refresh_memory(self) -> None:
+        """Sample RSS; psutil scans /proc for children, so off the trio thread by default."""
+        if self._memory_probe is not None:
+            rss = self._memory_probe()
+        else:
+            rss = await trio.to_thread.run_sync(process_tree_rss_mb)
+            rss = max(rss, 0.0)
+        self.record_rss(rss)
+
+    def sample_memory(self) -> None:
+        """Synchronous ``refresh_memory`` for code outside trio (e.g. the final summary)."""
+        probe = self._memory_probe or process_tree_rss_mb
+        self.record_rss(probe())
+
+    def record_rss(self, rss_mb: float) -> None:
+        with self._lock:
+            self._rss_mb = rss_mb
+            peak = rss_mb if self._memory_probe is not None else max(rss_mb, _own_peak_rss_mb())
+            self._peak_rss_mb = max(self._peak_rss_mb, peak)
+
+    # ------------------------------------------------------------ snapshot
+
+    def snapshot(self) -> MetricsSnapshot:
+        limiter = self._limiter_probe() if self._limiter_probe else None
+        breaker = self._breaker_probe() if self._breaker_probe else None
+        with self._lock:
+            now = self._now()
+            return self._snapshot(now, limiter, breaker)
+
+    def _snapshot(
+        self, now: float, limiter: LimiterState | None, breaker: str | None
+    ) -> MetricsSnapshot:
+        c = self._counts
+        start = self._start if self._start is not None else now
+        elapsed = now - start
+        horizon = now - self._window_s
+        while self._recent and self._recent[0].at <= horizon:
+            self._recent.popleft()
+        while self._recent_done and self._recent_done[0] <= horizon:
+            self._recent_done.popleft()
+        span = min(self._window_s, elapsed)
+        recent = len(self._recent)
+        recent_errors = sum(r.error for r in self._recent)
+        tokens = c["prompt_tokens"] + c["completion_tokens"]
+        latencies = sorted(self._latencies)
+        limiter = limiter or LimiterState(in_flight=0, limit=0, effective_limit=0)
+        return MetricsSnapshot(
+            elapsed_s=elapsed,
+            stage=self._stage(),
+            pages_total=self._pages_total or 0,
+            pages_crawled=c["pages_crawled"],
+            pages_failed=c["pages_failed"],
+            chunks_total=max(self._chunks_total, c["chunks_done"]),
+            chunks_done=c["chunks_done"],
+            chunks_cached=c["chunks_cached"],
+            documents_written=c["documents_written"],
+            requests=c["requests"],
+            request_errors=c["request_errors"],
+            rate_limited=c["rate_limited"],
+            rate_limit_waits=c["rate_limit_waits"],
+            rate_limit_wait_s=self._rate_limit_wait_s,
+            retries=c["retries"],
+            fallbacks=c["fallbacks"],
+            prompt_tokens=c["prompt_tokens"],
+            completion_tokens=c["completion_tokens"],
+            requests_per_s=recent / span if span > 0 else 0.0,
+            requests_per_s_overall=c["requests"] / elapsed if elapsed > 0 else 0.0,
+            tokens_per_s=sum(r.tokens for r in self._recent) / span if span > 0 else 0.0,
+            tokens_per_s_overall=tokens / elapsed if elapsed > 0 else 0.0,
+            error_rate=recent_errors / recent if recent else _ratio(c, "request_errors"),
+            error_rate_overall=_ratio(c, "request_errors"),
+            latency_p50_ms=percentile(latencies, 50),
+            latency_p95_ms=percentile(latencies, 95),
+            latency_p99_ms=percentile(latencies, 99),
+            latency_sum_s=self._latency_sum_ms / 1000,
+            speedup=self._latency_sum_ms / 1000 / elapsed
+            if elapsed > 0 and c["requests"]
+            else None,
+            eta_s=self._eta(span),
+            in_flight=limiter.in_flight,
+            limit=limiter.limit,
+            effective_limit=limiter.effective_limit,
+            requests_remaining=limiter.requests_remaining,
+            requests_limit=limiter.requests_limit,
+            tokens_remaining=limiter.tokens_remaining,
+            tokens_limit=limiter.tokens_limit,
+            breaker_state=breaker or self._breaker_state,
+            rss_mb=self._rss_mb,
+            peak_rss_mb=max(self._peak_rss_mb, self._rss_mb),
+        )
+
+    def _stage(self) -> Stage:
+        c = self._counts
+        if self._finished:
+            return "done"
+        total = self._pages_total
+        if total is None or c["pages_crawled"] + c["pages_failed"] < total:
+            return "crawl"
+        if c["chunks_done"] < self._chunks_total:
+            return "llm"
+        if c["documents_written"] < total - c["pages_failed"]:
+            return "write"
+        return "done"
+
+    def _eta(self, span: float) -> float | None:
+        """Remaining chunks / recent chunk throughput; None until both are known."""
+        c = self._counts
+        total, crawled = self._pages_total, c["pages_crawled"]
+        if not total or not crawled or not self._chunks_total or span <= 0:
+            return None
+        expected = float(self._chunks_total)
+        not_crawled = total - crawled - c["pages_failed"]
+        if not_crawled > 0:
+            # Pages still to crawl will bring about as many chunks as the crawled ones did.
+            expected += self._chunks_total / crawled * not_crawled
+        remaining = expected - c["chunks_done"]
+        if remaining <= 0:
+            return 0.0
+        if not self._recent_done:
+            return None
+        return remaining / (len(self._recent_done) / span)
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _ratio(counts: Mapping[str, int], key: str) -> float:
+    return counts[key] / counts["requests"] if counts["requests"] else 0.0
+
+
+def metrics_fields(snapshot: MetricsSnapshot) -> dict[str, Any]:
+    """Exactly the ``Metrics`` event fields, minus those the logging processors add."""
+    return {
+        "stage": snapshot.stage,
+        "crawled": snapshot.pages_attempted,
+        "done": snapshot.chunks_done,
+        "total": snapshot.chunks_total,
+        "in_flight": snapshot.in_flight,
+        "limit": snapshot.limit,
+        "effective_limit": snapshot.effective_limit,
+        "requests_per_s": round(snapshot.requests_per_s, 3),
+        "tokens_per_s": round(snapshot.tokens_per_s, 1),
+        "error_rate": round(snapshot.error_rate, 4),
+        "rate_limited": snapshot.rate_limited,
+        "rss_mb": round(snapshot.rss_mb, 1),
+        "eta_s": None if snapshot.eta_s is None else round(snapshot.eta_s, 1),
+    }
+
+
+def log_metrics(metrics: RunMetrics) -> MetricsSnapshot:
+    """Emit one ``metrics`` event now (e.g. a final one after the stages finished)."""
+    snapshot = metrics.snapshot()
+    structlog.get_logger().info("metrics", **metrics_fields(snapshot))
+    return snapshot
+
+
+async def report_metrics(
+    metrics: RunMetrics,
+    *,
+    interval: float,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Emit a ``metrics`` event every ``interval`` seconds until cancelled."""
+    deadline = trio.current_time() + interval
+    task_status.started()
+    while True:
+        # sleep_until on a fixed grid: no drift from the time spent emitting.
+        await trio.sleep_until(deadline)
+        deadline += interval
+        await metrics.refresh_memory()
+        log_metrics(metrics)
