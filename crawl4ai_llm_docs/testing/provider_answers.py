@@ -1,0 +1,107 @@
+"""What the fake model answers: deterministic text derived from the request, and token counts.
+
+Tokens are estimated as `ceil(characters / 4)` (OpenAI's rule of thumb for English), never
+with a real tokenizer, so tests can compute the same numbers by hand:
+- prompt tokens: the estimate over all message contents concatenated;
+- completion tokens: the estimate over the answer.
+
+The answer to a last user message holding `<document>TEXT</document>` is
+`<!-- description: Fake summary of "TITLE". -->`, a blank line, then TEXT stripped, where TITLE
+is the first Markdown heading of TEXT or else its first 60 characters (whitespace collapsed).
+Any other message is echoed back unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+
+import msgspec
+
+_OPEN, _CLOSE = "<document>", "</document>"
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+
+
+class ContentPart(msgspec.Struct):
+    type: str
+    text: str | None = None
+
+
+class Message(msgspec.Struct):
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatRequest(msgspec.Struct):
+    """The part of an OpenAI chat-completions request the fake provider reads."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stream: bool | None = None
+
+    def output_cap(self) -> int | None:
+        # max_completion_tokens is the newer name; either limits the answer.
+        return self.max_completion_tokens if self.max_tokens is None else self.max_tokens
+
+
+class Answer(msgspec.Struct, frozen=True):
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    document: str | None  # the `<document>` text answered, if any
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def document_digest(text: str) -> str:
+    """The id the stats use for an answered document: sha256 hex of the stripped text, 16 chars."""
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:16]
+
+
+def extract_document(text: str) -> str | None:
+    start = text.find(_OPEN)
+    end = text.rfind(_CLOSE)
+    if start < 0 or end < start + len(_OPEN):
+        return None
+    return text[start + len(_OPEN) : end].strip()
+
+
+def describe(document: str) -> str:
+    heading = _HEADING.search(document)
+    title = heading.group(1).strip() if heading else " ".join(document.split())[:60]
+    return f'<!-- description: Fake summary of "{title}". -->'
+
+
+def prompt_tokens(request: ChatRequest) -> int:
+    return estimate_tokens("".join(message.text() for message in request.messages))
+
+
+def answer(request: ChatRequest, max_output_tokens: int | None) -> Answer:
+    """The deterministic answer, cut to the smaller of the request's and the server's cap."""
+    user = [m for m in request.messages if m.role == "user"] or request.messages
+    last = user[-1].text() if user else ""
+    document = extract_document(last)
+    content = last if document is None else f"{describe(document)}\n\n{document}"
+    caps = [cap for cap in (request.output_cap(), max_output_tokens) if cap is not None]
+    finish_reason = "stop"
+    if caps and estimate_tokens(content) > min(caps):
+        content = content[: min(caps) * 4]
+        finish_reason = "length"
+    return Answer(
+        content=content,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens(request),
+        completion_tokens=estimate_tokens(content),
+        document=document,
+    )

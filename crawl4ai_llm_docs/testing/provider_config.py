@@ -1,0 +1,65 @@
+"""The fake provider's behaviour knobs, as one msgspec Struct shared by the API, CLI and /_control.
+
+Every field is optional; the defaults give a well-behaved provider (no faults, no limits,
+any model accepted). Build instances with `make_config` (or `msgspec.convert`) so the
+constraints are checked; `ProviderConfig(...)` alone does not validate them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+HeaderDialect = Literal["openai", "anthropic", "ietf", "none"]
+
+Rate = Annotated[float, Meta(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Meta(ge=0.0)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
+ErrorCode = Annotated[int, Meta(ge=400, le=599)]
+
+
+class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Live configuration; `/_control` and `FakeProvider.update` replace it as a whole."""
+
+    seed: int = 0
+    # Latency of a successful answer: mean +/- uniform jitter, plus a per-output-size part.
+    latency: Seconds = 0.0
+    latency_jitter: Seconds = 0.0
+    latency_per_1k_tokens: Seconds = 0.0
+    # Token buckets; None disables that limit. Burst defaults to the per-minute limit.
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    burst_requests: PositiveInt | None = None
+    burst_tokens: PositiveInt | None = None
+    header_dialect: HeaderDialect = "openai"
+    # Injected faults, each a fraction of admitted requests (checked in this order).
+    error_rate: Rate = 0.0
+    error_codes: tuple[ErrorCode, ...] = (500, 502, 503, 529)
+    hang_rate: Rate = 0.0
+    drop_rate: Rate = 0.0
+    malformed_rate: Rate = 0.0
+    empty_choices_rate: Rate = 0.0
+    # After this many successes every request is refused as out of quota (a fatal error).
+    quota_after: NonNegativeInt | None = None
+    context_limit: PositiveInt | None = None
+    max_output_tokens: PositiveInt | None = None
+    require_api_key: str | None = None
+    # Empty means any model name is accepted.
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.error_codes:
+            raise ValueError("error_codes must name at least one status code")
+
+
+def make_config(fields: dict[str, Any] | None = None, *, strict: bool = True) -> ProviderConfig:
+    """Validate plain data into a config; `strict=False` also accepts numbers given as strings."""
+    return msgspec.convert(fields or {}, ProviderConfig, strict=strict)
+
+
+def merge_config(config: ProviderConfig, changes: dict[str, Any]) -> ProviderConfig:
+    """Return `config` with `changes` applied, validated like a fresh config."""
+    return make_config({**msgspec.structs.asdict(config), **changes})
