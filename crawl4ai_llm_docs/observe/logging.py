@@ -201,6 +201,16 @@ def _describe_known(event: EventDict) -> str:
         return f"retry {e('url')} in {e('delay_s', 0):.1f}s (attempt {e('attempt')}): {e('reason')}"
     if name == "run_started":
         return f"run {e('run_id')}: {e('urls')} URLs"
+    if name == "run_finished":
+        return (
+            f"run finished: exit {e('exit_code')} in {e('wall_s', 0):.1f}s, "
+            f"{e('documents')} documents, {e('failed_pages')} failed pages"
+        )
+    if name == "metrics":
+        return (
+            f"metrics: {e('stage')} {e('done')}/{e('total')} chunks, in-flight "
+            f"{e('in_flight')}/{e('effective_limit')}, {e('requests_per_s', 0):.1f} req/s"
+        )
     if name in ("warning", "error"):
         return str(e("message"))
     return _describe_fields(event)

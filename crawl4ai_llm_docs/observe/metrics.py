@@ -51,25 +51,39 @@ class LimiterState(msgspec.Struct, frozen=True, kw_only=True):
     tokens_limit: int | None = None
 
 
-class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class Counts(msgspec.Struct, kw_only=True):
+    """The running totals (``RunMetrics`` keeps a mutable one; a snapshot holds a copy)."""
+
+    pages_total: int = 0
+    pages_crawled: int = 0
+    pages_failed: int = 0
+    chunks_total: int = 0
+    chunks_done: int = 0
+    chunks_cached: int = 0
+    documents_written: int = 0
+    requests: int = 0
+    request_errors: int = 0
+    rate_limited: int = 0  # HTTP 429 responses
+    rate_limit_waits: int = 0
+    rate_limit_wait_s: float = 0.0
+    retries: int = 0
+    fallbacks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_sum_s: float = 0.0  # what the same requests would take one after another
+
+
+# msgspec allows a frozen subclass of a mutable struct; mypy's dataclass model does not.
+class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
+    in_flight: int  # LimiterState's fields, zero (None) without a limiter probe
+    limit: int
+    effective_limit: int
+    requests_remaining: int | None
+    requests_limit: int | None
+    tokens_remaining: int | None
+    tokens_limit: int | None
     elapsed_s: float
     stage: Stage
-    pages_total: int
-    pages_crawled: int
-    pages_failed: int
-    chunks_total: int
-    chunks_done: int
-    chunks_cached: int
-    documents_written: int
-    requests: int
-    request_errors: int
-    rate_limited: int  # HTTP 429 responses
-    rate_limit_waits: int
-    rate_limit_wait_s: float
-    retries: int
-    fallbacks: int
-    prompt_tokens: int
-    completion_tokens: int
     requests_per_s: float  # over the recent window
     requests_per_s_overall: float
     tokens_per_s: float  # over the recent window
@@ -79,16 +93,8 @@ class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     latency_p99_ms: float | None
-    latency_sum_s: float
-    speedup: float | None  # sum of request latencies / wall time
+    speedup: float | None  # latency_sum_s / wall time
     eta_s: float | None
-    in_flight: int
-    limit: int
-    effective_limit: int
-    requests_remaining: int | None
-    requests_limit: int | None
-    tokens_remaining: int | None
-    tokens_limit: int | None
     breaker_state: str
     rss_mb: float
     peak_rss_mb: float
@@ -158,32 +164,12 @@ class RunMetrics:
         self._breaker_probe: Callable[[], str] | None = None
         self._breaker_state = "closed"
         self._finished = False
-        self._pages_total: int | None = None
-        self._chunks_total = 0
-        self._counts: dict[str, int] = dict.fromkeys(
-            (
-                "pages_crawled",
-                "pages_failed",
-                "chunks_done",
-                "chunks_cached",
-                "documents_written",
-                "requests",
-                "request_errors",
-                "rate_limited",
-                "rate_limit_waits",
-                "retries",
-                "fallbacks",
-                "prompt_tokens",
-                "completion_tokens",
-            ),
-            0,
-        )
-        self._rate_limit_wait_s = 0.0
-        self._latency_sum_ms = 0.0
-        self._latencies: list[float] = []  # reservoir: all samples up to max_samples
+        self._pages_total_set = False
+        self._c = Counts()
+        self._latencies: list[float] = []  # reservoir: every sample up to max_samples
         self._latency_count = 0
-        self._recent: deque[_Request] = deque()
-        self._recent_done: deque[float] = deque()
+        self._recent: deque[_Request] = deque()  # requests inside the window
+        self._recent_done: deque[float] = deque()  # chunk completions inside the window
         self._rss_mb = 0.0
         self._peak_rss_mb = 0.0
 
@@ -223,14 +209,16 @@ class RunMetrics:
 
     def set_totals(self, *, pages: int | None = None, chunks: int | None = None) -> None:
         with self._lock:
+            self._now()  # the first call anchors the start of the run
             if pages is not None:
-                self._pages_total = pages
+                self._c.pages_total = pages
+                self._pages_total_set = True
             if chunks is not None:
-                self._chunks_total = chunks
+                self._c.chunks_total = chunks
 
     def document_written(self, count: int = 1) -> None:
         with self._lock:
-            self._counts["documents_written"] += count
+            self._c.documents_written += count
 
     def finish(self) -> None:
         """The run is over: the stage reads ``done`` from now on."""
@@ -242,49 +230,48 @@ class RunMetrics:
         name = event.get("event")
         with self._lock:
             now = self._now()
-            counts = self._counts
+            c = self._c
             if name == "llm_request":
                 self._observe_request(event, now)
             elif name == "page_crawled":
-                counts["pages_crawled"] += 1
+                c.pages_crawled += 1
             elif name == "page_failed":
-                counts["pages_failed"] += 1
+                c.pages_failed += 1
             elif name == "chunk_cached":
-                counts["chunks_cached"] += 1
+                c.chunks_cached += 1
                 self._chunk_done(now)
             elif name == "retry":
-                counts["retries"] += 1
+                c.retries += 1
             elif name == "rate_limit":
-                counts["rate_limit_waits"] += 1
-                self._rate_limit_wait_s += _number(event.get("wait_s"))
+                c.rate_limit_waits += 1
+                c.rate_limit_wait_s += _number(event.get("wait_s"))
             elif name == "circuit_breaker":
                 self._breaker_state = str(event.get("new_state", self._breaker_state))
             elif name == "faithfulness_fallback":
-                counts["fallbacks"] += 1
-            elif name == "run_started" and self._pages_total is None:
-                self._pages_total = int(_number(event.get("urls")))
+                c.fallbacks += 1
+            elif name == "run_started" and not self._pages_total_set:
+                c.pages_total = int(_number(event.get("urls")))
 
     def _observe_request(self, event: Mapping[str, Any], now: float) -> None:
-        counts = self._counts
+        c = self._c
         outcome = event.get("outcome")
-        tokens = int(_number(event.get("prompt_tokens"))) + int(
-            _number(event.get("completion_tokens"))
-        )
+        prompt = int(_number(event.get("prompt_tokens")))
+        completion = int(_number(event.get("completion_tokens")))
         error = outcome not in _OK_OUTCOMES
-        counts["requests"] += 1
-        counts["request_errors"] += error
-        counts["rate_limited"] += event.get("status") == 429
-        counts["prompt_tokens"] += int(_number(event.get("prompt_tokens")))
-        counts["completion_tokens"] += int(_number(event.get("completion_tokens")))
-        self._recent.append(_Request(now, tokens, error))
         latency = _number(event.get("latency_ms"))
-        self._latency_sum_ms += latency
+        c.requests += 1
+        c.request_errors += error
+        c.rate_limited += event.get("status") == 429
+        c.prompt_tokens += prompt
+        c.completion_tokens += completion
+        c.latency_sum_s += latency / 1000
+        self._recent.append(_Request(now, prompt + completion, error))
         self._add_latency(latency)
         if outcome in _DONE_OUTCOMES:
             self._chunk_done(now)
 
     def _chunk_done(self, now: float) -> None:
-        self._counts["chunks_done"] += 1
+        self._c.chunks_done += 1
         self._recent_done.append(now)
 
     def _add_latency(self, latency: float) -> None:
@@ -302,16 +289,13 @@ class RunMetrics:
     async def refresh_memory(self) -> None:
         """Sample RSS; psutil scans /proc for children, so off the trio thread by default."""
         if self._memory_probe is not None:
-            rss = self._memory_probe()
+            self.record_rss(self._memory_probe())
         else:
-            rss = await trio.to_thread.run_sync(process_tree_rss_mb)
-            rss = max(rss, 0.0)
-        self.record_rss(rss)
+            self.record_rss(await trio.to_thread.run_sync(process_tree_rss_mb))
 
     def sample_memory(self) -> None:
         """Synchronous ``refresh_memory`` for code outside trio (e.g. the final summary)."""
-        probe = self._memory_probe or process_tree_rss_mb
-        self.record_rss(probe())
+        self.record_rss((self._memory_probe or process_tree_rss_mb)())
 
     def record_rss(self, rss_mb: float) -> None:
         with self._lock:
@@ -321,100 +305,84 @@ class RunMetrics:
 
     # ------------------------------------------------------------ snapshot
 
+    def _counts(self) -> dict[str, Any]:
+        counts = msgspec.structs.asdict(self._c)
+        counts["chunks_total"] = max(self._c.chunks_total, self._c.chunks_done)
+        return counts
+
+    def with_progress(self, snapshot: MetricsSnapshot) -> MetricsSnapshot:
+        """``snapshot`` with the current counts: cheap, reads no clock or probe.
+
+        The live view redraws its bars with this several times a second (from Rich's refresh
+        thread) while the rates keep the values of the last full snapshot.
+        """
+        with self._lock:
+            return msgspec.structs.replace(snapshot, **self._counts())
+
     def snapshot(self) -> MetricsSnapshot:
         limiter = self._limiter_probe() if self._limiter_probe else None
         breaker = self._breaker_probe() if self._breaker_probe else None
+        limiter = limiter or LimiterState(in_flight=0, limit=0, effective_limit=0)
         with self._lock:
             now = self._now()
-            return self._snapshot(now, limiter, breaker)
-
-    def _snapshot(
-        self, now: float, limiter: LimiterState | None, breaker: str | None
-    ) -> MetricsSnapshot:
-        c = self._counts
-        start = self._start if self._start is not None else now
-        elapsed = now - start
-        horizon = now - self._window_s
-        while self._recent and self._recent[0].at <= horizon:
-            self._recent.popleft()
-        while self._recent_done and self._recent_done[0] <= horizon:
-            self._recent_done.popleft()
-        span = min(self._window_s, elapsed)
-        recent = len(self._recent)
-        recent_errors = sum(r.error for r in self._recent)
-        tokens = c["prompt_tokens"] + c["completion_tokens"]
-        latencies = sorted(self._latencies)
-        limiter = limiter or LimiterState(in_flight=0, limit=0, effective_limit=0)
-        return MetricsSnapshot(
-            elapsed_s=elapsed,
-            stage=self._stage(),
-            pages_total=self._pages_total or 0,
-            pages_crawled=c["pages_crawled"],
-            pages_failed=c["pages_failed"],
-            chunks_total=max(self._chunks_total, c["chunks_done"]),
-            chunks_done=c["chunks_done"],
-            chunks_cached=c["chunks_cached"],
-            documents_written=c["documents_written"],
-            requests=c["requests"],
-            request_errors=c["request_errors"],
-            rate_limited=c["rate_limited"],
-            rate_limit_waits=c["rate_limit_waits"],
-            rate_limit_wait_s=self._rate_limit_wait_s,
-            retries=c["retries"],
-            fallbacks=c["fallbacks"],
-            prompt_tokens=c["prompt_tokens"],
-            completion_tokens=c["completion_tokens"],
-            requests_per_s=recent / span if span > 0 else 0.0,
-            requests_per_s_overall=c["requests"] / elapsed if elapsed > 0 else 0.0,
-            tokens_per_s=sum(r.tokens for r in self._recent) / span if span > 0 else 0.0,
-            tokens_per_s_overall=tokens / elapsed if elapsed > 0 else 0.0,
-            error_rate=recent_errors / recent if recent else _ratio(c, "request_errors"),
-            error_rate_overall=_ratio(c, "request_errors"),
-            latency_p50_ms=percentile(latencies, 50),
-            latency_p95_ms=percentile(latencies, 95),
-            latency_p99_ms=percentile(latencies, 99),
-            latency_sum_s=self._latency_sum_ms / 1000,
-            speedup=self._latency_sum_ms / 1000 / elapsed
-            if elapsed > 0 and c["requests"]
-            else None,
-            eta_s=self._eta(span),
-            in_flight=limiter.in_flight,
-            limit=limiter.limit,
-            effective_limit=limiter.effective_limit,
-            requests_remaining=limiter.requests_remaining,
-            requests_limit=limiter.requests_limit,
-            tokens_remaining=limiter.tokens_remaining,
-            tokens_limit=limiter.tokens_limit,
-            breaker_state=breaker or self._breaker_state,
-            rss_mb=self._rss_mb,
-            peak_rss_mb=max(self._peak_rss_mb, self._rss_mb),
-        )
+            c = self._c
+            elapsed = now - (self._start if self._start is not None else now)
+            horizon = now - self._window_s
+            while self._recent and self._recent[0].at <= horizon:
+                self._recent.popleft()
+            while self._recent_done and self._recent_done[0] <= horizon:
+                self._recent_done.popleft()
+            span = min(self._window_s, elapsed)
+            recent = len(self._recent)
+            recent_errors = sum(r.error for r in self._recent)
+            overall_errors = c.request_errors / c.requests if c.requests else 0.0
+            latencies = sorted(self._latencies)
+            return MetricsSnapshot(
+                **self._counts(),
+                **msgspec.structs.asdict(limiter),
+                elapsed_s=elapsed,
+                stage=self._stage(),
+                requests_per_s=_per(recent, span),
+                requests_per_s_overall=_per(c.requests, elapsed),
+                tokens_per_s=_per(sum(r.tokens for r in self._recent), span),
+                tokens_per_s_overall=_per(c.prompt_tokens + c.completion_tokens, elapsed),
+                error_rate=recent_errors / recent if recent else overall_errors,
+                error_rate_overall=overall_errors,
+                latency_p50_ms=percentile(latencies, 50),
+                latency_p95_ms=percentile(latencies, 95),
+                latency_p99_ms=percentile(latencies, 99),
+                speedup=c.latency_sum_s / elapsed if elapsed > 0 and c.requests else None,
+                eta_s=self._eta(span),
+                breaker_state=breaker or self._breaker_state,
+                rss_mb=self._rss_mb,
+                peak_rss_mb=max(self._peak_rss_mb, self._rss_mb),
+            )
 
     def _stage(self) -> Stage:
-        c = self._counts
+        c = self._c
         if self._finished:
             return "done"
-        total = self._pages_total
-        if total is None or c["pages_crawled"] + c["pages_failed"] < total:
+        if not self._pages_total_set and not c.pages_total:
             return "crawl"
-        if c["chunks_done"] < self._chunks_total:
+        if c.pages_crawled + c.pages_failed < c.pages_total:
+            return "crawl"
+        if c.chunks_done < c.chunks_total:
             return "llm"
-        if c["documents_written"] < total - c["pages_failed"]:
+        if c.documents_written < c.pages_total - c.pages_failed:
             return "write"
         return "done"
 
     def _eta(self, span: float) -> float | None:
         """Remaining chunks / recent chunk throughput; None until both are known."""
-        c = self._counts
-        total, crawled = self._pages_total, c["pages_crawled"]
-        if not total or not crawled or not self._chunks_total or span <= 0:
+        c = self._c
+        if not c.pages_total or not c.pages_crawled or not c.chunks_total or span <= 0:
             return None
-        expected = float(self._chunks_total)
-        not_crawled = total - crawled - c["pages_failed"]
+        expected = float(c.chunks_total)
+        not_crawled = c.pages_total - c.pages_crawled - c.pages_failed
         if not_crawled > 0:
             # Pages still to crawl will bring about as many chunks as the crawled ones did.
-            expected += self._chunks_total / crawled * not_crawled
-        remaining = expected - c["chunks_done"]
+            expected += c.chunks_total / c.pages_crawled * not_crawled
+        remaining = expected - c.chunks_done
         if remaining <= 0:
             return 0.0
         if not self._recent_done:
@@ -426,8 +394,8 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def _ratio(counts: Mapping[str, int], key: str) -> float:
-    return counts[key] / counts["requests"] if counts["requests"] else 0.0
+def _per(amount: float, seconds: float) -> float:
+    return amount / seconds if seconds > 0 else 0.0
 
 
 def metrics_fields(snapshot: MetricsSnapshot) -> dict[str, Any]:
