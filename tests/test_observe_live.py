@@ -159,14 +159,15 @@ async def test_plain_lines_every_interval_off_a_terminal(
 
 DRIVER = """
 import functools, sys
-import trio
+import structlog, trio
 from rich.console import Console
 from crawl4ai_llm_docs.observe.live import run_live_view
+from crawl4ai_llm_docs.observe.logging import configure_logging
 from crawl4ai_llm_docs.observe.metrics import LimiterState, RunMetrics
 
-REQUEST = {"event": "llm_request", "url": "u", "chunk": 0, "attempt": 1, "status": 200,
-           "outcome": "ok", "latency_ms": 800.0, "queued_ms": 0.0,
-           "prompt_tokens": 900, "completion_tokens": 300}
+REQUEST = {"url": "u", "chunk": 0, "attempt": 1, "status": 200, "outcome": "ok",
+           "latency_ms": 800.0, "queued_ms": 0.0, "prompt_tokens": 900, "completion_tokens": 300}
+PAGE = {"url": "u", "mode": "http", "status": 200, "elapsed_ms": 5.0, "bytes": 10, "title": "t"}
 LIMITER = LimiterState(in_flight=8, limit=8, effective_limit=6, requests_remaining=450,
                        requests_limit=500, tokens_remaining=90000, tokens_limit=150000)
 
@@ -176,14 +177,19 @@ async def main():
     metrics.set_limiter_probe(lambda: LIMITER)
     console = Console(stderr=True)
     assert console.is_terminal
-    async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(run_live_view, metrics, console=console,
-                                              interval=0.5))
-        for _ in range(20):
-            metrics.observe({"event": "page_crawled"})
-            metrics.observe(REQUEST)
-            await trio.sleep(0.1)
-        nursery.cancel_scope.cancel()
+    log = structlog.get_logger()
+    with configure_logging(run_id="pty", json_file=None, level="info",
+                           secrets=["sk-test-SECRET123"], metrics=metrics, console=console):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(run_live_view, metrics, console=console,
+                                                  interval=0.5))
+            for i in range(20):
+                log.info("page_crawled", **PAGE)
+                log.info("llm_request", **REQUEST)
+                if i == 10:
+                    log.warning("warning", message="slow provider, key sk-test-SECRET123")
+                await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
     print("END-OF-RUN", file=sys.stderr)
 
 trio.run(main)
@@ -232,6 +238,10 @@ def test_live_view_on_a_real_pseudo_terminal(tmp_path: Path) -> None:
         assert figure in screen, figure
     assert re.search(r"\d+\.\d req/s", screen)
     assert "\x1b[38;5;" in text  # coloured bars: Rich saw a real terminal
+    # A log line printed while the view was live appears above it, whole and redacted.
+    assert re.search(r"\d\d:\d\d:\d\d WARN  slow provider, key \[REDACTED\]\r\n", screen)
+    assert "SECRET123" not in text
     # Nothing stray once the view is gone: it erases itself and only the script's line follows.
     tail = text[text.rindex("\x1b[?25h") :]
+    assert tail.count("\x1b[2K") == 6  # each of the view's lines erased
     assert ANSI.sub("", tail).strip() == "END-OF-RUN"

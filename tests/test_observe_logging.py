@@ -323,3 +323,15 @@ def test_reconfiguring_replaces_the_previous_run(
 def test_unknown_level_is_refused(handles: list[LoggingHandle]) -> None:
     with pytest.raises(ValueError, match="verbose"):
         configure(handles, level="verbose")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_stops_the_json_log_but_not_the_run(handles: list[LoggingHandle]) -> None:
+    console, out = text_console()
+    configure(handles, json_file=Path("/dev/full"), console=console)
+    log = structlog.get_logger()
+    log.warning("warning", message="first")
+    log.warning("warning", message="second")
+    lines = out.getvalue().splitlines()
+    assert "JSON log stopped: [Errno 28] No space left on device" in lines[0]
+    assert [line.split()[-1] for line in lines[1:]] == ["first", "second"]

@@ -121,6 +121,7 @@ async def run_live_view(
     if not console.is_terminal:
         await _plain_lines(metrics, console=console, interval=interval, task_status=task_status)
         return
+    await metrics.refresh_memory()
     latest = metrics.snapshot()
 
     def frame() -> RenderableType:  # called from Rich's refresh thread

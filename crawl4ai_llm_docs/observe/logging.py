@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -98,9 +99,11 @@ class _JsonSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self._fd: int | None = os.open(path, flags, 0o600)
-        os.fchmod(self._fd, 0o600)  # user-only even if the file already existed
+        if stat.S_ISREG(os.fstat(self._fd).st_mode):  # not a device such as /dev/stderr
+            os.fchmod(self._fd, 0o600)  # user-only even if the file already existed
         self._lock = threading.Lock()
         self._encoder = msgspec.json.Encoder()
+        self.failure: OSError | None = None
 
     def write(self, event: EventDict) -> None:
         if self._fd is None:
@@ -122,7 +125,12 @@ class _JsonSink:
         # A small synchronous write to the page cache: logging cannot await.
         with self._lock:
             if self._fd is not None:
-                _write_all(self._fd, line)
+                try:
+                    _write_all(self._fd, line)
+                except OSError as exc:  # disk full, file gone: the run goes on without it
+                    os.close(self._fd)
+                    self._fd = None
+                    self.failure = exc
 
     def close(self) -> None:
         with self._lock:
@@ -238,14 +246,14 @@ class _ConsoleSink:
         if throttle is not None:
             show, ended = throttle.admit()
             if ended:
-                self._line("info", f"... {ended} more {name} lines (all in the JSON log)")
+                self.line("info", f"... {ended} more {name} lines (all in the JSON log)")
             if not show:
                 return
-        self._line(level, _describe(event))
+        self.line(level, _describe(event))
         if "exception" in event and (self._debug or number >= _LEVELS["error"]):
             self._console.print(Text(str(event["exception"]), style="dim"))
 
-    def _line(self, level: str, message: str) -> None:
+    def line(self, level: str, message: str) -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
         tag = {"warning": "WARN", "critical": "ERROR"}.get(level, level.upper())
         text = Text.assemble((f"{stamp} ", "dim"), (f"{tag:<5} ", _LEVEL_STYLE.get(level, "")))
@@ -256,7 +264,7 @@ class _ConsoleSink:
     def flush(self) -> None:
         for name, throttle in self._throttles.items():
             if throttle.suppressed:
-                self._line(
+                self.line(
                     "info", f"... {throttle.suppressed} more {name} lines (all in the JSON log)"
                 )
                 throttle.suppressed = 0
@@ -271,6 +279,10 @@ class _FanOut:
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
         if self.json_sink is not None:
             self.json_sink.write(event)
+            if self.json_sink.failure is not None:
+                failure, self.json_sink = self.json_sink.failure, None
+                if self.console_sink is not None:
+                    self.console_sink.line("error", f"JSON log stopped: {failure}")
         if self.console_sink is not None:
             self.console_sink.write(event)
         raise structlog.DropEvent
