@@ -1,0 +1,589 @@
+"""`AdaptiveRateLimiter`: one per run, shared by every LLM worker.
+
+It sends requests as fast as the provider allows and never faster:
+
+- Concurrency: a `trio.CapacityLimiter` whose size is the AIMD effective limit (halved on a 429
+  or overload, +1 after that many successes in a row, between 1 and `max_concurrent`).
+- Proactive budgets: a model of the provider's request and token buckets, reset from every
+  response's headers (`headers.parse_rate_limit`) and refilled at the advertised rate; a
+  request waits while it would dip into the `buffer_percent` reserve.
+- Static caps (`requests_per_minute`, `tokens_per_minute`) for providers without headers:
+  smooth spacing with a small burst, and never more than the cap in any 60 s.
+- Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
+  backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
+
+`adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.
+Nothing polls: a waiter sleeps until a deadline computed from the state, or until a response
+changes the state.
+
+The retry loop in `llm/client.py`::
+
+    for attempt in range(max_retries + 1):
+        async with limiter.slot(prompt_tokens + max_tokens) as permit:
+            try:
+                with trio.fail_after(request_timeout):
+                    response = await http.post(url, json=payload)
+            except trio.TooSlowError:
+                permit.observe_failure("timeout")
+                continue
+            except httpx.TransportError:
+                permit.observe_failure("connection")
+                continue
+            verdict = permit.observe(response.status_code, response.headers, response.content)
+        if verdict.ok:
+            permit.observe_usage(usage.total_tokens)  # frees what the estimate over-reserved
+            return response
+        if not verdict.retryable:
+            raise ...  # 4xx, or verdict.kind == "quota_exhausted": fatal
+        # rate_limited / overloaded: no sleep here, the next slot() waits out the shared pause
+        # (verdict.retry_after_s says how long the server asked for; log it).
+        # server_error: sleep your own short backoff before retrying.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Literal
+
+import msgspec
+import trio
+
+from .headers import BucketInfo, RateLimitInfo, parse_rate_limit, retry_delay_from_body
+
+WaitReason = Literal["concurrency", "requests", "tokens", "retry_after", "static_rpm", "static_tpm"]
+FailureKind = Literal["timeout", "connection", "overload"]
+VerdictKind = Literal[
+    "ok", "rate_limited", "overloaded", "quota_exhausted", "server_error", "client_error"
+]
+
+_MINUTE = 60.0
+_JITTER_S = 0.05  # spread released waiters so they do not hit the provider in one burst
+_BACKOFF_S = (1.0, 60.0)  # first and largest pause after a 429 that names no delay
+_EPS = 1e-9
+
+
+class WaitEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A request had to wait; becomes the JSON `rate_limit` event."""
+
+    reason: WaitReason
+    wait_s: float
+    remaining: int | None
+    reset_s: float | None
+    effective_concurrency: int
+
+
+class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+    """What a response means for the caller's retry loop."""
+
+    kind: VerdictKind
+    status: int
+    retry_after_s: float | None  # the delay the server asked for (header or body)
+    pause_s: float  # how long every worker is now held back (0: no pause)
+    info: RateLimitInfo
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("rate_limited", "overloaded", "server_error")
+
+
+class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    in_flight: int
+    effective_limit: int
+    max_concurrent: int
+    paused_until: float | None  # trio clock
+    paused_for_s: float
+    requests_remaining: int | None
+    requests_limit: int | None
+    tokens_remaining: int | None
+    tokens_limit: int | None
+    waits: int
+    wait_s_total: float
+    rate_limited: int
+
+
+class _Bucket:
+    """A token-bucket model: `level` at time `at`, refilling at `rate` up to `capacity`.
+
+    `level` None means unknown (no constraint). `reset_at` is when a window resets (the level
+    jumps to `capacity`), or when an unknown refill is over. Levels may go negative (debt).
+    """
+
+    def __init__(self, *, capacity: float | None = None, rate: float = 0.0, now: float = 0.0):
+        self.capacity = capacity
+        self.rate = rate
+        self.level: float | None = capacity
+        self.at = now
+        self.reset_at: float | None = None
+        self.window_s: float | None = None
+        self.limit: int | None = None
+        self.dispatched = 0.0  # units ever taken: "sent after request X" = dispatched - mark
+        self._refunds: deque[tuple[int, float]] = deque(maxlen=1024)  # (seq, units) not counted
+        self._seen_capacity = 0.0
+        self._measured_at = -math.inf
+
+    def level_at(self, now: float) -> float | None:
+        if self.reset_at is not None and now >= self.reset_at:
+            self.level, self.at = self.capacity, self.reset_at
+            if self.window_s and self.capacity is not None:  # the next windows are known too
+                periods = math.floor((now - self.reset_at) / self.window_s)
+                self.at = self.reset_at + periods * self.window_s
+                self.reset_at = self.at + self.window_s
+            else:
+                self.reset_at = None
+        if self.level is None:
+            return None
+        level = self.level + self.rate * max(0.0, now - self.at)
+        return level if self.capacity is None else min(self.capacity, level)
+
+    def wait_s(self, now: float, cost: float, reserve: float) -> float:
+        """Seconds until `cost` units fit above `reserve` (a fraction of the capacity)."""
+        level = self.level_at(now)
+        if level is None or cost <= 0:
+            return 0.0
+        need = cost
+        if self.capacity is not None:  # a request larger than the bucket waits for it to be full
+            need = min(cost + reserve * self.capacity, self.capacity)
+        if level >= need - _EPS:
+            return 0.0
+        waits = [(need - level) / self.rate] if self.rate > 0 else []
+        if self.reset_at is not None:
+            waits.append(self.reset_at - now)
+        return min(waits) if waits else 0.0  # nothing says when: do not block forever
+
+    def take(self, now: float, cost: float) -> float:
+        level = self.level_at(now)
+        if level is not None:
+            self.level, self.at = level - cost, now
+        self.dispatched += cost
+        return self.dispatched
+
+    def refund(self, now: float, units: float, seq: int = 0) -> None:
+        """Give back `units` request `seq` took but the provider did not count (or charge more)."""
+        level = self.level_at(now)
+        if level is not None:
+            level += units
+            self.level = level if self.capacity is None else min(self.capacity, level)
+            self.at = now
+        if seq:
+            self._refunds.append((seq, units))
+
+    def reconcile(
+        self, info: BucketInfo, now: float, sent_at: float, mark: float, seq: int
+    ) -> None:
+        """Reset the model from a response to a request sent at `sent_at`.
+
+        The provider's `remaining` was measured when that request arrived, so it does not
+        count what we sent since (`dispatched - mark`): subtract that. A continuous bucket has
+        refilled since then at `limit / window`, or slower if `reset_s` says so.
+        """
+        if info.limit is not None:
+            self.limit = info.limit
+        if info.remaining is None or sent_at < self._measured_at:
+            return  # nothing to learn, or older than what the model already reflects
+        self._measured_at = sent_at
+        remaining, limit, reset = float(info.remaining), info.limit, info.reset_s
+        after = self.dispatched - mark - sum(u for s, u in self._refunds if s > seq)
+        self.at, self.window_s, self.reset_at = now, info.window_s, None
+        if info.refill == "window":
+            self.rate, self.capacity = 0.0, None if limit is None else float(limit)
+            self.level = remaining - after
+            self.reset_at = None if reset is None else now + reset
+            return
+        rate = limit / (info.window_s or _MINUTE) if limit else 0.0
+        if reset and limit is not None and remaining < limit:
+            rate = min(rate, (limit - remaining) / reset) if rate else (limit - remaining) / reset
+        self.rate = rate
+        if rate > 0 and reset is not None:  # full at `reset`: that is the real burst size
+            self._seen_capacity = max(self._seen_capacity, remaining + rate * reset)
+        elif limit is not None:
+            self._seen_capacity = max(self._seen_capacity, float(limit))
+        cap = self._seen_capacity or None
+        self.capacity = None if cap is None else min(cap, float(limit)) if limit else cap
+        level = remaining + rate * max(0.0, now - sent_at)
+        self.level = (level if self.capacity is None else min(self.capacity, level)) - after
+        if rate == 0 and reset is not None:
+            self.reset_at, self.capacity = now + reset, None  # then: unknown again
+
+
+class _StaticCap:
+    """A user's per-minute cap: a small-burst bucket, and at most the cap in any 60 s."""
+
+    def __init__(self, per_minute: int, burst: float, now: float) -> None:
+        self.per_minute = float(per_minute)
+        self.bucket = _Bucket(capacity=burst, rate=per_minute / _MINUTE, now=now)
+        self.sent: deque[list[float]] = deque()  # [time, units], refundable
+        self.total = 0.0
+
+    def wait_s(self, now: float, cost: float) -> float:
+        while self.sent and self.sent[0][0] + _MINUTE <= now:
+            self.total -= self.sent.popleft()[1]
+        wait = self.bucket.wait_s(now, cost, 0.0)
+        excess = self.total + min(cost, self.per_minute) - self.per_minute
+        freed = 0.0
+        for sent_at, units in self.sent if excess > _EPS else ():
+            freed += units
+            if freed >= excess - _EPS:
+                return max(wait, sent_at + _MINUTE - now)
+        return wait
+
+    def take(self, now: float, cost: float) -> list[float]:
+        self.bucket.take(now, cost)
+        entry = [now, cost]
+        self.sent.append(entry)
+        self.total += cost
+        return entry
+
+    def refund(self, now: float, entry: list[float], units: float) -> None:
+        self.bucket.refund(now, units)
+        units = min(units, entry[1])
+        entry[1] -= units
+        self.total -= units
+
+
+class Permit:
+    """One admitted request. Report its outcome with exactly one `observe*` call."""
+
+    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
+        self._limiter = limiter
+        self.estimated_tokens = max(0, estimated_tokens)
+        self.sent_at = math.nan
+        self.seq = 0
+        self.marks = (0.0, 0.0)  # the header buckets' `dispatched` right after this request
+        self.static: tuple[list[float] | None, list[float] | None] = (None, None)
+        self.verdict: Verdict | None = None
+        self.failure: FailureKind | None = None
+        self.usage: int | None = None
+        self.done = False
+
+    def observe(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Verdict:
+        """Learn from the response (headers always, body on errors) and classify it."""
+        if self.verdict is not None or self.failure is not None:
+            raise RuntimeError("this permit's outcome was already observed")
+        self.verdict = self._limiter._observe(self, status, headers, body)
+        return self.verdict
+
+    def observe_failure(self, kind: FailureKind) -> None:
+        """No response: "timeout" and "overload" shrink concurrency, "connection" does not."""
+        if self.verdict is not None or self.failure is not None:
+            raise RuntimeError("this permit's outcome was already observed")
+        self.failure = kind
+        self._limiter._observe_failure(self, kind)
+
+    def observe_usage(self, total_tokens: int) -> None:
+        """The tokens the request really used (prompt + completion), once known."""
+        if self.usage is None:
+            self.usage = max(0, total_tokens)
+            self._limiter._observe_usage(self, self.usage)
+
+
+class _Slot:
+    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
+        self._permit = Permit(limiter, estimated_tokens)
+
+    async def __aenter__(self) -> Permit:
+        await self._permit._limiter._acquire(self._permit)
+        return self._permit
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._permit._limiter._release(self._permit)
+
+
+def _classify(status: int, body: bytes) -> VerdictKind:
+    if 200 <= status < 300:
+        return "ok"
+    if status == 429:  # OpenAI's out-of-credit answer is a 429 too, but waiting cannot fix it
+        return "quota_exhausted" if b"insufficient_quota" in body else "rate_limited"
+    if status in (503, 529):
+        return "overloaded"
+    return "server_error" if status >= 500 or status == 408 else "client_error"
+
+
+class AdaptiveRateLimiter:
+    """Admits LLM requests as fast as the provider allows; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int = 4,
+        adaptive: bool = True,
+        buffer_percent: float = 10.0,
+        requests_per_minute: int = 0,
+        tokens_per_minute: int = 0,
+        rng: random.Random | None = None,
+        on_wait: Callable[[WaitEvent], None] | None = None,
+        on_change: Callable[[int], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        max_pause_s: float = 900.0,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
+        if not 0.0 <= buffer_percent <= 100.0:
+            raise ValueError(f"buffer_percent must be within 0-100, not {buffer_percent}")
+        self.max_concurrent = max_concurrent
+        self.adaptive = adaptive
+        self._reserve = buffer_percent / 100.0
+        self._rng = rng or random.Random()
+        self._on_wait = on_wait
+        self._on_change = on_change
+        self._wall_clock = wall_clock
+        self._max_pause_s = max_pause_s
+        self._effective = max_concurrent
+        self._capacity = trio.CapacityLimiter(max_concurrent)
+        self._gate = trio.Lock()  # FIFO: waiters leave one at a time
+        self._gate_reason: WaitReason = "concurrency"
+        self._blocks = 0  # times a request at the gate had to wait
+        self._changed = trio.Event()
+        self._requests = _Bucket()
+        self._tokens = _Bucket()
+        # Static caps start full; the burst is a tenth of a minute's worth (at most 10 requests).
+        rpm, tpm = requests_per_minute, tokens_per_minute
+        self._rpm = _StaticCap(rpm, min(10.0, max(1.0, rpm / 10)), 0.0) if rpm > 0 else None
+        self._tpm = _StaticCap(tpm, max(1.0, tpm / 10), 0.0) if tpm > 0 else None
+        self._paused_until = -math.inf
+        self._seq = 0  # requests dispatched so far
+        self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
+        self._strikes = 0  # rate-limit reactions in a row, for the default backoff
+        self._successes = 0
+        self._in_flight = 0
+        # Slow start: until a first answer shows the budgets, one request at a time. When
+        # budgets bind, the refill during that round trip makes up for it.
+        self._learning = adaptive
+        self._waits = 0
+        self._wait_s = 0.0
+        self._rate_limited = 0
+
+    @property
+    def effective_limit(self) -> int:
+        return self._effective
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def slot(self, estimated_tokens: int = 0) -> _Slot:
+        """`async with limiter.slot(tokens) as permit:` waits until the request may be sent.
+
+        `estimated_tokens` (prompt estimate + max_tokens) is reserved from the token budgets.
+        Cancelling the wait leaves nothing behind.
+        """
+        return _Slot(self, estimated_tokens)
+
+    def snapshot(self) -> LimiterSnapshot:
+        now = trio.current_time()
+
+        def left(bucket: _Bucket) -> int | None:
+            level = bucket.level_at(now) if self.adaptive else None
+            return None if level is None else max(0, math.floor(level + _EPS))
+
+        paused = self._paused_until if self._paused_until > now else None
+        return LimiterSnapshot(
+            in_flight=self._in_flight,
+            effective_limit=self._effective,
+            max_concurrent=self.max_concurrent,
+            paused_until=paused,
+            paused_for_s=0.0 if paused is None else paused - now,
+            requests_remaining=left(self._requests),
+            requests_limit=self._requests.limit if self.adaptive else None,
+            tokens_remaining=left(self._tokens),
+            tokens_limit=self._tokens.limit if self.adaptive else None,
+            waits=self._waits,
+            wait_s_total=self._wait_s,
+            rate_limited=self._rate_limited,
+        )
+
+    # --- admission ---------------------------------------------------------------------------
+
+    async def _acquire(self, permit: Permit) -> None:
+        start = trio.current_time()
+        try:
+            self._capacity.acquire_on_behalf_of_nowait(permit)
+        except trio.WouldBlock:
+            await self._capacity.acquire_on_behalf_of(permit)
+            self._waited("concurrency", trio.current_time() - start, None, None)
+        try:
+            await self._admit(permit)
+        except BaseException:
+            self._capacity.release_on_behalf_of(permit)
+            raise
+
+    async def _admit(self, permit: Permit) -> None:
+        queued, blocks = trio.current_time(), self._blocks
+        async with self._gate:
+            # Held back behind a waiting request: leave a little after it, not in one herd.
+            contended = self._blocks != blocks
+            reason, remaining, reset = self._gate_reason, None, None
+            while True:
+                now = trio.current_time()
+                wait, why, left, full_in = self._plan(now, permit.estimated_tokens)
+                if wait <= 0 and not contended:
+                    break
+                if wait > 0:
+                    reason, remaining, reset = why, left, full_in
+                    self._gate_reason = why
+                    self._blocks += 1
+                contended = False  # a released waiter still leaves after a little jitter
+                with trio.move_on_at(now + max(wait, 0.0) + self._rng.uniform(0, _JITTER_S)):
+                    await self._changed.wait()
+            if now > queued:
+                self._waited(reason, now - queued, remaining, reset)
+            self._dispatch(permit, now)
+
+    def _plan(self, now: float, tokens: int) -> tuple[float, WaitReason, int | None, float | None]:
+        """The longest wait any constraint imposes now, why, and that budget's state."""
+        plans: list[tuple[float, WaitReason, _Bucket | None]] = [(0.0, "concurrency", None)]
+        if self._paused_until > now:
+            plans.append((self._paused_until - now, "retry_after", None))
+        if self._in_flight >= (1 if self._learning else self._effective):
+            plans.append((math.inf, "concurrency", None))  # woken when a request finishes
+        if self._rpm is not None:
+            plans.append((self._rpm.wait_s(now, 1), "static_rpm", self._rpm.bucket))
+        if self._tpm is not None and tokens:
+            plans.append((self._tpm.wait_s(now, tokens), "static_tpm", self._tpm.bucket))
+        if self.adaptive:
+            plans.append((self._requests.wait_s(now, 1, self._reserve), "requests", self._requests))
+            plans.append((self._tokens.wait_s(now, tokens, self._reserve), "tokens", self._tokens))
+        wait, why, bucket = max(plans, key=lambda plan: plan[0])
+        if bucket is None:
+            return wait, why, None, wait if why == "retry_after" else None
+        level = bucket.level_at(now)
+        remaining = None if level is None else max(0, math.floor(level + _EPS))
+        full_in = None
+        if level is not None and bucket.capacity is not None and bucket.rate > 0:
+            full_in = max(0.0, bucket.capacity - level) / bucket.rate
+        elif bucket.reset_at is not None:
+            full_in = bucket.reset_at - now
+        return wait, why, remaining, full_in
+
+    def _dispatch(self, permit: Permit, now: float) -> None:
+        self._seq += 1
+        permit.seq, permit.sent_at = self._seq, now
+        tokens = permit.estimated_tokens
+        permit.marks = (self._requests.take(now, 1), self._tokens.take(now, tokens))
+        permit.static = (
+            None if self._rpm is None else self._rpm.take(now, 1),
+            None if self._tpm is None else self._tpm.take(now, tokens),
+        )
+        self._in_flight += 1
+
+    def _release(self, permit: Permit) -> None:
+        if not permit.done:
+            permit.done = True
+            self._in_flight -= 1
+            self._capacity.release_on_behalf_of(permit)
+            self._notify()
+
+    def _waited(
+        self, reason: WaitReason, wait_s: float, remaining: int | None, reset_s: float | None
+    ) -> None:
+        self._waits += 1
+        self._wait_s += wait_s
+        if self._on_wait is not None:
+            self._on_wait(
+                WaitEvent(
+                    reason=reason,
+                    wait_s=wait_s,
+                    remaining=remaining,
+                    reset_s=reset_s,
+                    effective_concurrency=self._effective,
+                )
+            )
+
+    def _notify(self) -> None:
+        """Wake the waiter at the gate: the state it planned with has changed."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    def _observe(
+        self, permit: Permit, status: int, headers: Mapping[str, str], body: bytes
+    ) -> Verdict:
+        now = trio.current_time()
+        info = parse_rate_limit(headers, now=self._wall_clock())
+        kind = _classify(status, body)
+        if self.adaptive:
+            if kind in ("rate_limited", "overloaded", "quota_exhausted"):  # refused: not counted
+                self._requests.refund(now, 1, permit.seq)
+                self._tokens.refund(now, permit.estimated_tokens, permit.seq)
+            sent, seq = permit.sent_at, permit.seq
+            self._requests.reconcile(info.requests, now, sent, permit.marks[0], seq)
+            self._tokens.reconcile(info.tokens, now, sent, permit.marks[1], seq)
+        self._learning = False
+        retry_after = info.retry_after_s
+        if retry_after is None and status >= 400:
+            retry_after = retry_delay_from_body(body)
+        pause = 0.0
+        if kind in ("rate_limited", "overloaded"):
+            self._rate_limited += 1
+            pause = self._back_off(permit, now, retry_after)
+        elif kind == "ok":
+            if permit.seq > self._reacted_seq:
+                self._strikes = 0
+            self._succeeded()
+        self._notify()
+        return Verdict(
+            kind=kind, status=status, retry_after_s=retry_after, pause_s=pause, info=info
+        )
+
+    def _observe_failure(self, permit: Permit, kind: FailureKind) -> None:
+        self._learning = False
+        if kind == "overload":
+            self._back_off(permit, trio.current_time(), None)
+        elif kind == "timeout" and permit.seq > self._reacted_seq:
+            self._reacted_seq = self._seq
+            self._set_effective(max(1, self._effective // 2))
+        self._successes = 0
+        self._notify()
+
+    def _observe_usage(self, permit: Permit, used: int) -> None:
+        # Our own TPM cap is settled exactly. The provider's model only gets charged more:
+        # whether it refunds an over-estimate shows in its next headers, not before.
+        surplus = permit.estimated_tokens - used
+        now = trio.current_time()
+        entry = permit.static[1]
+        if self._tpm is not None and entry is not None:
+            self._tpm.refund(now, entry, surplus)
+        if self.adaptive and surplus < 0:
+            self._tokens.refund(now, surplus, permit.seq)
+        self._notify()
+
+    def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
+        """Pause every worker; halve concurrency once per burst of rate-limit answers."""
+        if permit.seq > self._reacted_seq:  # the first answer to a request sent since then
+            self._reacted_seq = self._seq
+            self._strikes = min(self._strikes + 1, 16)
+            self._set_effective(max(1, self._effective // 2))
+        if delay is None:
+            first, largest = _BACKOFF_S
+            delay = min(first * 2 ** (max(self._strikes, 1) - 1), largest)
+        delay = min(delay, self._max_pause_s)
+        if now + delay >= self._paused_until:
+            self._paused_until = now + delay
+            return delay
+        return self._paused_until - now
+
+    def _succeeded(self) -> None:
+        if self.adaptive and self._effective < self.max_concurrent:
+            self._successes += 1
+            if self._successes >= self._effective:  # additive increase: +1 per window
+                self._set_effective(self._effective + 1)
+
+    def _set_effective(self, limit: int) -> None:
+        if not self.adaptive or limit == self._effective:
+            return
+        self._effective = limit
+        self._capacity.total_tokens = limit
+        self._successes = 0
+        if self._on_change is not None:
+            self._on_change(limit)
