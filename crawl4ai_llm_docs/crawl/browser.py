@@ -1,0 +1,352 @@
+"""Find and launch Chromium, and crawl pages with crawl4ai's ``AsyncWebCrawler`` through it.
+
+We start Chromium ourselves (in its own process group) and connect crawl4ai over CDP, so the
+whole browser process tree can be killed on any exit, Ctrl-C included. crawl4ai runs on the
+asyncio bridge's loop; everything here is called from trio.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+import trio
+
+from crawl4ai_llm_docs.config import CrawlConfig
+from crawl4ai_llm_docs.crawl.bridge import AsyncioBridge, open_bridge
+from crawl4ai_llm_docs.crawl.http import (
+    HTML_TYPES,
+    TRANSIENT_STATUSES,
+    Fetched,
+    FetchFailure,
+    parse_retry_after,
+)
+from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
+
+PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # as Playwright does; the sandbox needs privileges containers lack
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+)
+INSTALL_HINT = (
+    "Install one with `playwright install chromium` or the OS package "
+    "(e.g. `apt-get install chromium`), or set crawl.browser_path to its executable."
+)
+STARTUP_TIMEOUT = 30.0  # seconds for Chromium to open its DevTools port
+CLOSE_GRACE = 5.0  # seconds for each step of shutting the browser down
+# Wait for the network to go quiet: single-page docs fetch their content after "load".
+WAIT_UNTIL = "networkidle"
+_DEVTOOLS = re.compile(rb"DevTools listening on (ws://\S+)")
+_BLOCKED = "Blocked by anti-bot protection"
+_NOT_HTML = re.compile(r"crawl4ai-llm-docs: not HTML \(([^)]*)\)")
+_TOO_LARGE_MARK = "crawl4ai-llm-docs: too large"
+_NET_ERROR = re.compile(r"net::(ERR_[A-Z_]+)")
+
+
+def find_chromium(browser_path: str = "") -> str | None:
+    """The Chromium to use: ``browser_path``, Playwright's own install, then PATH."""
+    if browser_path:
+        found = shutil.which(os.path.expanduser(browser_path))
+        return os.path.abspath(found) if found else None
+    if found := _playwright_chromium():
+        return found
+    for name in PATH_NAMES:
+        if found := shutil.which(name):
+            return found
+    return None
+
+
+def require_chromium(browser_path: str = "") -> str:
+    """Like ``find_chromium``, but a missing browser is a usage error that says what to do."""
+    if found := find_chromium(browser_path):
+        return found
+    if browser_path:
+        raise BrowserNotFoundError(
+            f"crawl.browser_path = {browser_path!r} is not an executable Chromium/Chrome. "
+            + INSTALL_HINT
+        )
+    raise BrowserNotFoundError(
+        "No Chromium or Chrome was found for browser crawling (looked for Playwright's "
+        f"Chromium and for {', '.join(PATH_NAMES)} on PATH). {INSTALL_HINT} "
+        "Or use --mode http."
+    )
+
+
+def _playwright_chromium() -> str | None:
+    root = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or os.path.expanduser(
+        "~/.cache/ms-playwright"
+    )
+    patterns = (
+        "chromium-*/chrome-linux*/chrome",
+        "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+        "chromium-*/chrome-win*/chrome.exe",
+    )
+    found = [path for pattern in patterns for path in glob.glob(os.path.join(root, pattern))]
+    found = [path for path in found if os.access(path, os.X_OK)]
+
+    def build(path: str) -> int:
+        digits = re.search(r"chromium-(\d+)", path)
+        return int(digits.group(1)) if digits else 0
+
+    return max(found, key=build) if found else None
+
+
+class BrowserCrawler:
+    """Crawls pages in the shared Chromium, one isolated browser context per crawl config."""
+
+    def __init__(
+        self, bridge: AsyncioBridge, crawler: Any, config: CrawlConfig, pid: int, profile: Path
+    ) -> None:
+        self._bridge = bridge
+        self._crawler = crawler
+        self._config = config
+        self.pid = pid
+        self.profile = profile
+
+    async def fetch(self, url: str) -> Fetched:
+        result = await self._bridge.run(partial(_crawl_page, self._crawler, url, self._config))
+        return _to_fetched(result, url, self._config)
+
+
+@asynccontextmanager
+async def open_browser(
+    executable: str, *, config: CrawlConfig, cache_dir: Path
+) -> AsyncIterator[BrowserCrawler]:
+    """Launch Chromium, connect crawl4ai to it; on exit close both, whatever happened."""
+    base_dir = prepare_crawl4ai(cache_dir)
+    profile = await trio.to_thread.run_sync(_new_profile, cache_dir)
+    try:
+        async with trio.open_nursery() as nursery:
+            process = await trio.lowlevel.open_process(
+                [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: one signal reaches every helper
+            )
+            try:
+                cdp_url = await _devtools_url(process, executable)
+                nursery.start_soon(_drain, process)
+                async with open_bridge() as bridge:
+                    crawler = await bridge.run(partial(_start_crawler, cdp_url, config, base_dir))
+                    try:
+                        yield BrowserCrawler(bridge, crawler, config, process.pid, profile)
+                    finally:
+                        with trio.move_on_after(CLOSE_GRACE, shield=True):
+                            try:
+                                await bridge.run(crawler.close)
+                            except Exception as exc:  # the process is killed next anyway
+                                structlog.get_logger().debug(
+                                    "browser_close_failed", error=repr(exc)
+                                )
+            finally:
+                await _stop(process)
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.move_on_after(CLOSE_GRACE, shield=True):
+            await trio.to_thread.run_sync(partial(shutil.rmtree, profile, ignore_errors=True))
+
+
+def _new_profile(cache_dir: Path) -> Path:
+    parent = cache_dir / "chromium-profiles"
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="profile-", dir=parent))
+
+
+async def _devtools_url(process: trio.Process, executable: str) -> str:
+    """Read Chromium's stderr until it names its DevTools WebSocket."""
+    assert process.stderr is not None
+    seen = b""
+    with trio.move_on_after(STARTUP_TIMEOUT):
+        async for chunk in process.stderr:
+            seen += chunk
+            if found := _DEVTOOLS.search(seen):
+                return found.group(1).decode()
+            seen = seen[-8192:]
+    last = seen.decode(errors="replace").strip().splitlines()[-3:]
+    raise CrawlError(
+        f"Chromium ({executable}) did not start within {STARTUP_TIMEOUT:g} s"
+        + (f": {' / '.join(last)}" if last else "")
+    )
+
+
+async def _drain(process: trio.Process) -> None:
+    # Chromium keeps logging to stderr; an unread pipe would eventually block it.
+    assert process.stderr is not None
+    async for _ in process.stderr:
+        pass
+
+
+async def _stop(process: trio.Process) -> None:
+    """SIGTERM the browser's process group, SIGKILL what is left; never interrupted."""
+    with trio.CancelScope(shield=True):
+        _signal_group(process, signal.SIGTERM)
+        with trio.move_on_after(CLOSE_GRACE):
+            await process.wait()
+        # Helpers (zygote, renderers) that outlived the browser, or a browser that hung.
+        _signal_group(process, signal.SIGKILL)
+        with trio.move_on_after(CLOSE_GRACE):
+            await process.wait()
+
+
+def _signal_group(process: trio.Process, signum: signal.Signals) -> None:
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signum)
+        elif process.returncode is None:
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ---------------------------------------------------------------- on the asyncio loop
+
+
+async def _start_crawler(cdp_url: str, config: CrawlConfig, base_dir: Path) -> Any:
+    from crawl4ai import AsyncWebCrawler, BrowserConfig
+    from crawl4ai.async_logger import AsyncLogger
+
+    browser_config = BrowserConfig(
+        cdp_url=cdp_url,
+        create_isolated_context=True,  # without it concurrent pages share a tab and get lost
+        cdp_cleanup_on_close=True,  # else close() leaves Playwright's driver running
+        cdp_close_delay=0,
+        headless=True,
+        verbose=False,
+        user_agent=config.user_agent,
+        ignore_https_errors=not config.verify_tls,
+    )
+    crawler = AsyncWebCrawler(
+        config=browser_config,
+        base_directory=str(base_dir),
+        logger=AsyncLogger(log_file=None, verbose=False),
+    )
+    await crawler.start()
+    crawler.crawler_strategy.set_hook("after_goto", partial(_check_response, config.max_page_bytes))
+    return crawler
+
+
+async def _check_response(max_bytes: int, page: Any, *args: Any, **kwargs: Any) -> Any:
+    """Stop right after navigation when the response is not HTML or declares a huge body.
+
+    Otherwise Chromium opens its PDF viewer or a download and the page only times out.
+    """
+    response = kwargs.get("response")
+    if response is not None:
+        content_type = (await response.header_value("content-type") or "").split(";")[0]
+        content_type = content_type.strip().lower()
+        if content_type and content_type not in HTML_TYPES:
+            raise RuntimeError(f"crawl4ai-llm-docs: not HTML ({content_type})")
+        length = await response.header_value("content-length") or ""
+        if length.isdigit() and int(length) > max_bytes:
+            raise RuntimeError(_TOO_LARGE_MARK)
+    return page
+
+
+async def _crawl_page(crawler: Any, url: str, config: CrawlConfig) -> Any:
+    from crawl4ai import CacheMode, CrawlerRunConfig
+
+    # prefetch: return the rendered HTML only; extract.py does the conversion for both modes.
+    run_config = CrawlerRunConfig(
+        cache_mode=CacheMode.BYPASS,
+        prefetch=True,
+        wait_until=WAIT_UNTIL,
+        page_timeout=int(config.page_timeout * 1000),
+        verbose=False,
+    )
+    return await crawler.arun(url, config=run_config)
+
+
+# ---------------------------------------------------------------- results
+
+
+def _to_fetched(result: Any, url: str, config: CrawlConfig) -> Fetched:
+    max_bytes = config.max_page_bytes
+    final_url = str(getattr(result, "redirected_url", None) or url)
+    # status_code is the first hop's; redirected_status_code the final response's.
+    status = getattr(result, "redirected_status_code", None) or getattr(result, "status_code", None)
+    headers = {
+        str(k).lower(): str(v) for k, v in (getattr(result, "response_headers", None) or {}).items()
+    }
+    html = str(getattr(result, "html", "") or "")
+    if status is not None and not 200 <= status < 300:
+        raise FetchFailure(
+            f"HTTP {status} {_phrase(status)}".strip(),
+            status=status,
+            transient=status in TRANSIENT_STATUSES,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            final_url=final_url,
+        )
+    message = str(getattr(result, "error_message", "") or "")
+    # crawl4ai's anti-bot heuristic fails short pages; whether they are useful is ours to judge.
+    if not getattr(result, "success", False) and not (html and message.startswith(_BLOCKED)):
+        raise _browser_failure(message or "unknown error", url, status, config)
+    size = len(html.encode("utf-8", errors="replace"))
+    if size > max_bytes:
+        raise FetchFailure(_too_large_reason(max_bytes), status=status, final_url=final_url)
+    return Fetched(final_url=final_url, status=status or 200, html=html, bytes=size)
+
+
+def _browser_failure(
+    message: str, url: str, status: int | None, config: CrawlConfig
+) -> FetchFailure:
+    timeout, max_bytes = config.page_timeout, config.max_page_bytes
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    if "ERR_NAME_NOT_RESOLVED" in message:
+        return FetchFailure(f"DNS lookup failed for host {host}")
+    if "ERR_CONNECTION_REFUSED" in message or "ERR_CONNECTION_RESET" in message:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return FetchFailure(f"connection refused by {host}:{port}", transient=True)
+    if "ERR_TOO_MANY_REDIRECTS" in message:
+        return FetchFailure("too many redirects (a redirect loop?)")
+    if found := _NOT_HTML.search(message):
+        return FetchFailure(f"not HTML ({found.group(1)})", status=status)
+    if _TOO_LARGE_MARK in message:
+        return FetchFailure(_too_large_reason(max_bytes), status=status)
+    if "Download is starting" in message or "ERR_ABORTED" in message:
+        return FetchFailure("not HTML (the browser started a download)", status=status)
+    if "ERR_CERT" in message:
+        return FetchFailure(f"TLS certificate verification failed for host {host}")
+    if "Timeout" in message or "timeout" in message:
+        return FetchFailure(f"timed out after {timeout:g} s", transient=True)
+    if found := _NET_ERROR.search(message):
+        return FetchFailure(f"browser error: net::{found.group(1)}", status=status)
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith("Error:")), lines[0] if lines else "")
+    transient = "closed" in message or "crash" in message
+    return FetchFailure(f"browser error: {detail[:200]}", status=status, transient=transient)
+
+
+def _too_large_reason(max_bytes: int) -> str:
+    return f"page larger than max_page_bytes ({max_bytes} bytes)"
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,222 @@
+"""Fetch one page over plain HTTP with a pooled httpx client; no browser, no asyncio.
+
+Every way a fetch can fail becomes a ``FetchFailure`` with a short human reason and whether
+trying again may help (timeouts, connection errors, 5xx, 429 and 408 may).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import errno
+import re
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import httpx
+from msgspec import Struct
+
+from crawl4ai_llm_docs.config import CrawlConfig
+from crawl4ai_llm_docs.errors import CrawlError
+
+MAX_REDIRECTS = 10
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as asking for this
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
+
+
+class FetchFailure(CrawlError):
+    """One attempt at one page failed."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+        final_url: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        self.final_url = final_url
+
+
+class Fetched(Struct, frozen=True, kw_only=True):
+    final_url: str
+    status: int
+    html: str
+    bytes: int
+
+
+@asynccontextmanager
+async def open_client(config: CrawlConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """One pooled client for the whole run; the caller's ``trio.fail_after`` bounds each page."""
+    limits = httpx.Limits(
+        max_connections=config.max_concurrent * 2, max_keepalive_connections=config.max_concurrent
+    )
+    async with httpx.AsyncClient(
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        verify=config.verify_tls,
+        headers={"user-agent": config.user_agent, "accept": "text/html,application/xhtml+xml"},
+        limits=limits,
+        timeout=httpx.Timeout(None),
+    ) as client:
+        yield client
+
+
+async def fetch(client: httpx.AsyncClient, url: str, *, max_bytes: int) -> Fetched:
+    """GET ``url``; the body is counted while streaming and dropped once over ``max_bytes``."""
+    try:
+        async with client.stream("GET", url) as response:
+            final_url = str(response.url)
+            _check_status(response)
+            _check_content_type(response)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise _too_large(max_bytes, final_url, response.status_code)
+            parts: list[bytes] = []
+            size = 0
+            async for part in response.aiter_bytes():
+                size += len(part)
+                if size > max_bytes:
+                    raise _too_large(max_bytes, final_url, response.status_code)
+                parts.append(part)
+            body = b"".join(parts)
+            return Fetched(
+                final_url=final_url,
+                status=response.status_code,
+                html=decode_html(body, response.charset_encoding),
+                bytes=size,
+            )
+    except httpx.TooManyRedirects:
+        raise FetchFailure(
+            f"too many redirects (more than {MAX_REDIRECTS}; a redirect loop?)"
+        ) from None
+    except httpx.UnsupportedProtocol:
+        raise FetchFailure(f"unsupported URL scheme in {url}") from None
+    except httpx.InvalidURL as exc:
+        raise FetchFailure(f"invalid URL: {exc}") from None
+    except httpx.TransportError as exc:
+        raise _transport_failure(exc, url) from None
+
+
+def _check_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = response.reason_phrase
+    raise FetchFailure(
+        f"HTTP {status} {phrase}".strip(),
+        status=status,
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        final_url=str(response.url),
+    )
+
+
+def _check_content_type(response: httpx.Response) -> None:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    # A missing type is let through: the HTML parser copes, and tiny servers forget it.
+    if content_type and content_type not in HTML_TYPES:
+        raise FetchFailure(
+            f"not HTML ({content_type})", status=response.status_code, final_url=str(response.url)
+        )
+
+
+def _too_large(max_bytes: int, final_url: str, status: int) -> FetchFailure:
+    return FetchFailure(
+        f"page larger than max_page_bytes ({max_bytes} bytes)", status=status, final_url=final_url
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def decode_html(body: bytes, declared: str | None) -> str:
+    """Text of an HTML body: BOM, then the header's charset, then <meta charset>, then UTF-8.
+
+    Undecodable bytes become U+FFFD instead of failing the page.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if not declared and (found := _META_CHARSET.search(body[:4096])):
+        declared = found.group(1).decode("ascii", errors="ignore")
+    if declared:
+        try:
+            codec = codecs.lookup(declared).name
+        except LookupError:
+            codec = "utf-8"
+        return body.decode(codec, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        # Undeclared and not UTF-8: what browsers assume for legacy pages.
+        return body.decode("cp1252", errors="replace")
+
+
+def _transport_failure(exc: httpx.TransportError, url: str) -> FetchFailure:
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            # A name that does not exist will not appear on retry; a resolver hiccup may.
+            transient = cause.errno in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", -11))
+            return FetchFailure(f"DNS lookup failed for host {host}", transient=transient)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return FetchFailure(f"TLS certificate verification failed for host {host}")
+        if (
+            isinstance(cause, ConnectionRefusedError)
+            or getattr(cause, "errno", None) == errno.ECONNREFUSED
+        ):
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            return FetchFailure(f"connection refused by {host}:{port}", transient=True)
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError) and "Name or service not known" in text:
+        return FetchFailure(f"DNS lookup failed for host {host}")
+    kind = "connection failed" if isinstance(exc, httpx.ConnectError) else "connection error"
+    return FetchFailure(f"{kind}: {text}", transient=True)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes, and the members of any exception group among them."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return seen

@@ -1,0 +1,303 @@
+"""The crawl stage: URLs in, crawled (or failed) pages out, as soon as each one is ready.
+
+Each page runs in its own task under a ``CapacityLimiter(crawl.max_concurrent)``; a slot is
+taken before the task starts and held until its page is handed downstream, so a slow
+consumer stops the crawling and memory stays flat however many URLs there are.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import httpx
+import structlog
+import trio
+
+from crawl4ai_llm_docs.config import CrawlConfig
+from crawl4ai_llm_docs.crawl import extract as extract_mod
+from crawl4ai_llm_docs.crawl.browser import (
+    BrowserCrawler,
+    find_chromium,
+    open_browser,
+    require_chromium,
+)
+from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter; a server's Retry-After wins when it sends one."""
+
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, failures: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)  # "equal jitter": never near zero
+
+
+async def run(
+    receive: trio.MemoryReceiveChannel[UrlEntry],
+    send: trio.MemorySendChannel[Page],
+    *,
+    config: CrawlConfig,
+    cache_dir: Path,
+    retry_policy: RetryPolicy | None = None,
+) -> None:
+    """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
+
+    Failed pages are sent too (``Page.error`` says why). Raises ``BrowserNotFoundError`` in
+    browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
+    """
+    async with receive, send:
+        executable: str | None = None
+        if config.mode == "browser":
+            executable = await trio.to_thread.run_sync(require_chromium, config.browser_path)
+        elif config.mode == "auto":
+            executable = await trio.to_thread.run_sync(find_chromium, config.browser_path)
+        prepare_crawl4ai(cache_dir)
+        crawler = _Crawler(config, cache_dir, executable, retry_policy or RetryPolicy())
+        async with crawler.open():
+            limiter = trio.CapacityLimiter(config.max_concurrent)
+            async with trio.open_nursery() as nursery:
+                crawler.stop = nursery.cancel_scope
+                async for entry in receive:
+                    slot = object()
+                    await limiter.acquire_on_behalf_of(slot)
+                    nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
+
+
+class _LazyBrowser:
+    """The browser, started by the first page that needs it and kept until the stage ends."""
+
+    def __init__(
+        self, nursery: trio.Nursery, executable: str | None, config: CrawlConfig, cache_dir: Path
+    ) -> None:
+        self._nursery = nursery
+        self._executable = executable
+        self._config = config
+        self._cache_dir = cache_dir
+        self._lock = trio.Lock()
+        self._closing = trio.Event()
+        self._browser: BrowserCrawler | None = None
+        self._unavailable = executable is None
+
+    async def get(self, *, required: bool = False) -> BrowserCrawler | None:
+        if self._browser is not None or self._unavailable:
+            return self._browser
+        async with self._lock:
+            if self._browser is None and not self._unavailable:
+                try:
+                    self._browser = await self._nursery.start(self._serve)
+                except Exception as exc:
+                    if required:
+                        raise
+                    self._unavailable = True  # auto mode goes on with the HTTP result
+                    structlog.get_logger().warning(
+                        "browser_unavailable", executable=self._executable, reason=str(exc)
+                    )
+        return self._browser
+
+    async def _serve(self, *, task_status: trio.TaskStatus[BrowserCrawler]) -> None:
+        assert self._executable is not None
+        async with open_browser(
+            self._executable, config=self._config, cache_dir=self._cache_dir
+        ) as browser:
+            task_status.started(browser)
+            await self._closing.wait()
+
+    def close(self) -> None:
+        self._closing.set()
+
+
+class _Crawler:
+    def __init__(
+        self, config: CrawlConfig, cache_dir: Path, executable: str | None, policy: RetryPolicy
+    ) -> None:
+        self.config = config
+        self.cache_dir = cache_dir
+        self.executable = executable
+        self.policy = policy
+        self.rng = random.Random()
+        self.stop: trio.CancelScope | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._browser: _LazyBrowser | None = None
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        # Importing crawl4ai takes seconds: do it once, off the trio thread, before page one.
+        await trio.to_thread.run_sync(extract_mod.preload)
+        async with open_client(self.config) as client, trio.open_nursery() as services:
+            self._client = client
+            self._browser = _LazyBrowser(services, self.executable, self.config, self.cache_dir)
+            try:
+                if self.config.mode == "browser":
+                    await self._browser.get(required=True)
+                yield
+            finally:
+                self._browser.close()
+
+    async def crawl_and_send(
+        self,
+        entry: UrlEntry,
+        send: trio.MemorySendChannel[Page],
+        limiter: trio.CapacityLimiter,
+        slot: object,
+    ) -> None:
+        try:
+            async with send:
+                page = await self._crawl(entry)
+                try:
+                    await send.send(page)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    # Downstream stopped reading (e.g. the LLM stage was shut down): no one
+                    # wants more pages, so stop crawling.
+                    if self.stop is not None:
+                        self.stop.cancel()
+        finally:
+            limiter.release_on_behalf_of(slot)
+
+    async def _crawl(self, entry: UrlEntry) -> Page:
+        started = trio.current_time()
+        mode: CrawlMode = "browser" if self.config.mode == "browser" else "http"
+        try:
+            if mode == "browser":
+                return await self._browser_page(entry, started)
+            result = await self._attempts(entry.url, self._http_fetch, "http")
+            if isinstance(result, FetchFailure):
+                return self._failed(entry, result, "http", started)
+            page, words = await self._page(entry, result, "http", started)
+            if self.config.mode == "auto" and words < self.config.js_shell_min_words:
+                return await self._render(entry, page, started)
+            return self._crawled(page)
+        except Exception as exc:  # a bug or an odd page must not stop the run
+            failure = FetchFailure(f"unexpected error: {type(exc).__name__}: {exc}")
+            return self._failed(entry, failure, mode, started)
+
+    async def _browser_page(self, entry: UrlEntry, started: float) -> Page:
+        assert self._browser is not None
+        browser = await self._browser.get(required=True)
+        assert browser is not None
+        result = await self._attempts(entry.url, browser.fetch, "browser")
+        if isinstance(result, FetchFailure):
+            return self._failed(entry, result, "browser", started)
+        page, _ = await self._page(entry, result, "browser", started)
+        return self._crawled(page)
+
+    async def _render(self, entry: UrlEntry, http_page: Page, started: float) -> Page:
+        """An (almost) empty page over HTTP is likely a JavaScript shell: ask the browser."""
+        assert self._browser is not None
+        browser = await self._browser.get()
+        if browser is None:
+            return self._crawled(http_page)
+        result = await self._attempts(entry.url, browser.fetch, "browser")
+        if isinstance(result, FetchFailure):
+            structlog.get_logger().warning(
+                "browser_fallback_failed", url=entry.url, reason=result.reason
+            )
+            return self._crawled(http_page)
+        page, _ = await self._page(entry, result, "browser", started)
+        return self._crawled(page)
+
+    async def _http_fetch(self, url: str) -> Fetched:
+        assert self._client is not None
+        return await fetch(self._client, url, max_bytes=self.config.max_page_bytes)
+
+    async def _attempts(
+        self, url: str, fetcher: Callable[[str], Awaitable[Fetched]], mode: CrawlMode
+    ) -> Fetched | FetchFailure:
+        """Fetch with retries of transient failures; the last failure is returned, not raised."""
+        timeout = self.config.page_timeout
+        failures = 0
+        while True:
+            try:
+                with trio.fail_after(timeout):
+                    return await fetcher(url)
+            except trio.TooSlowError:
+                failure = FetchFailure(f"timed out after {timeout:g} s", transient=True)
+            except FetchFailure as exc:
+                failure = exc
+            failures += 1
+            if not failure.transient or failures > self.config.retries:
+                return failure
+            delay = self.policy.delay(failures, failure.retry_after, self.rng)
+            structlog.get_logger().warning(
+                "retry",
+                url=url,
+                reason=failure.reason,
+                delay_s=round(delay, 3),
+                attempt=failures,
+                mode=mode,
+            )
+            await trio.sleep(delay)
+
+    async def _page(
+        self, entry: UrlEntry, fetched: Fetched, mode: CrawlMode, started: float
+    ) -> tuple[Page, int]:
+        convert = partial(
+            extract_mod.extract,
+            fetched.html,
+            fetched.final_url,
+            css_selector=self.config.css_selector,
+        )
+        # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
+        extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
+        page = Page(
+            index=entry.index,
+            url=entry.url,
+            final_url=fetched.final_url,
+            title=extracted.title,
+            markdown=extracted.markdown,
+            status=fetched.status,
+            error=None,
+            elapsed=trio.current_time() - started,
+            bytes=fetched.bytes,
+            mode=mode,
+        )
+        return page, extracted.words
+
+    @staticmethod
+    def _crawled(page: Page) -> Page:
+        structlog.get_logger().info(
+            "page_crawled",
+            url=page.url,
+            mode=page.mode,
+            status=page.status,
+            elapsed_ms=round(page.elapsed * 1000),
+            bytes=page.bytes,
+            title=page.title,
+        )
+        return page
+
+    @staticmethod
+    def _failed(entry: UrlEntry, failure: FetchFailure, mode: CrawlMode, started: float) -> Page:
+        elapsed = trio.current_time() - started
+        structlog.get_logger().warning(
+            "page_failed",
+            url=entry.url,
+            mode=mode,
+            status=failure.status,
+            elapsed_ms=round(elapsed * 1000),
+            reason=failure.reason,
+        )
+        return Page(
+            index=entry.index,
+            url=entry.url,
+            final_url=failure.final_url or entry.url,
+            title="",
+            markdown="",
+            status=failure.status,
+            error=failure.reason,
+            elapsed=elapsed,
+            bytes=0,
+            mode=mode,
+        )
