@@ -1,0 +1,510 @@
+"""A local documentation site for tests, benchmarks and trying the tool offline.
+
+It serves generated Sphinx-like pages (``/docs/page-000.html`` ...) or a directory of HTML
+files, plus fault-injecting paths under ``/special/``: a slow page, 404/500, redirects and a
+redirect loop, a JavaScript-only page, a huge page, PDF/binary content, invalid UTF-8, a
+Latin-1 page, and pages answering 429/503 with Retry-After before they work.
+
+    python -m crawl4ai_llm_docs.testing.site --port 0 --pages 28
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import mimetypes
+import posixpath
+import queue
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager, suppress
+from functools import partial
+from html import escape
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import unquote
+
+import msgspec
+import trio
+
+# Text that only appears in the generated pages' header, sidebar and footer: a crawl that
+# kept navigation shows one of these.
+NAV_MARKERS = ("Site navigation", "Quick search", "Example Docs Authors")
+SPECIAL_PATHS = {
+    "slow": "/special/slow.html",
+    "js_only": "/special/js-only.html",
+    "huge": "/special/huge.html",
+    "pdf": "/special/file.pdf",
+    "binary": "/special/binary.bin",
+    "invalid_utf8": "/special/invalid-utf8.html",
+    "latin1": "/special/latin1.html",
+    "redirect": "/special/redirect.html",
+    "loop": "/special/loop-a.html",
+    "rate_limited": "/special/rate-limited.html",
+    "flaky": "/special/flaky.html",
+    "error": "/special/error.html",
+    "missing": "/special/missing.html",
+}
+JS_TEXT = "This paragraph was rendered by JavaScript in the browser"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
+    pages: int = 28  # generated pages /docs/page-000.html ...
+    sections: int = 3  # h2 sections per generated page (size knob)
+    paragraphs: int = 3  # paragraphs per section (size knob)
+    directory: str = ""  # serve this directory's files instead of generated pages
+    slow_delay: float = 5.0  # seconds before /special/slow.html answers
+    huge_bytes: int = 30_000_000  # body size of /special/huge.html, sent without Content-Length
+    rate_limited_hits: int = 1  # 429 answers before /special/rate-limited.html works
+    flaky_hits: int = 1  # 503 answers before /special/flaky.html works
+    retry_after: float = 1.0  # Retry-After seconds sent with those answers
+    delays: dict[str, float] = msgspec.field(default_factory=dict)  # path -> seconds
+    statuses: dict[str, int] = msgspec.field(default_factory=dict)  # path -> forced status
+
+
+class SiteHandle:
+    """A running site: its address and what it was asked for."""
+
+    def __init__(self, site: SiteConfig) -> None:
+        self.site = site
+        self.base_url = ""
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
+        self.page_paths: list[str] = []
+
+    def url(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def page_urls(self) -> list[str]:
+        """URLs of the generated pages, or of every HTML file of the served directory."""
+        return [self.url(path) for path in self.page_paths]
+
+
+# ---------------------------------------------------------------- generated pages
+
+_WORDS = tuple(
+    [
+        "request",
+        "response",
+        "session",
+        "client",
+        "server",
+        "option",
+        "argument",
+        "command",
+        "parser",
+        "config",
+        "value",
+        "default",
+        "timeout",
+        "retry",
+        "stream",
+        "buffer",
+        "channel",
+        "worker",
+        "task",
+        "thread",
+        "process",
+        "handler",
+        "event",
+        "message",
+        "token",
+        "cache",
+        "index",
+        "page",
+        "chunk",
+        "limit",
+        "queue",
+        "signal",
+        "context",
+        "scope",
+        "nursery",
+        "module",
+        "package",
+        "function",
+        "method",
+        "class",
+        "object",
+        "record",
+        "field",
+        "schema",
+        "format",
+        "output",
+        "input",
+        "error",
+    ]
+)
+_TOPICS = ("Installation", "Quickstart", "Configuration", "Commands", "Options", "Testing")
+
+
+def page_path(index: int) -> str:
+    return f"/docs/page-{index:03d}.html"
+
+
+def page_title(index: int) -> str:
+    return f"{_TOPICS[index % len(_TOPICS)]} {index}"
+
+
+def generated_page(index: int, *, pages: int = 28, sections: int = 3, paragraphs: int = 3) -> str:
+    """One Sphinx-like page; the content depends only on the arguments."""
+    rng = random.Random(index)
+    title = page_title(index)
+    body: list[str] = [
+        f'<section id="p{index}"><h1>{title}<a class="headerlink" href="#p{index}">¶</a></h1>'
+    ]
+    body.append(
+        f'<p>Call <code class="docutils literal notranslate"><span class="pre">configure_{index}()</span></code>'
+        f' before anything else; see <a class="reference internal" href="{_rel(index + 1, pages)}">'
+        f"the next page</a>.</p>"
+    )
+    for section in range(sections):
+        anchor = f"s{index}-{section}"
+        body.append(
+            f'<section id="{anchor}"><h2>Section {section} of {title}'
+            f'<a class="headerlink" href="#{anchor}">¶</a></h2>'
+        )
+        for _ in range(paragraphs):
+            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 70)))
+            name = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}"
+            body.append(
+                f'<p>{words.capitalize()} with <code class="docutils literal notranslate">'
+                f'<span class="pre">{name}</span></code> and <em>{rng.choice(_WORDS)}</em>.</p>'
+            )
+        code = "\n".join(
+            f"    {rng.choice(_WORDS)}_{line} = client.{rng.choice(_WORDS)}({line}, retries={rng.randint(1, 9)})"
+            for line in range(rng.randint(3, 8))
+        )
+        body.append(
+            '<div class="highlight-python notranslate"><div class="highlight"><pre><span></span>'
+            f"def example_{index}_{section}(client):\n{escape(code)}\n    return {{&quot;page&quot;: {index}}}\n"
+            "</pre></div></div>"
+        )
+        rows = "".join(
+            f"<tr><td><code>{rng.choice(_WORDS)}</code></td><td>{rng.randint(1, 100)}</td>"
+            f"<td>{rng.choice(_WORDS)} {rng.choice(_WORDS)}</td></tr>"
+            for _ in range(3)
+        )
+        body.append(
+            '<table class="docutils align-default"><thead><tr><th>Name</th><th>Default</th>'
+            f"<th>Meaning</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        )
+    body.append("</section>")
+    first = max(0, min(index - 20, pages - 40))
+    sidebar = "".join(
+        f'<li class="toctree-l1"><a href="{_rel(i, pages)}">{page_title(i)}</a></li>'
+        for i in range(first, min(pages, first + 40))
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title} &#8212; '
+        'Example Docs</title><link rel="stylesheet" href="/_static/basic.css"></head><body>'
+        '<div class="related" role="navigation" aria-label="related navigation"><h3>Site navigation'
+        f'</h3><ul><li><a href="{_rel(0, pages)}">Example Docs</a> &#187;</li></ul></div>'
+        '<div class="document"><div class="documentwrapper"><div class="bodywrapper">'
+        f'<div class="body" role="main">{"".join(body)}</div></div></div>'
+        '<div class="sphinxsidebar" role="navigation" aria-label="main navigation">'
+        '<div class="sphinxsidebarwrapper"><h3>Quick search</h3><form><input type="text" name="q">'
+        f'</form><ul class="current">{sidebar}</ul></div></div></div>'
+        '<div class="footer" role="contentinfo">&#169; Copyright 2024, Example Docs Authors.</div>'
+        "</body></html>"
+    )
+
+
+def generated_pages(n: int, *, sections: int = 3, paragraphs: int = 3) -> Iterator[tuple[str, str]]:
+    """(path, html) of the n generated pages, made one at a time."""
+    for index in range(n):
+        yield (
+            page_path(index),
+            generated_page(index, pages=n, sections=sections, paragraphs=paragraphs),
+        )
+
+
+def _rel(index: int, pages: int) -> str:
+    return f"page-{index % max(pages, 1):03d}.html"
+
+
+_JS_SHELL = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>JavaScript app</title></head>'
+    '<body><div id="app"></div><noscript>You need to enable JavaScript to run this app.</noscript>'
+    "<script>fetch('/special/js-content.json').then(r => r.json()).then(d => {"
+    "document.getElementById('app').innerHTML = d.html; document.title = d.title; });</script>"
+    "</body></html>"
+)
+
+
+def _js_content() -> bytes:
+    paragraph = f"<p>{JS_TEXT}. " + " ".join(_WORDS[:60]) + ".</p>"
+    html = (
+        "<main><h1>Rendered by JavaScript</h1>"
+        + paragraph * 2
+        + '<pre><code class="language-js">console.log("rendered");</code></pre></main>'
+    )
+    return json.dumps({"title": "JavaScript app (rendered)", "html": html}).encode()
+
+
+# ---------------------------------------------------------------- the ASGI app
+
+
+class _SiteApp:
+    def __init__(self, handle: SiteHandle) -> None:
+        self.handle = handle
+        self.site = handle.site
+        self.root = Path(self.site.directory) if self.site.directory else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        self.handle.hits[path] += 1
+        self.handle.hit_times[path].append(time.monotonic())
+        hits = self.handle.hits[path]
+        site = self.site
+        if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
+            await trio.sleep(delay)
+        if forced := site.statuses.get(path):
+            await _respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
+        elif path.startswith("/special/"):
+            await self._special(path, hits, send)
+        elif self.root is not None:
+            await self._file(path, send)
+        elif path in ("/", "/docs/", "/docs/index.html"):
+            links = "".join(
+                f'<li><a href="{p}">{page_title(i)}</a></li>'
+                for i, p in enumerate(self.handle.page_paths)
+            )
+            await _html(
+                send,
+                f"<html><head><title>Example Docs</title></head><body><main><h1>Example Docs</h1><ul>{links}</ul></main></body></html>",
+            )
+        elif (
+            path.startswith("/docs/page-")
+            and path.endswith(".html")
+            and path[11:-5].isdigit()
+            and int(path[11:-5]) < site.pages
+        ):
+            index = int(path[11:-5])
+            await _html(
+                send,
+                generated_page(
+                    index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
+                ),
+            )
+        else:
+            await _respond(send, 404, b"<h1>Not Found</h1>")
+
+    async def _special(self, path: str, hits: int, send: Send) -> None:
+        site, sp = self.site, SPECIAL_PATHS
+        retry_after = [(b"retry-after", f"{site.retry_after:g}".encode())]
+        sample = generated_page(1, pages=site.pages)
+        if path == sp["slow"]:
+            await _html(send, sample)
+        elif path == sp["js_only"]:
+            await _html(send, _JS_SHELL)
+        elif path == "/special/js-content.json":
+            await _respond(send, 200, _js_content(), "application/json")
+        elif path == sp["huge"]:
+            await _stream_huge(send, site.huge_bytes)
+        elif path == sp["pdf"]:
+            await _respond(
+                send,
+                200,
+                b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n",
+                "application/pdf",
+            )
+        elif path == sp["binary"]:
+            await _respond(send, 200, bytes(range(256)) * 16, "application/octet-stream")
+        elif path == sp["invalid_utf8"]:
+            body = b"<html><head><title>Broken \xff encoding</title></head><body><main><h1>Invalid UTF-8</h1><p>Bytes \xc3\x28 and \xff here, then valid caf\xc3\xa9.</p></main></body></html>"
+            await _respond(send, 200, body, "text/html; charset=utf-8")
+        elif path == sp["latin1"]:
+            text = "<html><head><title>Latin-1</title></head><body><main><h1>Caf\xe9 cr\xe8me</h1><p>D\xe9j\xe0 vu.</p></main></body></html>"
+            await _respond(send, 200, text.encode("latin-1"), "text/html; charset=iso-8859-1")
+        elif path == sp["redirect"]:
+            await _respond(send, 301, b"", headers=[(b"location", page_path(1).encode())])
+        elif path in (sp["loop"], "/special/loop-b.html"):
+            other = "/special/loop-b.html" if path == sp["loop"] else sp["loop"]
+            await _respond(send, 302, b"", headers=[(b"location", other.encode())])
+        elif path == sp["rate_limited"] and hits <= site.rate_limited_hits:
+            await _respond(send, 429, b"<h1>Too Many Requests</h1>", headers=retry_after)
+        elif path == sp["flaky"] and hits <= site.flaky_hits:
+            await _respond(send, 503, b"<h1>Service Unavailable</h1>", headers=retry_after)
+        elif path in (sp["rate_limited"], sp["flaky"]):
+            await _html(send, sample)
+        elif path == sp["error"]:
+            await _respond(send, 500, b"<h1>Internal Server Error</h1>")
+        else:
+            await _respond(send, 404, b"<h1>Not Found</h1>")
+
+    async def _file(self, path: str, send: Send) -> None:
+        assert self.root is not None
+        relative = posixpath.normpath(unquote(path)).lstrip("/")
+        if relative.startswith(".."):
+            await _respond(send, 404, b"")
+            return
+        # Debian's doc packages symlink shared JavaScript out of the tree: follow links.
+        target = trio.Path(self.root / relative)
+        if await target.is_dir():
+            target = target / "index.html"
+        if not await target.is_file():
+            await _respond(send, 404, b"<h1>Not Found</h1>")
+            return
+        content_type = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
+        await _respond(send, 200, await target.read_bytes(), content_type)
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "text/html; charset=utf-8",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    all_headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": all_headers + (headers or [])}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _html(send: Send, html: str) -> None:
+    await _respond(send, 200, html.encode())
+
+
+async def _stream_huge(send: Send, size: int) -> None:
+    """A page of ``size`` bytes sent in chunks without Content-Length, so clients must count."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/html; charset=utf-8")],
+        }
+    )
+    chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
+    await send(
+        {
+            "type": "http.response.body",
+            "body": b"<html><head><title>Huge</title></head><body>",
+            "more_body": True,
+        }
+    )
+    sent = 0
+    while sent < size:
+        piece = chunk[: size - sent]
+        sent += len(piece)
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b"</body></html>"})
+
+
+# ---------------------------------------------------------------- running it
+
+
+async def serve_site(
+    site: SiteConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[SiteHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; ``nursery.start(serve_site, site)`` returns the ``SiteHandle``."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    handle = SiteHandle(site)
+    if site.directory:
+        handle.page_paths = await trio.to_thread.run_sync(_html_files, Path(site.directory))
+    else:
+        handle.page_paths = [page_path(i) for i in range(site.pages)]
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.errorlog = None  # no "Running on ..." lines in test output
+    config.graceful_timeout = 0.5
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            partial(
+                serve,
+                cast(Any, _SiteApp(handle)),
+                config,
+                shutdown_trigger=trio.sleep_forever,
+                mode="asgi",
+            )
+        )
+        handle.base_url = binds[0]
+        task_status.started(handle)
+
+
+def _html_files(root: Path) -> list[str]:
+    return sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*.html"))
+
+
+@contextmanager
+def run_site_in_thread(site: SiteConfig | None = None) -> Iterator[SiteHandle]:
+    """Serve from a daemon thread with its own trio loop, for code that is not async."""
+    ready: queue.Queue[
+        tuple[SiteHandle, trio.lowlevel.TrioToken, trio.CancelScope] | BaseException
+    ] = queue.Queue()
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                handle: SiteHandle = await nursery.start(serve_site, site or SiteConfig())
+                ready.put((handle, trio.lowlevel.current_trio_token(), scope))
+
+    def thread_main() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # handed to the waiting caller
+            ready.put(exc)
+
+    thread = threading.Thread(target=thread_main, name="docs-site", daemon=True)
+    thread.start()
+    item = ready.get(timeout=60)
+    if isinstance(item, BaseException):
+        raise item
+    handle, token, scope = item
+    try:
+        yield handle
+    finally:
+        with suppress(trio.RunFinishedError):
+            token.run_sync_soon(scope.cancel)
+        thread.join(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a local documentation site.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--pages", type=int, default=28)
+    parser.add_argument("--directory", default="", help="serve this directory instead")
+    parser.add_argument("--urls-file", default="", help="write the page URLs to this file")
+    args = parser.parse_args(argv)
+    site = SiteConfig(pages=args.pages, directory=args.directory)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            handle: SiteHandle = await nursery.start(
+                partial(serve_site, site, host=args.host, port=args.port)
+            )
+            if args.urls_file:
+                await trio.Path(args.urls_file).write_text("\n".join(handle.page_urls()) + "\n")
+            print(f"listening on {handle.base_url}", flush=True)
+
+    with suppress(KeyboardInterrupt):
+        trio.run(run)
+
+
+if __name__ == "__main__":
+    main()
