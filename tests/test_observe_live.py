@@ -168,7 +168,7 @@ from crawl4ai_llm_docs.observe.metrics import LimiterState, RunMetrics
 REQUEST = {"url": "u", "chunk": 0, "attempt": 1, "status": 200, "outcome": "ok",
            "latency_ms": 800.0, "queued_ms": 0.0, "prompt_tokens": 900, "completion_tokens": 300}
 PAGE = {"url": "u", "mode": "http", "status": 200, "elapsed_ms": 5.0, "bytes": 10, "title": "t"}
-LIMITER = LimiterState(in_flight=8, limit=8, effective_limit=6, requests_remaining=450,
+LIMITER = LimiterState(in_flight=8, max_concurrent=8, effective_limit=6, requests_remaining=450,
                        requests_limit=500, tokens_remaining=90000, tokens_limit=150000)
 
 async def main():

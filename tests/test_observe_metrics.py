@@ -206,7 +206,7 @@ def test_eta_projects_chunks_of_pages_not_yet_crawled() -> None:
 def test_probes_are_read_at_snapshot_time() -> None:
     state = LimiterState(
         in_flight=3,
-        limit=8,
+        max_concurrent=8,
         effective_limit=5,
         requests_remaining=40,
         requests_limit=500,

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import psutil
@@ -39,13 +39,32 @@ _DONE_OUTCOMES = frozenset({"ok", "failed"})
 _OK_OUTCOMES = frozenset({"ok", "split"})
 
 
-class LimiterState(msgspec.Struct, frozen=True, kw_only=True):
-    """What the LLM limiter reports: returned by the probe given to ``set_limiter_probe``."""
+class LimiterView(Protocol):
+    """What the limiter probe returns; ``llm.ratelimit.LimiterSnapshot`` has this shape."""
 
-    in_flight: int
-    limit: int  # configured maximum concurrency
-    effective_limit: int  # the adaptive limit in force now
-    requests_remaining: int | None = None  # provider headroom, from rate-limit headers
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def max_concurrent(self) -> int: ...  # configured maximum concurrency
+    @property
+    def effective_limit(self) -> int: ...  # the adaptive limit in force now
+    @property
+    def requests_remaining(self) -> int | None: ...  # provider headroom, from headers
+    @property
+    def requests_limit(self) -> int | None: ...
+    @property
+    def tokens_remaining(self) -> int | None: ...
+    @property
+    def tokens_limit(self) -> int | None: ...
+
+
+class LimiterState(msgspec.Struct, frozen=True, kw_only=True):
+    """A plain ``LimiterView`` (for tests and for limiters without a snapshot of their own)."""
+
+    in_flight: int = 0
+    max_concurrent: int = 0
+    effective_limit: int = 0
+    requests_remaining: int | None = None
     requests_limit: int | None = None
     tokens_remaining: int | None = None
     tokens_limit: int | None = None
@@ -75,8 +94,8 @@ class Counts(msgspec.Struct, kw_only=True):
 
 # msgspec allows a frozen subclass of a mutable struct; mypy's dataclass model does not.
 class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
-    in_flight: int  # LimiterState's fields, zero (None) without a limiter probe
-    limit: int
+    in_flight: int  # from the limiter probe; zero (None) without one
+    limit: int  # LimiterView.max_concurrent
     effective_limit: int
     requests_remaining: int | None
     requests_limit: int | None
@@ -160,7 +179,7 @@ class RunMetrics:
         self._random = random.Random(seed)
         self._start: float | None = None
         self._last_now = 0.0
-        self._limiter_probe: Callable[[], LimiterState] | None = None
+        self._limiter_probe: Callable[[], LimiterView] | None = None
         self._breaker_probe: Callable[[], str] | None = None
         self._breaker_state = "closed"
         self._finished = False
@@ -201,7 +220,7 @@ class RunMetrics:
 
     # ------------------------------------------------------------ feeds
 
-    def set_limiter_probe(self, probe: Callable[[], LimiterState]) -> None:
+    def set_limiter_probe(self, probe: Callable[[], LimiterView]) -> None:
         self._limiter_probe = probe
 
     def set_breaker_probe(self, probe: Callable[[], str]) -> None:
@@ -322,7 +341,7 @@ class RunMetrics:
     def snapshot(self) -> MetricsSnapshot:
         limiter = self._limiter_probe() if self._limiter_probe else None
         breaker = self._breaker_probe() if self._breaker_probe else None
-        limiter = limiter or LimiterState(in_flight=0, limit=0, effective_limit=0)
+        limiter = limiter or LimiterState()
         with self._lock:
             now = self._now()
             c = self._c
@@ -339,7 +358,13 @@ class RunMetrics:
             latencies = sorted(self._latencies)
             return MetricsSnapshot(
                 **self._counts(),
-                **msgspec.structs.asdict(limiter),
+                in_flight=limiter.in_flight,
+                limit=limiter.max_concurrent,
+                effective_limit=limiter.effective_limit,
+                requests_remaining=limiter.requests_remaining,
+                requests_limit=limiter.requests_limit,
+                tokens_remaining=limiter.tokens_remaining,
+                tokens_limit=limiter.tokens_limit,
                 elapsed_s=elapsed,
                 stage=self._stage(),
                 requests_per_s=_per(recent, span),
