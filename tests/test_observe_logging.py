@@ -335,3 +335,15 @@ def test_a_full_disk_stops_the_json_log_but_not_the_run(handles: list[LoggingHan
     lines = out.getvalue().splitlines()
     assert "JSON log stopped: [Errno 28] No space left on device" in lines[0]
     assert [line.split()[-1] for line in lines[1:]] == ["first", "second"]
+
+
+def test_a_malformed_event_is_shown_and_flagged_but_never_raises(
+    tmp_path: Path, handles: list[LoggingHandle]
+) -> None:
+    path = tmp_path / "run.jsonl"
+    console, out = text_console()
+    configure(handles, json_file=path, console=console)
+    structlog.get_logger().warning("retry", url=URL, delay_s="soon", attempt=1, reason="x")
+    assert out.getvalue().split(maxsplit=2)[2].startswith(f"retry url={URL} delay_s=soon")
+    (line,) = path.read_bytes().splitlines()
+    assert "'retry' does not match the JSON contract" in decode_event(line).message  # type: ignore[union-attr]

@@ -167,61 +167,38 @@ class _Throttle:
         return False, ended
 
 
+# One terse line per kind of event; anything else is shown as key=value pairs.
+_CONSOLE_TEXT = {
+    "page_failed": "crawl failed: {url} ({reason}, status {status})",
+    "page_crawled": "crawled {url} ({mode}, status {status}, {elapsed_ms:.0f} ms)",
+    "llm_request": "llm {url} #{chunk} attempt {attempt}: {outcome} "
+    "(status {status}, {latency_ms:.0f} ms)",
+    "chunk_cached": "cached {url} #{chunk}",
+    "faithfulness_fallback": "kept the original text of {url} #{chunk}: {reason}",
+    "rate_limit": "rate limit: waiting {wait_s:.1f}s ({reason}); "
+    "concurrency now {effective_concurrency}",
+    "circuit_breaker": "circuit breaker {old_state} -> {new_state}: {reason}",
+    "retry": "retry {url} in {delay_s:.1f}s (attempt {attempt}): {reason}",
+    "run_started": "run {run_id}: {urls} URLs",
+    "run_finished": "run finished: exit {exit_code} in {wall_s:.1f}s, "
+    "{documents} documents, {failed_pages} failed pages",
+    "metrics": "metrics: {stage} {done}/{total} chunks, "
+    "in-flight {in_flight}/{effective_limit}, {requests_per_s:.1f} req/s",
+    "warning": "{message}",
+    "error": "{message}",
+}
+
+
 def _describe(event: EventDict) -> str:
-    try:
-        return _describe_known(event)
-    except (TypeError, ValueError):  # a malformed event must not break the caller
-        return _describe_fields(event)
-
-
-def _describe_fields(event: EventDict) -> str:
+    template = _CONSOLE_TEXT.get(str(event.get("event")))
+    if template is not None:
+        try:
+            return template.format_map(event)
+        except (KeyError, TypeError, ValueError):  # a malformed event must not break the caller
+            pass
     skip = {"event", "timestamp", "level", "run_id", *_CONSOLE_ONLY_KEYS}
     fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip)
     return f"{event.get('event')} {fields}".rstrip()
-
-
-def _describe_known(event: EventDict) -> str:
-    name = event.get("event")
-    e = event.get
-    if name == "page_failed":
-        return f"crawl failed: {e('url')} ({e('reason')}, status {e('status')})"
-    if name == "page_crawled":
-        return (
-            f"crawled {e('url')} ({e('mode')}, status {e('status')}, {e('elapsed_ms', 0):.0f} ms)"
-        )
-    if name == "llm_request":
-        return (
-            f"llm {e('url')} #{e('chunk')} attempt {e('attempt')}: {e('outcome')} "
-            f"(status {e('status')}, {e('latency_ms', 0):.0f} ms)"
-        )
-    if name == "chunk_cached":
-        return f"cached {e('url')} #{e('chunk')}"
-    if name == "faithfulness_fallback":
-        return f"kept the original text of {e('url')} #{e('chunk')}: {e('reason')}"
-    if name == "rate_limit":
-        return (
-            f"rate limit: waiting {e('wait_s', 0):.1f}s ({e('reason')}); "
-            f"concurrency now {e('effective_concurrency')}"
-        )
-    if name == "circuit_breaker":
-        return f"circuit breaker {e('old_state')} -> {e('new_state')}: {e('reason')}"
-    if name == "retry":
-        return f"retry {e('url')} in {e('delay_s', 0):.1f}s (attempt {e('attempt')}): {e('reason')}"
-    if name == "run_started":
-        return f"run {e('run_id')}: {e('urls')} URLs"
-    if name == "run_finished":
-        return (
-            f"run finished: exit {e('exit_code')} in {e('wall_s', 0):.1f}s, "
-            f"{e('documents')} documents, {e('failed_pages')} failed pages"
-        )
-    if name == "metrics":
-        return (
-            f"metrics: {e('stage')} {e('done')}/{e('total')} chunks, in-flight "
-            f"{e('in_flight')}/{e('effective_limit')}, {e('requests_per_s', 0):.1f} req/s"
-        )
-    if name in ("warning", "error"):
-        return str(e("message"))
-    return _describe_fields(event)
 
 
 _LEVEL_STYLE = {"debug": "dim", "info": "cyan", "warning": "yellow", "error": "bold red"}
