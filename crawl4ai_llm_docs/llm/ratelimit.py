@@ -42,6 +42,7 @@ The retry loop in `llm/client.py`::
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -113,36 +114,29 @@ class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 class _Bucket:
     """A token-bucket model: `level` at time `at`, refilling at `rate` up to `capacity`.
 
-    `level` None means unknown (no constraint). `reset_at` is when a window resets (the level
-    jumps to `capacity`), or when an unknown refill is over. Levels may go negative (debt).
+    `level` None means unknown (no constraint). At `reset_at` the level becomes `capacity`
+    (a window reset, or the end of a refill we cannot model). Levels may go negative (debt).
+    `log` keeps recent requests as [seq, sent_at, units], to replay after a late answer.
     """
 
-    def __init__(self, *, capacity: float | None = None, rate: float = 0.0, now: float = 0.0):
-        self.capacity = capacity
-        self.rate = rate
+    def __init__(self, *, capacity: float | None = None, rate: float = 0.0) -> None:
+        self.capacity, self.rate = capacity, rate
         self.level: float | None = capacity
-        self.at = now
+        self.at = 0.0
         self.reset_at: float | None = None
-        self.window_s: float | None = None
         self.limit: int | None = None
-        self.dispatched = 0.0  # units ever taken: "sent after request X" = dispatched - mark
-        self._refunds: deque[tuple[int, float]] = deque(maxlen=1024)  # (seq, units) not counted
+        self.log: deque[list[float]] = deque(maxlen=4096)
         self._seen_capacity = 0.0
-        self._measured_at = -math.inf
+        self._measured = 0  # seq of the request whose answer the model reflects
+
+    def _refill(self, level: float, seconds: float) -> float:
+        level += self.rate * max(0.0, seconds)
+        return level if self.capacity is None else min(self.capacity, level)
 
     def level_at(self, now: float) -> float | None:
         if self.reset_at is not None and now >= self.reset_at:
-            self.level, self.at = self.capacity, self.reset_at
-            if self.window_s and self.capacity is not None:  # the next windows are known too
-                periods = math.floor((now - self.reset_at) / self.window_s)
-                self.at = self.reset_at + periods * self.window_s
-                self.reset_at = self.at + self.window_s
-            else:
-                self.reset_at = None
-        if self.level is None:
-            return None
-        level = self.level + self.rate * max(0.0, now - self.at)
-        return level if self.capacity is None else min(self.capacity, level)
+            self.level, self.at, self.reset_at = self.capacity, self.reset_at, None
+        return None if self.level is None else self._refill(self.level, now - self.at)
 
     def wait_s(self, now: float, cost: float, reserve: float) -> float:
         """Seconds until `cost` units fit above `reserve` (a fraction of the capacity)."""
@@ -159,94 +153,89 @@ class _Bucket:
             waits.append(self.reset_at - now)
         return min(waits) if waits else 0.0  # nothing says when: do not block forever
 
-    def take(self, now: float, cost: float) -> float:
+    def take(self, now: float, cost: float, seq: int = 0) -> list[float]:
         level = self.level_at(now)
         if level is not None:
             self.level, self.at = level - cost, now
-        self.dispatched += cost
-        return self.dispatched
+        entry = [float(seq), now, cost]
+        self.log.append(entry)
+        return entry
 
-    def refund(self, now: float, units: float, seq: int = 0) -> None:
-        """Give back `units` request `seq` took but the provider did not count (or charge more)."""
+    def refund(self, now: float, entry: list[float], units: float) -> None:
+        """Give back `units` of `entry` the provider did not count (negative: charge more)."""
+        entry[2] -= units
         level = self.level_at(now)
         if level is not None:
-            level += units
-            self.level = level if self.capacity is None else min(self.capacity, level)
-            self.at = now
-        if seq:
-            self._refunds.append((seq, units))
+            self.level, self.at = self._refill(level + units, 0.0), now
 
-    def reconcile(
-        self, info: BucketInfo, now: float, sent_at: float, mark: float, seq: int
-    ) -> None:
-        """Reset the model from a response to a request sent at `sent_at`.
+    def reconcile(self, info: BucketInfo, now: float, seq: int) -> None:
+        """Reset the model from the answer to request `seq`.
 
-        The provider's `remaining` was measured when that request arrived, so it does not
-        count what we sent since (`dispatched - mark`): subtract that. A continuous bucket has
-        refilled since then at `limit / window`, or slower if `reset_s` says so.
+        The provider measured `remaining` when that request arrived (taken as when we sent
+        it), so it does not count what we sent since: replay those sends, refilling at
+        `limit / window` (slower if `reset_s` says so) and never above the bucket's size.
         """
         if info.limit is not None:
             self.limit = info.limit
-        if info.remaining is None or sent_at < self._measured_at:
-            return  # nothing to learn, or older than what the model already reflects
-        self._measured_at = sent_at
+        first = int(self.log[0][0]) if self.log else seq + 1
+        if info.remaining is None or seq <= self._measured or seq < first:
+            return  # nothing to learn, older than what the model reflects, or forgotten
+        self._measured = seq
         remaining, limit, reset = float(info.remaining), info.limit, info.reset_s
-        after = self.dispatched - mark - sum(u for s, u in self._refunds if s > seq)
-        self.at, self.window_s, self.reset_at = now, info.window_s, None
         if info.refill == "window":
             self.rate, self.capacity = 0.0, None if limit is None else float(limit)
-            self.level = remaining - after
-            self.reset_at = None if reset is None else now + reset
-            return
-        rate = limit / (info.window_s or _MINUTE) if limit else 0.0
-        if reset and limit is not None and remaining < limit:
-            rate = min(rate, (limit - remaining) / reset) if rate else (limit - remaining) / reset
-        self.rate = rate
-        if rate > 0 and reset is not None:  # full at `reset`: that is the real burst size
-            self._seen_capacity = max(self._seen_capacity, remaining + rate * reset)
-        elif limit is not None:
-            self._seen_capacity = max(self._seen_capacity, float(limit))
-        cap = self._seen_capacity or None
-        self.capacity = None if cap is None else min(cap, float(limit)) if limit else cap
-        level = remaining + rate * max(0.0, now - sent_at)
-        self.level = (level if self.capacity is None else min(self.capacity, level)) - after
-        if rate == 0 and reset is not None:
-            self.reset_at, self.capacity = now + reset, None  # then: unknown again
+        else:
+            rate = limit / (info.window_s or _MINUTE) if limit else 0.0
+            if reset and limit is not None and remaining < limit:
+                slower = (limit - remaining) / reset
+                rate = min(rate, slower) if rate else slower
+            if rate > 0 and reset is not None:  # full after `reset`: the real burst size
+                self._seen_capacity = max(self._seen_capacity, remaining + rate * reset)
+            elif limit is not None:
+                self._seen_capacity = max(self._seen_capacity, float(limit))
+            cap = self._seen_capacity or None
+            self.rate = rate
+            self.capacity = None if cap is None else min(cap, float(limit)) if limit else cap
+        start = seq - first
+        level, at = remaining, self.log[start][1]
+        for _, sent_at, units in itertools.islice(self.log, start + 1, None):
+            level, at = self._refill(level, sent_at - at) - units, sent_at
+        self.level, self.at = self._refill(level, now - at), now
+        self.reset_at = now + reset if self.rate == 0 and reset is not None else None
 
 
 class _StaticCap:
     """A user's per-minute cap: a small-burst bucket, and at most the cap in any 60 s."""
 
-    def __init__(self, per_minute: int, burst: float, now: float) -> None:
+    def __init__(self, per_minute: int, burst: float) -> None:
         self.per_minute = float(per_minute)
-        self.bucket = _Bucket(capacity=burst, rate=per_minute / _MINUTE, now=now)
-        self.sent: deque[list[float]] = deque()  # [time, units], refundable
+        self.bucket = _Bucket(capacity=burst, rate=per_minute / _MINUTE)
+        self.sent: deque[list[float]] = deque()  # the bucket's entries of the last minute
         self.total = 0.0
 
     def wait_s(self, now: float, cost: float) -> float:
-        while self.sent and self.sent[0][0] + _MINUTE <= now:
-            self.total -= self.sent.popleft()[1]
+        while self.sent and self.sent[0][1] + _MINUTE <= now:
+            self.total -= self.sent.popleft()[2]
         wait = self.bucket.wait_s(now, cost, 0.0)
         excess = self.total + min(cost, self.per_minute) - self.per_minute
         freed = 0.0
-        for sent_at, units in self.sent if excess > _EPS else ():
+        for _, sent_at, units in self.sent if excess > _EPS else ():
             freed += units
             if freed >= excess - _EPS:
                 return max(wait, sent_at + _MINUTE - now)
         return wait
 
     def take(self, now: float, cost: float) -> list[float]:
-        self.bucket.take(now, cost)
-        entry = [now, cost]
+        entry = self.bucket.take(now, cost)
         self.sent.append(entry)
         self.total += cost
         return entry
 
     def refund(self, now: float, entry: list[float], units: float) -> None:
-        self.bucket.refund(now, units)
-        units = min(units, entry[1])
-        entry[1] -= units
-        self.total -= units
+        units = min(units, entry[2])
+        if self.sent and entry[1] >= self.sent[0][1]:  # still inside the last minute
+            self.total -= units
+        self.bucket.refund(now, entry, units)
 
 
 class Permit:
@@ -257,8 +246,7 @@ class Permit:
         self.estimated_tokens = max(0, estimated_tokens)
         self.sent_at = math.nan
         self.seq = 0
-        self.marks = (0.0, 0.0)  # the header buckets' `dispatched` right after this request
-        self.static: tuple[list[float] | None, list[float] | None] = (None, None)
+        self.entries: dict[WaitReason, list[float]] = {}  # what it took from each budget
         self.verdict: Verdict | None = None
         self.failure: FailureKind | None = None
         self.usage: int | None = None
@@ -266,17 +254,19 @@ class Permit:
 
     def observe(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Verdict:
         """Learn from the response (headers always, body on errors) and classify it."""
-        if self.verdict is not None or self.failure is not None:
-            raise RuntimeError("this permit's outcome was already observed")
+        self._first_outcome()
         self.verdict = self._limiter._observe(self, status, headers, body)
         return self.verdict
 
     def observe_failure(self, kind: FailureKind) -> None:
         """No response: "timeout" and "overload" shrink concurrency, "connection" does not."""
-        if self.verdict is not None or self.failure is not None:
-            raise RuntimeError("this permit's outcome was already observed")
+        self._first_outcome()
         self.failure = kind
         self._limiter._observe_failure(self, kind)
+
+    def _first_outcome(self) -> None:
+        if self.verdict is not None or self.failure is not None:
+            raise RuntimeError("this permit's outcome was already observed")
 
     def observe_usage(self, total_tokens: int) -> None:
         """The tokens the request really used (prompt + completion), once known."""
@@ -348,8 +338,8 @@ class AdaptiveRateLimiter:
         self._tokens = _Bucket()
         # Static caps start full; the burst is a tenth of a minute's worth (at most 10 requests).
         rpm, tpm = requests_per_minute, tokens_per_minute
-        self._rpm = _StaticCap(rpm, min(10.0, max(1.0, rpm / 10)), 0.0) if rpm > 0 else None
-        self._tpm = _StaticCap(tpm, max(1.0, tpm / 10), 0.0) if tpm > 0 else None
+        self._rpm = _StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
+        self._tpm = _StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
@@ -469,11 +459,13 @@ class AdaptiveRateLimiter:
         self._seq += 1
         permit.seq, permit.sent_at = self._seq, now
         tokens = permit.estimated_tokens
-        permit.marks = (self._requests.take(now, 1), self._tokens.take(now, tokens))
-        permit.static = (
-            None if self._rpm is None else self._rpm.take(now, 1),
-            None if self._tpm is None else self._tpm.take(now, tokens),
-        )
+        taken = permit.entries
+        taken["requests"] = self._requests.take(now, 1, self._seq)
+        taken["tokens"] = self._tokens.take(now, tokens, self._seq)
+        if self._rpm is not None:
+            taken["static_rpm"] = self._rpm.take(now, 1)
+        if self._tpm is not None:
+            taken["static_tpm"] = self._tpm.take(now, tokens)
         self._in_flight += 1
 
     def _release(self, permit: Permit) -> None:
@@ -514,11 +506,10 @@ class AdaptiveRateLimiter:
         kind = _classify(status, body)
         if self.adaptive:
             if kind in ("rate_limited", "overloaded", "quota_exhausted"):  # refused: not counted
-                self._requests.refund(now, 1, permit.seq)
-                self._tokens.refund(now, permit.estimated_tokens, permit.seq)
-            sent, seq = permit.sent_at, permit.seq
-            self._requests.reconcile(info.requests, now, sent, permit.marks[0], seq)
-            self._tokens.reconcile(info.tokens, now, sent, permit.marks[1], seq)
+                self._requests.refund(now, permit.entries["requests"], 1)
+                self._tokens.refund(now, permit.entries["tokens"], permit.estimated_tokens)
+            self._requests.reconcile(info.requests, now, permit.seq)
+            self._tokens.reconcile(info.tokens, now, permit.seq)
         self._learning = False
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
@@ -551,11 +542,10 @@ class AdaptiveRateLimiter:
         # whether it refunds an over-estimate shows in its next headers, not before.
         surplus = permit.estimated_tokens - used
         now = trio.current_time()
-        entry = permit.static[1]
-        if self._tpm is not None and entry is not None:
-            self._tpm.refund(now, entry, surplus)
+        if self._tpm is not None:
+            self._tpm.refund(now, permit.entries["static_tpm"], surplus)
         if self.adaptive and surplus < 0:
-            self._tokens.refund(now, surplus, permit.seq)
+            self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
 
     def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
