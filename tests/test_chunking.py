@@ -109,6 +109,20 @@ def ends_in_fence(text: str) -> bool:
     return fence is not None
 
 
+def assert_hold_the_text(pieces: list[str], text: str) -> None:
+    """The pieces hold every line of the text, in order, and beyond those only fence lines
+    (closing and reopening a cut code block)."""
+    joined = [line for piece in pieces for line in content_lines(piece)]
+    original = content_lines(text)
+    position = 0
+    for got in joined:
+        if position < len(original) and got == original[position]:
+            position += 1
+        else:
+            assert chunking.open_fence(got) is not None, got
+    assert position == len(original)
+
+
 def body_lines(text: str) -> int:
     """Lines of a chunk other than the fence lines added around a cut code block."""
     return sum(1 for line in text.splitlines() if chunking.open_fence(line) is None)
@@ -334,17 +348,7 @@ def test_properties_of_split(text: str, budget: int) -> None:
         # No chunk ends inside a code block (the last may, if the text itself does).
         last = number == len(pieces) - 1
         assert not ends_in_fence(piece) or (last and ends_in_fence(text))
-    # The chunks hold the text: every original line, in order, and beyond those only the
-    # fence lines that close and reopen a cut code block.
-    joined = [line for p, _ in pieces for line in content_lines(p)]
-    original = content_lines(text)
-    position = 0
-    for got in joined:
-        if position < len(original) and got == original[position]:
-            position += 1
-        else:
-            assert chunking.open_fence(got) is not None, got
-    assert position == len(original)
+    assert_hold_the_text([p for p, _ in pieces], text)
 
 
 @settings(max_examples=100, deadline=None)
@@ -394,6 +398,19 @@ def test_split_chunk_cuts_a_code_block_and_refences_it() -> None:
     assert first[-1] == second[-1] == "```"
     assert first[1:-1] + second[1:-1] == [f"print({i})" for i in range(200)]
     assert abs(halves[0].tokens - halves[1].tokens) < halves[0].tokens // 2
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=document, min_tokens=st.integers(5, 100))
+def test_properties_of_split_chunk(text: str, min_tokens: int) -> None:
+    halves = split_chunk(chunk(text), min_tokens=min_tokens)
+    if halves is None:
+        return
+    assert len(halves) == 2
+    for half in halves:
+        assert half.tokens == count_tokens(half.text) >= min_tokens
+    assert not ends_in_fence(halves[0].text)
+    assert_hold_the_text([h.text for h in halves], text)
 
 
 def test_split_chunk_refuses_below_min_tokens() -> None:

@@ -244,7 +244,7 @@ class _Text:
         return self.prefix[end] - self.prefix[start]
 
     def piece(self, start: int, end: int) -> _Piece:
-        return _Piece([*self.lines[start:end]], self.tokens(start, end))
+        return _Piece(self.lines[start:end], self.tokens(start, end))
 
 
 def _pack(pieces: Sequence[_Piece], budget: int) -> list[_Piece]:
@@ -252,8 +252,9 @@ def _pack(pieces: Sequence[_Piece], budget: int) -> list[_Piece]:
     packed: list[_Piece] = []
     for piece in pieces:
         if packed and packed[-1].tokens + piece.tokens <= budget:
-            last = packed.pop()
-            packed.append(_Piece(last.parts + piece.parts, last.tokens + piece.tokens))
+            last = packed[-1]
+            last.parts.extend(piece.parts)  # each piece owns its list: extending is safe
+            packed[-1] = _Piece(last.parts, last.tokens + piece.tokens)
         else:
             packed.append(piece)
     return packed
@@ -372,6 +373,9 @@ def split_page(page: Page, *, max_tokens: int) -> list[Chunk]:
 # ---------------------------------------------------------------- splitting again
 
 
+_SPLIT_TRIES = 8
+
+
 class _Cut(NamedTuple):
     rank: int  # 1-6 before a heading, 7 paragraph, 8 line, 9 line inside a code block
     line: int  # the cut is before this line
@@ -410,38 +414,41 @@ def split_chunk(chunk: Chunk, *, min_tokens: int) -> list[Chunk] | None:
         for cut in _cuts(text, blocks)
         if min(text.tokens(0, cut.line), text.tokens(cut.line, len(text.lines))) >= min_tokens
     ]
-    if not usable:
-        return None
-    # Prefer the best-ranked cut that leaves the smaller half at least a quarter of the text;
-    # failing that, the most balanced cut of any rank.
-    balanced = [cut for cut in usable if abs(2 * text.prefix[cut.line] - total) <= total // 2]
 
-    def balance(cut: _Cut) -> int:
-        return abs(2 * text.prefix[cut.line] - total)
+    def preference(cut: _Cut) -> tuple[int, int, int]:
+        # The best-ranked cut that leaves the smaller half at least a quarter of the text;
+        # failing that, the most balanced cut of any rank.
+        balance = abs(2 * text.prefix[cut.line] - total)
+        return (0, cut.rank, balance) if balance <= total // 2 else (1, 0, balance)
 
-    if balanced:
-        best_rank = min(cut.rank for cut in balanced)
-        cut = min((c for c in balanced if c.rank == best_rank), key=balance)
-    else:
-        cut = min(usable, key=balance)
+    # Cuts were chosen on summed line counts; the halves are counted exactly, and the next
+    # preferred cut is tried when one comes out below min_tokens after all.
+    for cut in sorted(usable, key=preference)[:_SPLIT_TRIES]:
+        halves = _cut_text(text, cut)
+        counts = [count_tokens(half) for half in halves]
+        if min(counts) >= min_tokens:
+            return [
+                Chunk(
+                    page_index=chunk.page_index,
+                    chunk_index=chunk.chunk_index,
+                    chunk_count=chunk.chunk_count,
+                    url=chunk.url,
+                    title=chunk.title,
+                    text=half,
+                    tokens=tokens,
+                )
+                for half, tokens in zip(halves, counts, strict=True)
+            ]
+    return None
+
+
+def _cut_text(text: _Text, cut: _Cut) -> tuple[str, str]:
     head = "".join(text.lines[: cut.line])
     tail = "".join(text.lines[cut.line :])
     if cut.fence is not None and cut.fence.fence is not None:
         head = _with_newline(head) + cut.fence.fence.closing_line
         tail = _with_newline(text.lines[cut.fence.start]) + tail
-    halves = [_trim(head), _trim(tail)]
-    return [
-        Chunk(
-            page_index=chunk.page_index,
-            chunk_index=chunk.chunk_index,
-            chunk_count=chunk.chunk_count,
-            url=chunk.url,
-            title=chunk.title,
-            text=half,
-            tokens=count_tokens(half),
-        )
-        for half in halves
-    ]
+    return _trim(head), _trim(tail)
 
 
 # ---------------------------------------------------------------- putting results back
@@ -468,6 +475,7 @@ def merge_results(results: Sequence[ChunkResult]) -> ChunkResult:
         prompt_tokens=sum(r.prompt_tokens for r in results),
         completion_tokens=sum(r.completion_tokens for r in results),
         warning="; ".join(warnings) if warnings else None,
+        llm_failed=any(r.llm_failed for r in results),
     )
 
 
