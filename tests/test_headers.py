@@ -281,7 +281,7 @@ def test_fake_provider_dialects_parse() -> None:
         assert info.tokens.remaining == 5900, dialect
 
 
-# --- properties (no deadline: a shared, loaded machine must not make them flaky) --------------------------------------------------------------------------------
+# --- properties (no deadline: a loaded, shared machine must not make them flaky) ---
 
 millis = st.integers(min_value=0, max_value=10 * 86400 * 1000)
 

@@ -149,10 +149,15 @@ def max_in_window(times: list[float], window: float) -> int:
 
 async def test_28_requests_at_60_rpm_burst_10(autojump_clock: trio.testing.MockClock) -> None:
     provider = openai_provider()
-    run = await run_jobs(limiter(), provider, 28)
+    events: list[WaitEvent] = []
+    run = await run_jobs(limiter(on_wait=events.append), provider, 28)
     print(f"28 requests: {run.elapsed:.2f} s virtual")
     assert provider.rejected == 0
     assert 19.0 <= run.elapsed <= 21.0
+    budget = [e for e in events if e.reason == "requests"]
+    assert budget
+    assert all(e.remaining is not None and e.reset_s is not None for e in budget)
+    assert all(e.wait_s > 0 and e.effective_concurrency == 8 for e in budget)
 
 
 async def test_120_requests_at_60_rpm(autojump_clock: trio.testing.MockClock) -> None:
@@ -451,9 +456,100 @@ async def test_snapshot(autojump_clock: trio.testing.MockClock) -> None:
     assert snap.waits == 0
 
 
+async def test_usage_above_the_estimate_is_charged(autojump_clock: trio.testing.MockClock) -> None:
+    lim = limiter()
+    headers = {
+        "x-ratelimit-limit-tokens": "6000",
+        "x-ratelimit-remaining-tokens": "5000",
+        "x-ratelimit-reset-tokens": "10s",
+    }
+    async with lim.slot(1000) as permit:
+        permit.observe(200, headers)
+    permit.observe_usage(3000)  # 2000 more than reserved
+    assert lim.snapshot().tokens_remaining == 3000
+    async with lim.slot(1000) as permit:
+        permit.observe(200, headers | {"x-ratelimit-remaining-tokens": "2900"})
+    permit.observe_usage(10)  # less than reserved: left to the provider's next headers
+    assert lim.snapshot().tokens_remaining == 2900
+
+
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="max_concurrent"):
         AdaptiveRateLimiter(max_concurrent=0)
     with pytest.raises(ValueError, match="buffer_percent"):
         AdaptiveRateLimiter(buffer_percent=120)
     AdaptiveRateLimiter()  # the spec's smoke test: defaults are enough
+
+
+# --- robustness ----------------------------------------------------------------------------------
+
+
+async def test_out_of_order_answers_still_avoid_429s(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    provider = openai_provider()
+    rng = random.Random(3)
+    lim = limiter(max_concurrent=16)
+    start = trio.current_time()
+
+    async def one() -> None:
+        while True:
+            async with lim.slot() as permit:
+                status, headers = provider.handle(trio.current_time(), 0)
+                await trio.sleep(rng.uniform(0.2, 4.0))
+                if permit.observe(status, headers).ok:
+                    return
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(80):
+            nursery.start_soon(one)
+    elapsed = trio.current_time() - start
+    print(f"80 requests, 0.2-4 s latency: {elapsed:.2f} s virtual")
+    assert provider.rejected == 0
+    assert elapsed <= 80 - 10 + 10  # the burst, then about one a second
+
+
+async def test_long_latency_does_not_starve_a_small_bucket(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 30 s answers, 20 workers, 1 request/s with a burst of 10: the bucket refills during an
+    # answer by more than it holds, so subtracting every later send would stall the workers.
+    provider = openai_provider()
+    run = await run_jobs(limiter(max_concurrent=20), provider, 100, workers=20, latency=30.0)
+    print(f"100 requests, 30 s latency, 20 workers: {run.elapsed:.2f} s virtual")
+    assert provider.rejected == 0
+    assert run.elapsed <= 200.0  # concurrency-bound: 100 x 30 s / 20 = 150 s, + the first probe
+
+
+class FixedWindow(Provider):
+    """X-RateLimit headers of a fixed window: 20 requests per 10 s, reset as epoch seconds."""
+
+    def __init__(self, wall: float) -> None:
+        super().__init__()
+        self.wall = wall
+        self.used: dict[int, int] = {}
+
+    def handle(self, now: float, cost: int) -> tuple[int, dict[str, str]]:
+        self.arrivals.append(now)
+        window = math.floor(now / 10)
+        used = self.used.get(window, 0)
+        headers = {
+            "X-RateLimit-Limit": "20",
+            "X-RateLimit-Remaining": str(max(0, 20 - used - 1)),
+            "X-RateLimit-Reset": str(math.ceil(self.wall + (window + 1) * 10)),
+        }
+        if used >= 20:
+            self.rejected += 1
+            return 429, headers | {"Retry-After": str(math.ceil((window + 1) * 10 - now))}
+        self.used[window] = used + 1
+        return 200, headers
+
+
+async def test_fixed_window_headers(autojump_clock: trio.testing.MockClock) -> None:
+    wall = 1_704_067_200.0
+    provider = FixedWindow(wall)
+    lim = limiter(wall_clock=lambda: wall + trio.current_time())
+    run = await run_jobs(lim, provider, 60, latency=0.5)
+    print(f"60 requests, fixed window 20 / 10 s: {run.elapsed:.2f} s virtual")
+    assert provider.rejected == 0
+    assert run.elapsed <= 40.0  # three windows' worth, maybe a fourth for the reserve
