@@ -26,7 +26,7 @@ from types import TracebackType
 import msgspec
 import trio
 
-from crawl4ai_llm_docs.config import LLMConfig
+from crawl4ai_llm_docs.config import AppConfig, LLMConfig
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
 
 # Bump when the prompt handling or the entry format changes meaning: old entries become misses.
@@ -121,6 +121,11 @@ class ResultCache:
     @classmethod
     def disabled(cls) -> ResultCache:
         return cls(None)
+
+    @classmethod
+    def for_config(cls, config: AppConfig) -> ResultCache:
+        """The cache ``[output] cache`` / ``cache_dir`` ask for; disabled when cache is off."""
+        return cls(config.cache_directory() if config.output.cache else None)
 
     @property
     def enabled(self) -> bool:

@@ -19,7 +19,7 @@ import trio
 
 from crawl4ai_llm_docs import cache as cache_module
 from crawl4ai_llm_docs.cache import CachedResult, DocumentSpool, ResultCache
-from crawl4ai_llm_docs.config import LLMConfig
+from crawl4ai_llm_docs.config import AppConfig, LLMConfig, OutputConfig
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
 
 LLM = LLMConfig()
@@ -200,6 +200,13 @@ async def test_disabled_cache_stores_nothing(tmp_path: Path) -> None:
     assert await cache.get(key) is None
     assert await cache.sweep() == 0
     assert (cache.stats.hits, cache.stats.misses, cache.stats.writes) == (0, 0, 0)
+
+
+def test_cache_from_config(tmp_path: Path) -> None:
+    on = AppConfig(output=OutputConfig(cache_dir=str(tmp_path / "c")))
+    assert ResultCache.for_config(on).directory == tmp_path / "c"
+    off = AppConfig(output=OutputConfig(cache=False, cache_dir=str(tmp_path / "c")))
+    assert not ResultCache.for_config(off).enabled
 
 
 @pytest.mark.parametrize("failing", ["fsync", "replace"])
