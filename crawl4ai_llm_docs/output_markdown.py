@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from crawl4ai_llm_docs.llm.chunking import fence_mask, heading_level, open_fence
+from crawl4ai_llm_docs.llm.chunking import Fence, fence_mask, heading_level, open_fence
 
 FILE_MODE = 0o600
 
@@ -79,6 +79,17 @@ def _trim_blank_lines(lines: list[str]) -> list[str]:
     return lines[start:end]
 
 
+def _close_open_fence(lines: list[str]) -> list[str]:
+    """Close a code block left open at the end, so it cannot swallow the next document."""
+    fence: Fence | None = None
+    for line in lines:
+        if fence is None:
+            fence = open_fence(line)
+        elif fence.closes(line):
+            fence = None
+    return lines if fence is None else [*lines, fence.closing_line.rstrip("\n")]
+
+
 def _same_text(heading: str, title: str) -> bool:
     return one_line(heading).strip("#").strip().casefold() == one_line(title).casefold()
 
@@ -87,8 +98,8 @@ def nest_markdown(markdown: str, *, top: int = 3, title: str = "") -> str:
     """A document's Markdown shifted so its highest heading becomes level ``top``.
 
     Setext headings become ATX headings; levels past 6 stay at 6; lines in code blocks are
-    left alone. A first heading that only repeats ``title`` (already the section heading) is
-    dropped.
+    left alone, and a code block left open at the end is closed. A first heading that only
+    repeats ``title`` (already the section heading) is dropped.
     """
     lines = _trim_blank_lines(markdown.rstrip().split("\n"))
     in_code = fence_mask(lines)
@@ -116,7 +127,7 @@ def nest_markdown(markdown: str, *, top: int = 3, title: str = "") -> str:
                 levels.append((number - 1, level, previous.strip()))
                 setext_underlines.add(number)
     if not levels:
-        return "\n".join(lines)
+        return "\n".join(_close_open_fence(lines))
     drop: set[int] = set()
     first_line, _, first_text = levels[0]
     if (
@@ -137,4 +148,4 @@ def nest_markdown(markdown: str, *, top: int = 3, title: str = "") -> str:
         if number in drop or number in setext_underlines:
             continue
         out.append(rewritten.get(number, line))
-    return "\n".join(_trim_blank_lines(out))
+    return "\n".join(_close_open_fence(_trim_blank_lines(out)))

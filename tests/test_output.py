@@ -302,6 +302,8 @@ def test_llms_txt_memory_holds_only_entries(tmp_path: Path) -> None:
         ("#hashtag and C# ##", "", "#hashtag and C# ##"),
         ("## C# ##\n", "", "### C#"),
         ("No headings at all.", "Title", "No headings at all."),
+        ("# A\n\n~~~~js\ncode\n```", "", "### A\n\n~~~~js\ncode\n```\n~~~~"),
+        ("  ```\nopen", "", "  ```\nopen\n  ```"),
         ("", "", ""),
     ],
 )
