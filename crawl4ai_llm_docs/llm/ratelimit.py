@@ -5,8 +5,11 @@ It sends requests as fast as the provider allows and never faster:
 - Concurrency: a `trio.CapacityLimiter` whose size is the AIMD effective limit (halved on a 429
   or overload, +1 after that many successes in a row, between 1 and `max_concurrent`).
 - Proactive budgets: a model of the provider's request and token buckets, reset from every
-  response's headers (`headers.parse_rate_limit`) and refilled at the advertised rate; a
-  request waits while it would dip into the `buffer_percent` reserve.
+  answer's headers (`headers.parse_rate_limit`). The provider measured `remaining` when that
+  request arrived, so the sends made since are replayed on top, refilling at the advertised
+  rate. A request waits while it would dip into the `buffer_percent` reserve of the bucket;
+  `estimated_tokens` are reserved before sending. Until a first answer shows the budgets,
+  one request goes alone (slow start): when budgets bind, the refill makes up for it.
 - Static caps (`requests_per_minute`, `tokens_per_minute`) for providers without headers:
   smooth spacing with a small burst, and never more than the cap in any 60 s.
 - Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
@@ -16,7 +19,8 @@ It sends requests as fast as the provider allows and never faster:
 Nothing polls: a waiter sleeps until a deadline computed from the state, or until a response
 changes the state.
 
-The retry loop in `llm/client.py`::
+The retry loop in `llm/client.py` (inside `breaker.guard()`, so a caller waiting for the
+circuit holds no slot)::
 
     for attempt in range(max_retries + 1):
         async with limiter.slot(prompt_tokens + max_tokens) as permit:
@@ -31,7 +35,7 @@ The retry loop in `llm/client.py`::
                 continue
             verdict = permit.observe(response.status_code, response.headers, response.content)
         if verdict.ok:
-            permit.observe_usage(usage.total_tokens)  # frees what the estimate over-reserved
+            permit.observe_usage(usage.total_tokens)  # settles the token reservation
             return response
         if not verdict.retryable:
             raise ...  # 4xx, or verdict.kind == "quota_exhausted": fatal
@@ -300,7 +304,14 @@ def _classify(status: int, body: bytes) -> VerdictKind:
 
 
 class AdaptiveRateLimiter:
-    """Admits LLM requests as fast as the provider allows; see the module docstring."""
+    """Admits LLM requests as fast as the provider allows; see the module docstring.
+
+    From the `[parallel]` config: `max_concurrent` = max_concurrent_requests, `adaptive` =
+    enable_adaptive_rate_limiting, `buffer_percent` = rate_limit_buffer_percent, and the
+    static `requests_per_minute` / `tokens_per_minute` (0 = none). `on_wait` gets every wait
+    (the `rate_limit` event), `on_change` every new effective concurrency. `wall_clock` turns
+    absolute reset dates into delays; `max_pause_s` caps any one Retry-After pause.
+    """
 
     def __init__(
         self,
