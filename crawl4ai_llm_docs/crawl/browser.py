@@ -45,6 +45,7 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--disable-breakpad",
     "--disable-dev-shm-usage",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
@@ -144,10 +145,17 @@ async def open_browser(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group: one signal reaches every helper
+                # Chromium's crash handler keeps its database under XDG_CONFIG_HOME, not the
+                # profile: keep it in the throwaway profile instead of the user's home.
+                env={**os.environ, "XDG_CONFIG_HOME": str(profile / "xdg-config")},
             )
             try:
                 cdp_url = await _devtools_url(process, executable)
                 nursery.start_soon(_drain, process)
+                log = structlog.get_logger()
+                log.info(
+                    "browser_started", executable=executable, pid=process.pid, profile=str(profile)
+                )
                 async with open_bridge() as bridge:
                     crawler = await bridge.run(partial(_start_crawler, cdp_url, config, base_dir))
                     try:
@@ -162,6 +170,7 @@ async def open_browser(
                                 )
             finally:
                 await _stop(process)
+                structlog.get_logger().info("browser_stopped", pid=process.pid)
                 nursery.cancel_scope.cancel()
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):

@@ -15,6 +15,8 @@ from urllib.parse import urljoin
 import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
+from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+
 # Known main-content containers, most specific first. The first selector that matches an
 # element with text wins; the whole body is the last resort.
 MAIN_SELECTORS: tuple[str, ...] = (
@@ -89,6 +91,7 @@ _LANG_ALIASES = {
     "shell-session": "console",
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_CELL_PADDING = re.compile(r" {2,}\|")
 
 
 class Extracted(Struct, frozen=True, kw_only=True):
@@ -122,6 +125,7 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
 
 def preload() -> None:
     """Import crawl4ai's converters now (takes seconds) instead of during the first page."""
+    prepare_crawl4ai()
     from crawl4ai.content_scraping_strategy import (  # noqa: F401
         LXMLWebScrapingStrategy,
     )
@@ -215,6 +219,7 @@ def _title(doc: Any, containers: list[Any]) -> str:
 
 
 def _to_markdown(html: str, base_url: str) -> str:
+    prepare_crawl4ai()  # a no-op once the stage chose the cache directory
     from crawl4ai.content_scraping_strategy import LXMLWebScrapingStrategy
     from crawl4ai.markdown_generation_strategy import DefaultMarkdownGenerator
 
@@ -244,7 +249,10 @@ def _tidy(markdown: str) -> str:
                 if out and not out[-1]:
                     continue
                 line = ""
+                if out:  # a hard line break before a paragraph end means nothing
+                    out[-1] = out[-1].rstrip()
             elif line.lstrip().startswith("|"):
-                line = line.rstrip()  # html2text leaves hard-break spaces after table rows
+                # html2text pads table cells and ends rows with hard-break spaces.
+                line = _CELL_PADDING.sub(" |", line.rstrip())
         out.append(line)
     return "\n".join(out).strip() + "\n" if out else ""

@@ -90,9 +90,16 @@ class _LazyBrowser:
         self._closing = trio.Event()
         self._browser: BrowserCrawler | None = None
         self._unavailable = executable is None
+        self._warned = False
 
     async def get(self, *, required: bool = False) -> BrowserCrawler | None:
         if self._browser is not None or self._unavailable:
+            if self._executable is None and not self._warned:
+                self._warned = True
+                structlog.get_logger().warning(
+                    "browser_unavailable",
+                    reason="no Chromium found: JavaScript-only pages keep their HTTP content",
+                )
             return self._browser
         async with self._lock:
             if self._browser is None and not self._unavailable:

@@ -78,6 +78,19 @@ class SiteHandle:
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
         self.page_paths: list[str] = []
+        self._hit_events: dict[str, trio.Event] = {}
+
+    async def wait_for_hit(self, path: str) -> None:
+        """Return once ``path`` was requested (call from the trio run that serves the site)."""
+        if not self.hits[path]:
+            await self._hit_events.setdefault(path, trio.Event()).wait()
+
+    def _record_hit(self, path: str) -> int:
+        self.hits[path] += 1
+        self.hit_times[path].append(time.monotonic())
+        if (event := self._hit_events.get(path)) is not None:
+            event.set()
+        return self.hits[path]
 
     def url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")
@@ -266,9 +279,7 @@ class _SiteApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        self.handle.hits[path] += 1
-        self.handle.hit_times[path].append(time.monotonic())
-        hits = self.handle.hits[path]
+        hits = self.handle._record_hit(path)
         site = self.site
         if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
             await trio.sleep(delay)
