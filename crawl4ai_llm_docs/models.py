@@ -63,6 +63,7 @@ class ChunkResult(Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     warning: str | None = None  # e.g. why the crawled text was kept instead of the answer
+    llm_failed: bool = False  # no usable answer (retries exhausted, too large): counts as failed
 
 
 class Document(Struct, frozen=True, kw_only=True):

@@ -1,15 +1,419 @@
-"""The run: wires the crawl, LLM and write stages in one nursery (work in progress)."""
+"""One run: a nursery wires crawl -> chunk -> LLM -> collect with bounded channels.
+
+    URLs ─ch─► crawl.stage ─ch─► chunker ─ch─► llm.stage (workers) ─ch─► collector ─► spool
+                                    └── failed pages ─────────────────────────┘
+    after the work scope: spool ─► consolidated .md, llms.txt, llms-full.txt, report.json
+
+LLM work starts with the first crawled page. ``--sequential`` is the same pipeline with every
+limit at 1. Ctrl-C, a fatal provider answer or an open circuit breaker cancel the *work*
+scope only; what is finished is still written (marked incomplete) and the cache keeps every
+answer, so the next run resumes.
+"""
 
 from __future__ import annotations
 
-from crawl4ai_llm_docs.config import LoadedConfig
+import functools
+import os
+import signal
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+from rich.console import Console
+
+from crawl4ai_llm_docs import __version__
+from crawl4ai_llm_docs.cache import DocumentSpool, ResultCache
+from crawl4ai_llm_docs.collect import Collector
+from crawl4ai_llm_docs.config import AppConfig, LoadedConfig
+from crawl4ai_llm_docs.crawl import stage as crawl_stage
+from crawl4ai_llm_docs.errors import (
+    EXIT_FATAL_PROVIDER,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PAGES_FAILED,
+    InputError,
+    ProviderFatalError,
+)
+from crawl4ai_llm_docs.estimate import Estimate
+from crawl4ai_llm_docs.llm import stage as llm_stage
+from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.chunking import split_page
+from crawl4ai_llm_docs.llm.client import ChatClient
+from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
+from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
+from crawl4ai_llm_docs.observe.live import run_live_view
+from crawl4ai_llm_docs.observe.logging import configure_logging
+from crawl4ai_llm_docs.observe.metrics import RunMetrics, log_metrics, report_metrics
+from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
+from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.paths import check_output_locations, output_paths
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.urls import read_url_file
 
+log = structlog.get_logger()
+
+# Small on purpose: memory stays flat in the number of URLs, and backpressure reaches the crawler.
+CHANNEL_SIZE = 8
+# Pages larger than this are chunked in a worker thread so the trio loop stays responsive.
+THREAD_CHUNKING_CHARS = 50_000
+OPENAI_HOSTS = ("api.openai.com",)
+
+
+def _redacted_config(config: AppConfig) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    for key in ("system_prompt", "user_prompt"):
+        data["llm"][key] = f"<{len(data['llm'][key])} characters>"
+    return data
+
+
+class Run:
+    """State of one invocation; ``execute`` returns the exit code."""
+
+    def __init__(
+        self, options: RunOptions, config: AppConfig, entries: list[UrlEntry], console: Console
+    ) -> None:
+        self.options = options
+        self.config = config
+        self.entries = entries
+        self.console = console
+        self.metrics = RunMetrics()
+        self.work_scope = trio.CancelScope()
+        self.interrupted = False
+        self.fatal: str | None = None
+        self.estimate = Estimate(config)
+        sequential = not config.parallel.enable_parallel_processing
+        self.crawl_config = (
+            msgspec.structs.replace(config.crawl, max_concurrent=1) if sequential else config.crawl
+        )
+        self.llm_limit = config.parallel.effective_max_concurrent_requests
+        self.seen: set[int] = set()
+
+    # ------------------------------------------------------------ stages
+
+    async def _feed(self, send: trio.MemorySendChannel[UrlEntry]) -> None:
+        async with send:
+            for entry in self.entries:
+                await send.send(entry)
+
+    async def _write_raw(
+        self, pages: trio.MemoryReceiveChannel[Page], collector: Collector
+    ) -> None:
+        async with pages:
+            async for page in pages:
+                self.seen.add(page.index)
+                await collector.add_raw(page)
+
+    async def _chunk(
+        self,
+        pages: trio.MemoryReceiveChannel[Page],
+        chunks: trio.MemorySendChannel[Chunk] | None,
+        collector: Collector,
+    ) -> None:
+        """Split pages into chunks; failed pages go straight to the collector."""
+        max_tokens = self.config.llm.chunk_max_tokens
+        try:
+            await self._chunk_pages(pages, chunks, collector, max_tokens)
+        finally:
+            if chunks is not None:
+                chunks.close()
+
+    async def _chunk_pages(
+        self,
+        pages: trio.MemoryReceiveChannel[Page],
+        chunks: trio.MemorySendChannel[Chunk] | None,
+        collector: Collector,
+        max_tokens: int,
+    ) -> None:
+        async with pages:
+            async for page in pages:
+                self.seen.add(page.index)
+                if page.ok and not page.markdown.strip():
+                    page = msgspec.structs.replace(page, error="no text content found on the page")
+                if not page.ok:
+                    await collector.add_failed(page)
+                    continue
+                if len(page.markdown) > THREAD_CHUNKING_CHARS:
+                    parts = await trio.to_thread.run_sync(
+                        functools.partial(split_page, page, max_tokens=max_tokens)
+                    )
+                else:
+                    parts = split_page(page, max_tokens=max_tokens)
+                self.estimate.add_page(parts)
+                self.metrics.set_totals(chunks=self.estimate.projected_chunks(len(self.entries)))
+                if chunks is None:  # --dry-run: count only
+                    continue
+                # The collector keeps only the page's metadata while its chunks are in flight.
+                collector.expect(msgspec.structs.replace(page, markdown=""))
+                for part in parts:
+                    await chunks.send(part)
+
+    async def _collect(
+        self, results: trio.MemoryReceiveChannel[ChunkResult], collector: Collector
+    ) -> None:
+        async with results:
+            async for result in results:
+                await collector.add_result(result)
+
+    def _on_fatal(self, exc: ProviderFatalError) -> None:
+        if self.fatal is None:
+            self.fatal = exc.message
+            log.error("error", message=f"Stopping: {exc.message}")
+        self.work_scope.cancel()
+
+    def _on_wait(self, event: WaitEvent) -> None:
+        log.info(
+            "rate_limit",
+            reason=event.reason,
+            wait_s=round(event.wait_s, 3),
+            remaining=event.remaining,
+            reset_s=event.reset_s,
+            effective_concurrency=event.effective_concurrency,
+        )
+
+    @staticmethod
+    def _on_breaker(old: str, new: str, reason: str) -> None:
+        log.warning("circuit_breaker", old_state=old, new_state=new, reason=reason)
+
+    def _llm_parts(self) -> tuple[ChatClient, llm_stage.ChunkProcessor]:
+        config = self.config
+        par = config.parallel
+        limiter = AdaptiveRateLimiter(
+            max_concurrent=self.llm_limit,
+            adaptive=par.enable_adaptive_rate_limiting,
+            buffer_percent=par.rate_limit_buffer_percent,
+            requests_per_minute=par.requests_per_minute,
+            tokens_per_minute=par.tokens_per_minute,
+            on_wait=self._on_wait,
+        )
+        breaker = CircuitBreaker(
+            enabled=par.enable_circuit_breaker,
+            threshold_percent=par.error_threshold_percent,
+            on_change=self._on_breaker,
+        )
+        self.metrics.set_limiter_probe(limiter.snapshot)
+        self.metrics.set_breaker_probe(lambda: breaker.state)
+        client = ChatClient(
+            llm=config.llm, parallel=par, api_key=config.api_key(), limiter=limiter, breaker=breaker
+        )
+        cache = (
+            ResultCache(config.cache_directory()) if config.output.cache else ResultCache.disabled()
+        )
+        return client, llm_stage.ChunkProcessor(client=client, cache=cache, llm=config.llm)
+
+    async def _stages(self, collector: Collector) -> None:
+        cache_dir = self.config.cache_directory()
+        url_send, url_recv = trio.open_memory_channel[UrlEntry](CHANNEL_SIZE)
+        page_send, page_recv = trio.open_memory_channel[Page](CHANNEL_SIZE)
+        crawl = functools.partial(
+            crawl_stage.run, url_recv, page_send, config=self.crawl_config, cache_dir=cache_dir
+        )
+        if self.options.no_llm or self.options.dry_run:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed, url_send)
+                nursery.start_soon(crawl)
+                if self.options.no_llm:
+                    nursery.start_soon(self._write_raw, page_recv, collector)
+                else:
+                    nursery.start_soon(self._chunk, page_recv, None, collector)
+            return
+        client, processor = self._llm_parts()
+        chunk_send, chunk_recv = trio.open_memory_channel[Chunk](CHANNEL_SIZE)
+        result_send, result_recv = trio.open_memory_channel[ChunkResult](CHANNEL_SIZE)
+        llm = functools.partial(
+            llm_stage.run,
+            chunk_recv,
+            result_send,
+            processor=processor,
+            workers=self.llm_limit,
+            on_fatal=self._on_fatal,
+        )
+        async with client, trio.open_nursery() as nursery:
+            nursery.start_soon(self._feed, url_send)
+            nursery.start_soon(crawl)
+            nursery.start_soon(self._chunk, page_recv, chunk_send, collector)
+            nursery.start_soon(llm)
+            nursery.start_soon(self._collect, result_recv, collector)
+
+    # ------------------------------------------------------------ signals and progress
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if self.interrupted:
+                    self.console.print("Interrupted again: exiting at once.")
+                    os._exit(EXIT_INTERRUPTED)
+                self.interrupted = True
+                log.warning(
+                    "warning",
+                    message="Interrupted: stopping and writing the finished documents (Ctrl-C again to quit at once).",
+                )
+                self.work_scope.cancel()
+
+    # ------------------------------------------------------------ the run
+
+    async def execute(self) -> int:
+        par = self.config.parallel
+        self.metrics.set_totals(pages=len(self.entries))
+        log.info(
+            "run_started",
+            version=__version__,
+            urls=len(self.entries),
+            config=_redacted_config(self.config),
+        )
+        outputs: list[str] = []
+        failures: list[tuple[str, str]] = []
+        async with DocumentSpool() as spool, trio.open_nursery() as outer:
+            collector = Collector(spool, self.metrics)
+            if threading.current_thread() is threading.main_thread():  # signals need it
+                outer.start_soon(self._watch_signals)
+            await outer.start(
+                functools.partial(
+                    report_metrics, self.metrics, interval=par.progress_update_interval
+                )
+            )
+            if self.config.logging.progress:
+                await outer.start(
+                    functools.partial(
+                        run_live_view,
+                        self.metrics,
+                        console=self.console,
+                        interval=par.progress_update_interval,
+                    )
+                )
+            with self.work_scope:
+                await self._stages(collector)
+            outer.cancel_scope.cancel()
+            self.metrics.finish()
+            failures = [*collector.failures, *self._unfinished(collector)]
+            if not self.options.dry_run:
+                with trio.CancelScope(shield=True):
+                    outputs = await self._write_outputs(spool, failures)
+        return self._finish(collector, outputs, failures)
+
+    def _unfinished(self, collector: Collector) -> list[tuple[str, str]]:
+        if not (self.interrupted or self.fatal):
+            return []
+        why = "run interrupted" if self.interrupted else f"run stopped: {self.fatal}"
+        pending = {page.index for page in collector.pending_pages}
+        return [
+            (entry.url, f"not finished ({why})")
+            for entry in self.entries
+            if entry.index in pending or entry.index not in self.seen
+        ]
+
+    async def _write_outputs(
+        self, spool: DocumentSpool, failures: list[tuple[str, str]]
+    ) -> list[str]:
+        config, options = self.config, self.options
+        markdown_path, llms_dir, _ = output_paths(options, config)
+        incomplete = bool(self.interrupted or self.fatal)
+        note = ""
+        if incomplete:
+            why = "interrupted with Ctrl-C" if self.interrupted else f"stopped: {self.fatal}"
+            note = (
+                f"the run was {why}. Run the same command again to finish; finished work is cached."
+            )
+        title = (
+            config.output.title
+            or options.urls_file.stem.replace("_", " ").replace("-", " ").title()
+        )
+        summary = (
+            f"Documentation from {len(self.entries)} pages, cleaned for use by language models."
+        )
+        now = datetime.now(UTC)
+
+        def write_all() -> list[str]:
+            write_consolidated(
+                markdown_path,
+                iter(spool),
+                title=title,
+                failed=failures,
+                incomplete=incomplete,
+                incomplete_reason=note,
+                generated_at=now,
+            )
+            written = [str(markdown_path)]
+            if llms_dir is not None:
+                llms_dir.mkdir(parents=True, exist_ok=True)
+                written += map(
+                    str, write_llms_txt(llms_dir, iter(spool), title=title, summary=summary)
+                )
+            return written
+
+        return await trio.to_thread.run_sync(write_all)
+
+    def _exit_code(self, collector: Collector) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.fatal:
+            return EXIT_FATAL_PROVIDER
+        llm_failed = any(
+            "LLM request failed" in note or "cannot be split" in note
+            for _, note in collector.warnings
+        )
+        return EXIT_PAGES_FAILED if collector.failures or llm_failed else EXIT_OK
+
+    def _finish(
+        self, collector: Collector, outputs: list[str], failures: list[tuple[str, str]]
+    ) -> int:
+        exit_code = self._exit_code(collector)
+        incomplete = bool(self.interrupted or self.fatal)
+        _, _, report_path = output_paths(self.options, self.config)
+        if report_path is not None and not self.options.dry_run:
+            outputs = [*outputs, str(report_path)]
+        snapshot = log_metrics(self.metrics)
+        fields = run_finished_fields(
+            snapshot, exit_code=exit_code, outputs=outputs, incomplete=incomplete, failures=failures
+        )
+        log.info("run_finished", **fields)
+        if self.options.dry_run:
+            self.console.print(self.estimate.render(len(self.entries)))
+            return exit_code
+        if report_path is not None:
+            report = {"run_finished": fields, "failures": failures, "warnings": collector.warnings}
+            write_report(report_path, report)
+        print_summary(
+            self.console, snapshot, failures=failures, outputs=outputs, incomplete=incomplete
+        )
+        return exit_code
+
 
 async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
+    config = loaded.config
     parsed = read_url_file(options.urls_file)
-    print(
-        f"{len(parsed.entries)} URLs read from {options.urls_file}; the pipeline is not built yet."
-    )
-    return 0
+    check_output_locations(options, config)
+    api_key = config.api_key()
+    uses_llm = not (options.no_llm or options.dry_run)
+    if uses_llm and not api_key and config.llm.base_url.split("/")[2] in OPENAI_HOSTS:
+        raise InputError(
+            f"No API key: ${config.llm.api_key_env} is not set. Export your OpenAI API key "
+            f"(export {config.llm.api_key_env}=sk-...), point --base-url at another "
+            "OpenAI-compatible provider, or use --no-llm to write the crawled Markdown only."
+        )
+    console = Console(stderr=True, highlight=False)
+    run = Run(options, config, parsed.entries, console)
+    json_file = Path(config.logging.json_file) if config.logging.json_file else None
+    with configure_logging(
+        run_id=uuid.uuid4().hex[:12],
+        json_file=json_file,
+        level=config.logging.level,
+        secrets=[api_key] if api_key else [],
+        metrics=run.metrics,
+        console=console,
+    ):
+        for problem in parsed.problems:
+            log.warning(
+                "warning",
+                message=f"{options.urls_file}:{problem.line}: skipped {problem.text!r}: {problem.reason}",
+            )
+        if parsed.duplicates:
+            log.info(
+                "warning",
+                message=f"{parsed.duplicates} duplicate URL(s) in {options.urls_file} skipped",
+            )
+        return await run.execute()

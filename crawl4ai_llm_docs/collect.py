@@ -1,0 +1,94 @@
+"""The write stage's bookkeeping: chunk results -> finished documents, spooled to disk.
+
+Only pages with chunks still in flight are held in memory; each finished document goes to
+the ``DocumentSpool`` at once, and the outputs are assembled from the spool in input order at
+the end. Failures are remembered as (url, reason) for the report and the output's last section.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from crawl4ai_llm_docs.cache import DocumentSpool
+from crawl4ai_llm_docs.llm.chunking import reassemble
+from crawl4ai_llm_docs.models import ChunkResult, Document, Page
+from crawl4ai_llm_docs.observe.metrics import RunMetrics
+
+log = structlog.get_logger()
+
+
+class _Pending:
+    __slots__ = ("page", "results")
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.results: list[ChunkResult] = []
+
+
+class Collector:
+    """Turns pages and chunk results into documents as soon as each page is complete."""
+
+    def __init__(self, spool: DocumentSpool, metrics: RunMetrics | None) -> None:
+        self._spool = spool
+        self._metrics = metrics
+        self._pending: dict[int, _Pending] = {}
+        self.failures: list[tuple[str, str]] = []  # (url, reason), pages that failed outright
+        self.warnings: list[tuple[str, str]] = []  # (url, reason), pages written with fallbacks
+        self.documents = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    @property
+    def pending_pages(self) -> list[Page]:
+        return [pending.page for pending in self._pending.values()]
+
+    def expect(self, page: Page) -> None:
+        """Register a page whose chunks were sent to the LLM stage."""
+        self._pending[page.index] = _Pending(page)
+
+    async def add_failed(self, page: Page) -> None:
+        reason = page.error or "failed"
+        self.failures.append((page.url, reason))
+        await self._store(
+            Document(index=page.index, url=page.url, title=page.title, markdown="", error=reason)
+        )
+
+    async def add_raw(self, page: Page) -> None:
+        """``--no-llm``: the crawled Markdown is the document."""
+        if not page.ok:
+            await self.add_failed(page)
+            return
+        await self._store(
+            Document(index=page.index, url=page.url, title=page.title, markdown=page.markdown)
+        )
+
+    async def add_result(self, result: ChunkResult) -> None:
+        pending = self._pending[result.page_index]
+        pending.results.append(result)
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        if len(pending.results) < result.chunk_count:
+            return
+        del self._pending[result.page_index]
+        page = pending.page
+        ordered = sorted(pending.results, key=lambda r: r.chunk_index)
+        notes = [f"part {r.chunk_index + 1}: {r.warning}" for r in ordered if r.warning]
+        if notes:
+            self.warnings.append((page.url, "; ".join(notes)))
+        description = next((r.description for r in ordered if r.description), "")
+        await self._store(
+            Document(
+                index=page.index,
+                url=page.url,
+                title=page.title,
+                markdown=reassemble(ordered),
+                description=description,
+            )
+        )
+
+    async def _store(self, document: Document) -> None:
+        await self._spool.add(document)
+        if document.ok:
+            self.documents += 1
+        if self._metrics is not None:
+            self._metrics.document_written()
