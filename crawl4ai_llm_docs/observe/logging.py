@@ -217,6 +217,8 @@ class _ConsoleSink:
         name = str(event.get("event"))
         if number < self._threshold:
             return
+        if name == "rate_limit" and event.get("reason") == "concurrency" and not self._debug:
+            return  # waiting for a free slot is the normal queue, not news
         if not (self._debug or number >= _LEVELS["warning"] or name in _CONSOLE_AT_INFO):
             return
         throttle = None if self._debug else self._throttles.get(name)
