@@ -140,6 +140,15 @@ async def run(
             help="OpenAI-compatible API base URL [default: $OPENAI_BASE_URL or OpenAI's].",
         ),
     ] = None,
+    insecure: Annotated[
+        bool,
+        Parameter(
+            name="--insecure",
+            negative="",
+            group=PROVIDER,
+            help="Do not verify TLS certificates (provider and crawled sites). Only for trusted local setups.",
+        ),
+    ] = False,
     crawl_concurrency: Annotated[
         int | None,
         Parameter(
@@ -245,7 +254,14 @@ async def run(
         log_json=("logging.json_file", "--log-json", str(log_json) if log_json else None),
         log_level=("logging.level", "--log-level", log_level),
         no_cache=("output.cache", "--no-cache", False if no_cache else None),
+        insecure_llm=("llm.verify_tls", "--insecure", False if insecure else None),
+        insecure_crawl=("crawl.verify_tls", "--insecure", False if insecure else None),
     )
+    if insecure:
+        Console(stderr=True).print(
+            "[yellow]Warning:[/] --insecure: TLS certificates are not verified; "
+            "a network attacker could read the API key and alter pages."
+        )
     if dry_run and no_llm:
         raise InputError(
             "--dry-run and --no-llm cannot be combined: --dry-run estimates LLM work that --no-llm skips."
@@ -255,6 +271,18 @@ async def run(
     from crawl4ai_llm_docs.pipeline import run_command
 
     return await run_command(options, loaded)
+
+
+@app.command(name="check")
+async def check(*, config: ConfigFile = None) -> int:
+    """Send one tiny request with the current configuration and report latency, model,
+    advertised rate limits and a suggested max_concurrent_requests."""
+    from crawl4ai_llm_docs.llm.check import check_provider, render
+
+    loaded = load_config(config_file=config)
+    result = await check_provider(loaded.config, api_key=loaded.config.api_key())
+    print(render(result))
+    return 0
 
 
 @config_app.command(name="show")
@@ -321,9 +349,24 @@ def run_cli(argv: Sequence[str] | None = None, *, stderr: Console | None = None)
     except cyclopts.CycloptsError:
         return EXIT_USAGE  # cyclopts has already printed the message with usage
     except AppError as exc:
-        error_console.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
-        return exc.exit_code
+        return _report(error_console, exc)
+    except BaseExceptionGroup as group:
+        # A stage failed inside the run's nursery: show our own error, re-raise anything else.
+        errors, rest = group.split(AppError)
+        if errors is None or rest is not None:
+            raise
+        return _report(error_console, _first_leaf(errors))
     return result if isinstance(result, int) else 0
+
+
+def _first_leaf(group: BaseExceptionGroup[AppError]) -> AppError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _report(console: Console, exc: AppError) -> int:
+    console.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+    return exc.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -310,3 +310,31 @@ def test_wheel_ships_defaults_and_config_show_works(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "max_concurrent_requests = 4  # default" in result.stdout
+
+
+def test_insecure_turns_off_tls_verification_with_a_warning(
+    urls_file: Path, captured: Captured, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli([str(urls_file), "--insecure"]) == 0
+    assert captured.loaded is not None
+    assert captured.loaded.config.llm.verify_tls is False
+    assert captured.loaded.config.crawl.verify_tls is False
+    assert "TLS certificates are not verified" in capsys.readouterr().err
+    assert run_cli([str(urls_file)]) == 0
+    assert captured.loaded.config.llm.verify_tls is True
+
+
+def test_stage_errors_inside_the_run_nursery_become_one_message(
+    urls_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawl4ai_llm_docs.errors import BrowserNotFoundError
+
+    async def failing_run_command(options: RunOptions, loaded: LoadedConfig) -> int:
+        raise ExceptionGroup(
+            "stages", [ExceptionGroup("crawl", [BrowserNotFoundError("No Chromium found.")])]
+        )
+
+    monkeypatch.setattr(pipeline, "run_command", failing_run_command)
+    console, buffer = capture_errors()
+    assert run_cli([str(urls_file)], stderr=console) == 2
+    assert "No Chromium found." in buffer.getvalue()
