@@ -98,7 +98,9 @@ async def crawl(urls: list[str], cache_dir: Path, **settings: Any) -> list[Page]
 
 @pytest.fixture
 async def site(nursery: trio.Nursery) -> SiteHandle:
-    handle: SiteHandle = await nursery.start(serve_site, SiteConfig(pages=4, slow_delay=60))
+    # The JavaScript page's content arrives well after "load": the browser must wait for it.
+    config = SiteConfig(pages=4, slow_delay=60, delays={"/special/js-content.json": 0.7})
+    handle: SiteHandle = await nursery.start(serve_site, config)
     return handle
 
 

@@ -26,6 +26,7 @@ import trio
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl.bridge import AsyncioBridge, open_bridge
+from crawl4ai_llm_docs.crawl.extract import MAIN_SELECTORS
 from crawl4ai_llm_docs.crawl.http import (
     HTML_TYPES,
     TRANSIENT_STATUSES,
@@ -56,8 +57,19 @@ INSTALL_HINT = (
 )
 STARTUP_TIMEOUT = 30.0  # seconds for Chromium to open its DevTools port
 CLOSE_GRACE = 5.0  # seconds for each step of shutting the browser down
-# Wait for the network to go quiet: single-page docs fetch their content after "load".
-WAIT_UNTIL = "networkidle"
+WAIT_UNTIL = "load"
+# A page still showing (almost) no main text at "load" is probably a single-page app fetching
+# its content: it gets this long, at most, for the network to go quiet.
+SETTLE_MAX = 10.0
+_WORD_COUNT_JS = """(selectors) => {
+  const words = (el) => (el.innerText || "").split(/\\s+/).filter(Boolean).length;
+  for (const selector of selectors) {
+    let el = null;
+    try { el = document.querySelector(selector); } catch (e) {}
+    if (el && (el.innerText || "").trim()) return words(el);
+  }
+  return document.body ? words(document.body) : 0;
+}"""
 _DEVTOOLS = re.compile(rb"DevTools listening on (ws://\S+)")
 _BLOCKED = "Blocked by anti-bot protection"
 _NOT_HTML = re.compile(r"crawl4ai-llm-docs: not HTML \(([^)]*)\)")
@@ -252,11 +264,29 @@ async def _start_crawler(cdp_url: str, config: CrawlConfig, base_dir: Path) -> A
         logger=AsyncLogger(log_file=None, verbose=False),
     )
     await crawler.start()
-    crawler.crawler_strategy.set_hook("after_goto", partial(_check_response, config.max_page_bytes))
+    strategy = crawler.crawler_strategy
+    strategy.set_hook("after_goto", partial(_check_response, config.max_page_bytes))
+    strategy.set_hook("before_retrieve_html", partial(_settle, config))
     return crawler
 
 
-async def _check_response(max_bytes: int, page: Any, *args: Any, **kwargs: Any) -> Any:
+async def _settle(config: CrawlConfig, page: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Wait for network idle only when the page looks like an unrendered JavaScript shell.
+
+    Waiting on every page would cost each one at least half a second of idle network.
+    """
+    selectors = [config.css_selector] if config.css_selector else list(MAIN_SELECTORS)
+    try:
+        words = await page.evaluate(_WORD_COUNT_JS, selectors)
+        if words < max(config.js_shell_min_words, 1):
+            settle = min(SETTLE_MAX, config.page_timeout / 2)
+            await page.wait_for_load_state("networkidle", timeout=settle * 1000)
+    except Exception as exc:  # still loading after the cap: keep what has rendered
+        structlog.get_logger().debug("browser_settle_stopped", url=page.url, error=repr(exc))
+    return page
+
+
+async def _check_response(max_bytes: int, page: Any, /, *args: Any, **kwargs: Any) -> Any:
     """Stop right after navigation when the response is not HTML or declares a huge body.
 
     Otherwise Chromium opens its PDF viewer or a download and the page only times out.

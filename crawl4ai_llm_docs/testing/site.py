@@ -102,58 +102,13 @@ class SiteHandle:
 
 # ---------------------------------------------------------------- generated pages
 
-_WORDS = tuple(
-    [
-        "request",
-        "response",
-        "session",
-        "client",
-        "server",
-        "option",
-        "argument",
-        "command",
-        "parser",
-        "config",
-        "value",
-        "default",
-        "timeout",
-        "retry",
-        "stream",
-        "buffer",
-        "channel",
-        "worker",
-        "task",
-        "thread",
-        "process",
-        "handler",
-        "event",
-        "message",
-        "token",
-        "cache",
-        "index",
-        "page",
-        "chunk",
-        "limit",
-        "queue",
-        "signal",
-        "context",
-        "scope",
-        "nursery",
-        "module",
-        "package",
-        "function",
-        "method",
-        "class",
-        "object",
-        "record",
-        "field",
-        "schema",
-        "format",
-        "output",
-        "input",
-        "error",
-    ]
+_VOCABULARY = (
+    "request response session client server option argument command parser config value "
+    "default timeout retry stream buffer channel worker task thread process handler event "
+    "message token cache index page chunk limit queue signal context scope nursery module "
+    "package function method class object record field schema format output input error"
 )
+_WORDS = tuple(_VOCABULARY.split())
 _TOPICS = ("Installation", "Quickstart", "Configuration", "Commands", "Options", "Testing")
 
 
@@ -229,6 +184,11 @@ def generated_page(index: int, *, pages: int = 28, sections: int = 3, paragraphs
     )
 
 
+def _page_index(path: str) -> int | None:
+    number = path.removeprefix("/docs/page-").removesuffix(".html")
+    return int(number) if path.startswith("/docs/page-") and number.isdigit() else None
+
+
 def generated_pages(n: int, *, sections: int = 3, paragraphs: int = 3) -> Iterator[tuple[str, str]]:
     """(path, html) of the n generated pages, made one at a time."""
     for index in range(n):
@@ -245,8 +205,10 @@ def _rel(index: int, pages: int) -> str:
 _JS_SHELL = (
     '<!DOCTYPE html><html><head><meta charset="utf-8"><title>JavaScript app</title></head>'
     '<body><div id="app"></div><noscript>You need to enable JavaScript to run this app.</noscript>'
-    "<script>fetch('/special/js-content.json').then(r => r.json()).then(d => {"
-    "document.getElementById('app').innerHTML = d.html; document.title = d.title; });</script>"
+    # The content is requested only after "load", as single-page apps often do.
+    "<script>window.addEventListener('load', () => fetch('/special/js-content.json')"
+    ".then(r => r.json()).then(d => {document.getElementById('app').innerHTML = d.html; "
+    "document.title = d.title; }));</script>"
     "</body></html>"
 )
 
@@ -259,6 +221,38 @@ def _js_content() -> bytes:
         + '<pre><code class="language-js">console.log("rendered");</code></pre></main>'
     )
     return json.dumps({"title": "JavaScript app (rendered)", "html": html}).encode()
+
+
+_HTML = "text/html; charset=utf-8"
+_STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
+    SPECIAL_PATHS["js_only"]: (200, _JS_SHELL.encode(), _HTML, []),
+    "/special/js-content.json": (200, _js_content(), "application/json", []),
+    SPECIAL_PATHS["pdf"]: (
+        200,
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n",
+        "application/pdf",
+        [],
+    ),
+    SPECIAL_PATHS["binary"]: (200, bytes(range(256)) * 16, "application/octet-stream", []),
+    SPECIAL_PATHS["invalid_utf8"]: (
+        200,
+        b"<html><head><title>Broken \xff encoding</title></head><body><main><h1>Invalid UTF-8</h1>"
+        b"<p>Bytes \xc3\x28 and \xff here, then valid caf\xc3\xa9.</p></main></body></html>",
+        _HTML,
+        [],
+    ),
+    SPECIAL_PATHS["latin1"]: (
+        200,
+        "<html><head><title>Latin-1</title></head><body><main><h1>Caf\xe9 cr\xe8me</h1>"
+        "<p>D\xe9j\xe0 vu.</p></main></body></html>".encode("latin-1"),
+        "text/html; charset=iso-8859-1",
+        [],
+    ),
+    SPECIAL_PATHS["redirect"]: (301, b"", _HTML, [(b"location", page_path(1).encode())]),
+    SPECIAL_PATHS["loop"]: (302, b"", _HTML, [(b"location", b"/special/loop-b.html")]),
+    "/special/loop-b.html": (302, b"", _HTML, [(b"location", SPECIAL_PATHS["loop"].encode())]),
+    SPECIAL_PATHS["error"]: (500, b"<h1>Internal Server Error</h1>", _HTML, []),
+}
 
 
 # ---------------------------------------------------------------- the ASGI app
@@ -290,70 +284,33 @@ class _SiteApp:
         elif self.root is not None:
             await self._file(path, send)
         elif path in ("/", "/docs/", "/docs/index.html"):
-            links = "".join(
-                f'<li><a href="{p}">{page_title(i)}</a></li>'
-                for i, p in enumerate(self.handle.page_paths)
-            )
+            links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in self.handle.page_paths)
             await _html(
                 send,
-                f"<html><head><title>Example Docs</title></head><body><main><h1>Example Docs</h1><ul>{links}</ul></main></body></html>",
+                f"<html><head><title>Example Docs</title></head><body><main>"
+                f"<h1>Example Docs</h1><ul>{links}</ul></main></body></html>",
             )
-        elif (
-            path.startswith("/docs/page-")
-            and path.endswith(".html")
-            and path[11:-5].isdigit()
-            and int(path[11:-5]) < site.pages
-        ):
-            index = int(path[11:-5])
-            await _html(
-                send,
-                generated_page(
-                    index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
-                ),
+        elif (index := _page_index(path)) is not None and index < site.pages:
+            page = generated_page(
+                index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
             )
+            await _html(send, page)
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
 
     async def _special(self, path: str, hits: int, send: Send) -> None:
         site, sp = self.site, SPECIAL_PATHS
         retry_after = [(b"retry-after", f"{site.retry_after:g}".encode())]
-        sample = generated_page(1, pages=site.pages)
-        if path == sp["slow"]:
-            await _html(send, sample)
-        elif path == sp["js_only"]:
-            await _html(send, _JS_SHELL)
-        elif path == "/special/js-content.json":
-            await _respond(send, 200, _js_content(), "application/json")
+        if path in _STATIC:
+            await _respond(send, *_STATIC[path])
         elif path == sp["huge"]:
             await _stream_huge(send, site.huge_bytes)
-        elif path == sp["pdf"]:
-            await _respond(
-                send,
-                200,
-                b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n",
-                "application/pdf",
-            )
-        elif path == sp["binary"]:
-            await _respond(send, 200, bytes(range(256)) * 16, "application/octet-stream")
-        elif path == sp["invalid_utf8"]:
-            body = b"<html><head><title>Broken \xff encoding</title></head><body><main><h1>Invalid UTF-8</h1><p>Bytes \xc3\x28 and \xff here, then valid caf\xc3\xa9.</p></main></body></html>"
-            await _respond(send, 200, body, "text/html; charset=utf-8")
-        elif path == sp["latin1"]:
-            text = "<html><head><title>Latin-1</title></head><body><main><h1>Caf\xe9 cr\xe8me</h1><p>D\xe9j\xe0 vu.</p></main></body></html>"
-            await _respond(send, 200, text.encode("latin-1"), "text/html; charset=iso-8859-1")
-        elif path == sp["redirect"]:
-            await _respond(send, 301, b"", headers=[(b"location", page_path(1).encode())])
-        elif path in (sp["loop"], "/special/loop-b.html"):
-            other = "/special/loop-b.html" if path == sp["loop"] else sp["loop"]
-            await _respond(send, 302, b"", headers=[(b"location", other.encode())])
         elif path == sp["rate_limited"] and hits <= site.rate_limited_hits:
             await _respond(send, 429, b"<h1>Too Many Requests</h1>", headers=retry_after)
         elif path == sp["flaky"] and hits <= site.flaky_hits:
             await _respond(send, 503, b"<h1>Service Unavailable</h1>", headers=retry_after)
-        elif path in (sp["rate_limited"], sp["flaky"]):
-            await _html(send, sample)
-        elif path == sp["error"]:
-            await _respond(send, 500, b"<h1>Internal Server Error</h1>")
+        elif path in (sp["slow"], sp["rate_limited"], sp["flaky"]):
+            await _html(send, generated_page(1, pages=site.pages))
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
 
@@ -381,12 +338,10 @@ async def _respond(
     content_type: str = "text/html; charset=utf-8",
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    all_headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    length = str(len(body)).encode()
+    extra = [(b"content-type", content_type.encode()), (b"content-length", length)]
     await send(
-        {"type": "http.response.start", "status": status, "headers": all_headers + (headers or [])}
+        {"type": "http.response.start", "status": status, "headers": extra + (headers or [])}
     )
     await send({"type": "http.response.body", "body": body})
 
@@ -397,27 +352,15 @@ async def _html(send: Send, html: str) -> None:
 
 async def _stream_huge(send: Send, size: int) -> None:
     """A page of ``size`` bytes sent in chunks without Content-Length, so clients must count."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/html; charset=utf-8")],
-        }
-    )
+    headers = [(b"content-type", _HTML.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
-    await send(
-        {
-            "type": "http.response.body",
-            "body": b"<html><head><title>Huge</title></head><body>",
-            "more_body": True,
-        }
-    )
     sent = 0
     while sent < size:
         piece = chunk[: size - sent]
         sent += len(piece)
         await send({"type": "http.response.body", "body": piece, "more_body": True})
-    await send({"type": "http.response.body", "body": b"</body></html>"})
+    await send({"type": "http.response.body", "body": b""})
 
 
 # ---------------------------------------------------------------- running it
