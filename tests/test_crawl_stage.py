@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import RetryPolicy, run
-from crawl4ai_llm_docs.errors import BrowserNotFoundError
+from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site import (
     NAV_MARKERS,
@@ -273,3 +273,26 @@ async def test_browser_mode_without_a_browser_is_a_clear_usage_error(
         with pytest.raises(trio.EndOfChannel):
             await receive_pages.receive()  # the stage closed its channels anyway
         send_urls.close()
+
+
+async def test_a_browser_that_cannot_start(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """Browser mode stops with the reason; auto mode keeps the HTTP page and says why."""
+    broken = "/bin/false"  # exits at once, like a Chromium that cannot run here
+    config = CrawlConfig(mode="browser", browser_path=broken)
+    send_urls, receive_urls = trio.open_memory_channel[UrlEntry](1)
+    send_pages, receive_pages = trio.open_memory_channel[Page](1)
+    send_urls.close()
+    with pytest.RaisesGroup(pytest.RaisesExc(CrawlError, match="exited before opening")):
+        await run(receive_urls, send_pages, config=config, cache_dir=tmp_path)
+    receive_pages.close()
+    assert not any((tmp_path / "chromium-profiles").iterdir())
+
+    site = await start_site(nursery, pages=1)
+    with capture_logs() as logs:
+        pages = await crawl(
+            [site.url(SPECIAL_PATHS["js_only"])], tmp_path, mode="auto", browser_path=broken
+        )
+    assert pages[0].ok
+    assert pages[0].mode == "http"
+    (warning,) = [entry for entry in logs if entry["event"] == "browser_unavailable"]
+    assert "exited before opening its DevTools port" in warning["reason"]

@@ -151,16 +151,19 @@ async def open_browser(
     profile = await trio.to_thread.run_sync(_new_profile, cache_dir)
     try:
         async with trio.open_nursery() as nursery:
-            process = await trio.lowlevel.open_process(
-                [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # its own process group: one signal reaches every helper
-                # Chromium's crash handler keeps its database under XDG_CONFIG_HOME, not the
-                # profile: keep it in the throwaway profile instead of the user's home.
-                env={**os.environ, "XDG_CONFIG_HOME": str(profile / "xdg-config")},
-            )
+            try:
+                process = await trio.lowlevel.open_process(
+                    [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,  # its own process group: one signal reaches all
+                    # Chromium's crash handler keeps its database under XDG_CONFIG_HOME, not
+                    # the profile: keep it in the throwaway profile, out of the user's home.
+                    env={**os.environ, "XDG_CONFIG_HOME": str(profile / "xdg-config")},
+                )
+            except OSError as exc:
+                raise CrawlError(f"could not run Chromium ({executable}): {exc}") from exc
             try:
                 cdp_url = await _devtools_url(process, executable)
                 nursery.start_soon(_drain, process)
@@ -199,17 +202,19 @@ async def _devtools_url(process: trio.Process, executable: str) -> str:
     """Read Chromium's stderr until it names its DevTools WebSocket."""
     assert process.stderr is not None
     seen = b""
-    with trio.move_on_after(STARTUP_TIMEOUT):
+    with trio.move_on_after(STARTUP_TIMEOUT) as waited:
         async for chunk in process.stderr:
             seen += chunk
             if found := _DEVTOOLS.search(seen):
                 return found.group(1).decode()
             seen = seen[-8192:]
-    last = seen.decode(errors="replace").strip().splitlines()[-3:]
-    raise CrawlError(
-        f"Chromium ({executable}) did not start within {STARTUP_TIMEOUT:g} s"
-        + (f": {' / '.join(last)}" if last else "")
+    last = " / ".join(seen.decode(errors="replace").strip().splitlines()[-3:])
+    what = (
+        f"did not open its DevTools port within {STARTUP_TIMEOUT:g} s"
+        if waited.cancelled_caught
+        else "exited before opening its DevTools port"
     )
+    raise CrawlError(f"Chromium ({executable}) {what}" + (f": {last}" if last else ""))
 
 
 async def _drain(process: trio.Process) -> None:

@@ -76,6 +76,13 @@ async def run(
                     nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
 
 
+def _single(exc: Exception) -> Exception:
+    """The one error inside nested single-member exception groups (trio wraps task errors)."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class _LazyBrowser:
     """The browser, started by the first page that needs it and kept until the stage ends."""
 
@@ -106,11 +113,12 @@ class _LazyBrowser:
                 try:
                     self._browser = await self._nursery.start(self._serve)
                 except Exception as exc:
+                    error = _single(exc)
                     if required:
-                        raise
+                        raise error from None
                     self._unavailable = True  # auto mode goes on with the HTTP result
                     structlog.get_logger().warning(
-                        "browser_unavailable", executable=self._executable, reason=str(exc)
+                        "browser_unavailable", executable=self._executable, reason=str(error)
                     )
         return self._browser
 
@@ -142,7 +150,7 @@ class _Crawler:
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
         # Importing crawl4ai takes seconds: do it once, off the trio thread, before page one.
-        await trio.to_thread.run_sync(extract_mod.preload)
+        await trio.to_thread.run_sync(extract_mod.preload, abandon_on_cancel=True)
         async with open_client(self.config) as client, trio.open_nursery() as services:
             self._client = client
             self._browser = _LazyBrowser(services, self.executable, self.config, self.cache_dir)
