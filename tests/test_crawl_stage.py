@@ -243,6 +243,8 @@ async def test_redirects_encodings_and_js_shell_over_http(
     redirected = got[SPECIAL_PATHS["redirect"]]
     assert redirected.final_url == site.url("/docs/page-001.html")
     assert "`configure_1()`" in redirected.markdown
+    # Relative links resolve against the final URL, not the one asked for.
+    assert f"[the next page]({site.url('/docs/page-002.html')})" in redirected.markdown
     assert "# Café crème" in got[SPECIAL_PATHS["latin1"]].markdown
     broken = got[SPECIAL_PATHS["invalid_utf8"]]
     assert broken.ok
