@@ -174,7 +174,9 @@ async def test_auto_mode_without_a_browser_keeps_the_http_page(
     assert pages[0].ok
     assert pages[0].mode == "http"
     assert JS_TEXT not in pages[0].markdown
-    assert [entry["event"] for entry in logs].count("browser_unavailable") == 1
+    warnings = [entry["message"] for entry in logs if entry["event"] == "warning"]
+    assert len(warnings) == 1
+    assert "No Chromium found" in warnings[0]
 
 
 async def test_cancelling_the_run_kills_the_browser(site: SiteHandle, tmp_path: Path) -> None:

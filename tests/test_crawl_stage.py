@@ -296,5 +296,5 @@ async def test_a_browser_that_cannot_start(nursery: trio.Nursery, tmp_path: Path
         )
     assert pages[0].ok
     assert pages[0].mode == "http"
-    (warning,) = [entry for entry in logs if entry["event"] == "browser_unavailable"]
-    assert "exited before opening its DevTools port" in warning["reason"]
+    (warning,) = [entry for entry in logs if entry["event"] == "warning"]
+    assert "exited before opening its DevTools port" in warning["message"]

@@ -104,8 +104,9 @@ class _LazyBrowser:
             if self._executable is None and not self._warned:
                 self._warned = True
                 structlog.get_logger().warning(
-                    "browser_unavailable",
-                    reason="no Chromium found: JavaScript-only pages keep their HTTP content",
+                    "warning",
+                    message="No Chromium found: JavaScript-only pages keep their HTTP content "
+                    "(install chromium, or `playwright install chromium`).",
                 )
             return self._browser
         async with self._lock:
@@ -118,7 +119,9 @@ class _LazyBrowser:
                         raise error from None
                     self._unavailable = True  # auto mode goes on with the HTTP result
                     structlog.get_logger().warning(
-                        "browser_unavailable", executable=self._executable, reason=str(error)
+                        "warning",
+                        message=f"Chromium at {self._executable} did not start ({error}): "
+                        "JavaScript-only pages keep their HTTP content.",
                     )
         return self._browser
 
@@ -217,7 +220,9 @@ class _Crawler:
         result = await self._attempts(entry.url, browser.fetch, "browser")
         if isinstance(result, FetchFailure):
             structlog.get_logger().warning(
-                "browser_fallback_failed", url=entry.url, reason=result.reason
+                "warning",
+                message=f"{entry.url}: rendering in the browser failed ({result.reason}); "
+                "kept the HTTP content.",
             )
             return self._crawled(http_page)
         page, _ = await self._page(entry, result, "browser", started)
@@ -251,7 +256,6 @@ class _Crawler:
                 reason=failure.reason,
                 delay_s=round(delay, 3),
                 attempt=failures,
-                mode=mode,
             )
             await trio.sleep(delay)
 

@@ -42,6 +42,16 @@ class PageFailed(Event, tag="page_failed"):
     reason: str
 
 
+class BrowserStarted(Event, tag="browser_started"):
+    executable: str
+    pid: int
+    profile: str  # throwaway user-data directory, removed when the browser stops
+
+
+class BrowserStopped(Event, tag="browser_stopped"):
+    pid: int
+
+
 class LLMRequest(Event, tag="llm_request"):
     url: str
     chunk: int
@@ -134,6 +144,8 @@ AnyEvent = (
     RunStarted
     | PageCrawled
     | PageFailed
+    | BrowserStarted
+    | BrowserStopped
     | LLMRequest
     | ChunkCached
     | FaithfulnessFallback
@@ -152,6 +164,8 @@ EVENT_NAMES: tuple[str, ...] = tuple(
         RunStarted,
         PageCrawled,
         PageFailed,
+        BrowserStarted,
+        BrowserStopped,
         LLMRequest,
         ChunkCached,
         FaithfulnessFallback,
