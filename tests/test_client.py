@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -458,3 +459,59 @@ async def test_key_is_sent_but_never_logged_or_raised(
     with pytest.raises(ProviderFatalError) as again:
         await breaker.before_call()
     assert _secrets_in([again.value]) == []
+
+
+class SilentBucket:
+    """A provider that enforces `per_minute` (bucket of `burst`) but advertises nothing: its
+    429s carry only OpenAI's "Please try again in Ns." in the body."""
+
+    def __init__(self, per_minute: int, burst: int, latency: float) -> None:
+        self.rate, self.capacity, self.latency = per_minute / 60, burst, latency
+        self.level, self.at = float(burst), trio.current_time()
+        self.accepted: list[float] = []
+        self.refused = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        now = trio.current_time()
+        self.level = min(self.capacity, self.level + (now - self.at) * self.rate)
+        self.at = now
+        if self.level < 1:
+            self.refused += 1
+            wait = max(1, math.ceil((1 - self.level) / self.rate))
+            message = f"Rate limit reached for requests. Please try again in {wait}s."
+            return await error(429, "rate_limit_exceeded", message)(request)
+        self.level -= 1
+        self.accepted.append(now)
+        await trio.sleep(self.latency)
+        return await ok()(request)
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "burst", "latency"), [(60, 1, 1.0), (120, 10, 1.0), (600, 10, 0.3)]
+)
+async def test_silent_provider_429s_stop_once_its_rate_is_learned(
+    autojump_clock: trio.testing.MockClock, per_minute: int, burst: int, latency: float
+) -> None:
+    provider = SilentBucket(per_minute, burst, latency)
+    client = make_client(Script(provider), max_concurrent_requests=8)
+    jobs = list(range(150))
+    start = trio.current_time()
+
+    async def worker() -> None:
+        while jobs:
+            chunk = jobs.pop()
+            await client.complete(MESSAGES, prompt_tokens=1, url="u", chunk=chunk)
+
+    with trio.fail_after(GUARD):
+        async with client, trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(worker)
+    elapsed = trio.current_time() - start
+    ideal = (150 - burst) / (per_minute / 60)
+    print(
+        f"\n{per_minute} RPM burst {burst}: {provider.refused} 429s, {elapsed / ideal:.2f} x ideal"
+    )
+    assert len(provider.accepted) == 150
+    # Without learning, AIMD alone keeps hitting the empty bucket: about a third are 429s.
+    assert provider.refused <= 0.05 * (150 + provider.refused)
+    assert elapsed <= 1.4 * ideal  # and it still goes near the provider's pace

@@ -14,6 +14,11 @@ It sends requests as fast as the provider allows and never faster:
   smooth spacing with a small burst, and never more than the cap in any 60 s.
 - Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
   backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
+- Learned rate, for providers that advertise no budgets at all: their bucket was empty when
+  each burst of 429s began, so the requests it accepted between two bursts, over the time
+  between them, is its refill rate. Requests are then spaced at that rate less the reserve
+  (and it creeps up with every success, to heal an underestimate), so the 429s stop instead
+  of recurring after every pause.
 
 `adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.
 Nothing polls: a waiter sleeps until a deadline computed from the state, or until a response
@@ -70,6 +75,9 @@ _MINUTE = 60.0
 _JITTER_S = 0.05  # spread released waiters so they do not hit the provider in one burst
 _BACKOFF_S = (1.0, 60.0)  # first and largest pause after a 429 that names no delay
 _EPS = 1e-9
+# A learned rate grows this much with every accepted request (+10 % in about 50), so an
+# underestimate heals; an overestimate shows as the next 429 burst, about 1 in 50 requests.
+_LEARNED_GROWTH = 0.002
 
 
 class WaitEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,9 +217,10 @@ class _Bucket:
 
 
 class _StaticCap:
-    """A user's per-minute cap: a small-burst bucket, and at most the cap in any 60 s."""
+    """A per-minute cap (the user's, or one learned from 429s): a small-burst bucket, and at
+    most the cap in any 60 s."""
 
-    def __init__(self, per_minute: int, burst: float) -> None:
+    def __init__(self, per_minute: float, burst: float) -> None:
         self.per_minute = float(per_minute)
         self.bucket = _Bucket(capacity=burst, rate=per_minute / _MINUTE)
         self.sent: deque[list[float]] = deque()  # the bucket's entries of the last minute
@@ -234,6 +243,10 @@ class _StaticCap:
         self.sent.append(entry)
         self.total += cost
         return entry
+
+    def raise_rate(self, per_minute: float) -> None:
+        self.per_minute += per_minute
+        self.bucket.rate = self.per_minute / _MINUTE
 
     def refund(self, now: float, entry: list[float], units: float) -> None:
         units = min(units, entry[2])
@@ -352,6 +365,9 @@ class AdaptiveRateLimiter:
         self._rpm = _StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
         self._tpm = _StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
+        self._learned: _StaticCap | None = None  # the request rate learned from 429s
+        self._mark: tuple[int, float] | None = None  # (seq, sent_at) of a burst's first 429
+        self._refused_since_mark = 0  # 429s to requests sent after the mark
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
@@ -449,6 +465,8 @@ class AdaptiveRateLimiter:
             plans.append((math.inf, "concurrency", None))  # woken when a request finishes
         if self._rpm is not None:
             plans.append((self._rpm.wait_s(now, 1), "static_rpm", self._rpm.bucket))
+        if self._learned is not None:
+            plans.append((self._learned.wait_s(now, 1), "requests", self._learned.bucket))
         if self._tpm is not None and tokens:
             plans.append((self._tpm.wait_s(now, tokens), "static_tpm", self._tpm.bucket))
         if self.adaptive:
@@ -475,6 +493,8 @@ class AdaptiveRateLimiter:
         taken["tokens"] = self._tokens.take(now, tokens, self._seq)
         if self._rpm is not None:
             taken["static_rpm"] = self._rpm.take(now, 1)
+        if self._learned is not None:
+            self._learned.take(now, 1)
         if self._tpm is not None:
             taken["static_tpm"] = self._tpm.take(now, tokens)
         self._in_flight += 1
@@ -521,11 +541,17 @@ class AdaptiveRateLimiter:
                 self._tokens.refund(now, permit.entries["tokens"], permit.estimated_tokens)
             self._requests.reconcile(info.requests, now, permit.seq)
             self._tokens.reconcile(info.tokens, now, permit.seq)
+            if self._requests.level is not None or self._tokens.level is not None:
+                self._learned = None  # advertised budgets are better than a guess
         self._learning = False
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
             retry_after = retry_delay_from_body(body)
         pause = 0.0
+        if kind == "rate_limited":
+            self._learn_rate(permit)  # before _back_off marks this burst as seen
+        elif kind == "ok" and self._learned is not None:
+            self._learned.raise_rate(_LEARNED_GROWTH * self._learned.per_minute)
         if kind in ("rate_limited", "overloaded"):
             self._rate_limited += 1
             pause = self._back_off(permit, now, retry_after)
@@ -558,6 +584,28 @@ class AdaptiveRateLimiter:
         if self.adaptive and surplus < 0:
             self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
+
+    def _learn_rate(self, permit: Permit) -> None:
+        """Space requests at the rate a silent provider accepted them between 429 bursts.
+
+        Counted by send time, as the provider's bucket saw them: the sends between the first
+        429s of two bursts, less those refused, over the time between those two sends.
+        """
+        advertised = self._requests.level is not None or self._tokens.level is not None
+        if not self.adaptive or advertised:
+            return  # the advertised budgets model the provider already
+        seq0, sent0 = self._mark or (0, math.nan)
+        if permit.seq <= self._reacted_seq or permit.seq <= seq0:
+            self._refused_since_mark += permit.seq > seq0  # an echo of a burst already seen
+            return
+        if self._mark is not None:
+            accepted = permit.seq - seq0 - 1 - self._refused_since_mark
+            if accepted <= 0 or permit.sent_at <= sent0:
+                self._refused_since_mark += 1  # none got through: measure a longer span
+                return
+            rate = accepted / (permit.sent_at - sent0) * (1.0 - self._reserve)
+            self._learned = _StaticCap(rate * _MINUTE, 1.0)
+        self._mark, self._refused_since_mark = (permit.seq, permit.sent_at), 0
 
     def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
         """Pause every worker; halve concurrency once per burst of rate-limit answers."""
