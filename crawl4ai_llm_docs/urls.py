@@ -7,6 +7,7 @@ The run fails (exit 2) only when no valid URL remains; other problems are warnin
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,6 +66,14 @@ def normalise_url(raw: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def _shown(text: str) -> str:
+    """The line as quoted in messages: never repeat a password from the file."""
+    return _USERINFO.sub(r"\1***@", text)[:200]
+
+
 def _decode(data: bytes, path: Path) -> str:
     if b"\x00" in data[:8192]:
         raise InputError(
@@ -90,7 +99,7 @@ def parse_url_text(text: str) -> ParsedUrls:
         try:
             url = normalise_url(stripped)
         except ValueError as exc:
-            problems.append(UrlProblem(number, stripped[:200], str(exc)))
+            problems.append(UrlProblem(number, _shown(stripped), str(exc)))
             continue
         if url in seen:
             duplicates += 1
