@@ -1,0 +1,244 @@
+"""Concurrency sweep: the real CLI on 28 local pages at --max-concurrent 1 ... 20.
+
+The fake provider answers every document after a fixed latency (3 s by default) and has no
+rate limit, so the only limit is how many requests are in flight. For each level the table
+gives the wall time (process start to exit, as a user waits), the speed-up over c=1, and the
+efficiency against the ideal ``ceil(N/c) * latency + crawl time``, where the crawl time is a
+``--no-llm`` run of the same pages (it includes interpreter start and imports too). The LLM
+phase (first request to last answer, seen by the provider) is shown apart: it is what
+concurrency can shrink; start-up and crawling are not.
+
+    uv run python benchmarks/bench_concurrency.py [--quick] [--latency S] [--repeats R]
+
+Writes benchmarks/results/concurrency.json and concurrency.md (and concurrency.png when
+matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from common import (
+    RESULTS,
+    CliRun,
+    Workspace,
+    machine,
+    machine_note,
+    md_table,
+    median,
+    progress,
+    provider_args,
+    provider_subprocess,
+    pyplot,
+    run_record,
+    site_subprocess,
+    write_results,
+)
+
+PAGES = 28  # the spec's document set
+LEVELS = (1, 2, 4, 8, 12, 16, 20)
+QUICK_LEVELS = (1, 4, 8, 20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="0.5 s latency, 4 levels, 1 run")
+    parser.add_argument(
+        "--latency", type=float, help="provider seconds per document [3, quick 0.5]"
+    )
+    parser.add_argument("--repeats", type=int, help="runs per level, median reported [3, quick 1]")
+    parser.add_argument("--levels", type=int, nargs="+", help="--max-concurrent values to run")
+    args = parser.parse_args()
+    latency: float = args.latency if args.latency is not None else (0.5 if args.quick else 3.0)
+    repeats: int = args.repeats or (1 if args.quick else 3)
+    levels: tuple[int, ...] = tuple(args.levels or (QUICK_LEVELS if args.quick else LEVELS))
+
+    before = machine()
+    workspace = Workspace()
+    try:
+        with (
+            site_subprocess(PAGES, workspace.path) as site,
+            provider_subprocess(provider_args(latency=latency)) as provider,
+        ):
+            progress("warm-up run (not measured)")
+            workspace.run_cli(site.urls_file, no_llm=True)
+            crawl_runs = [workspace.run_cli(site.urls_file, no_llm=True) for _ in range(repeats)]
+            crawl_s = median([r.wall_s for r in crawl_runs])
+            progress(f"crawl only: {crawl_s:.2f} s")
+            runs: dict[int, list[CliRun]] = {}
+            for level in levels:
+                runs[level] = []
+                for attempt in range(repeats):
+                    run = workspace.run_cli(
+                        site.urls_file,
+                        base_url=provider.base_url,
+                        max_concurrent=level,
+                        provider=provider,
+                    )
+                    runs[level].append(run)
+                    progress(
+                        f"c={level} run {attempt + 1}/{repeats}: {run.wall_s:.2f} s, "
+                        f"429s {run.provider['rate_limited']}, in flight "
+                        f"{run.provider['max_in_flight']}, load {run.load_before:.1f}"
+                    )
+    finally:
+        workspace.close()
+    after = machine()
+    rows = summarise(runs, crawl_s, latency)
+    data = {
+        "benchmark": "concurrency",
+        "pages": PAGES,
+        "latency_s": latency,
+        "repeats": repeats,
+        "crawl_only_s": crawl_s,
+        "crawl_runs": [run_record(r) for r in crawl_runs],
+        "machine_before": before,
+        "machine_after": after,
+        "rows": rows,
+        "runs": {level: [run_record(r) for r in rs] for level, rs in runs.items()},
+    }
+    write_results("concurrency", data, render(rows, crawl_s, latency, repeats, before, after))
+    plot(rows, latency)
+
+
+def summarise(
+    runs: dict[int, list[CliRun]], crawl_s: float, latency: float
+) -> list[dict[str, Any]]:
+    base_wall = median([r.wall_s for r in runs[min(runs)]]) if runs else math.nan
+    base_span = median([r.llm_span_s(latency) for r in runs[min(runs)]]) if runs else math.nan
+    rows = []
+    for level, level_runs in runs.items():
+        wall = median([r.wall_s for r in level_runs])
+        span = median([r.llm_span_s(latency) for r in level_runs])
+        rounds = math.ceil(PAGES / level)
+        ideal = rounds * latency + crawl_s
+        rows.append(
+            {
+                "max_concurrent": level,
+                "wall_s": wall,
+                "wall_min_s": min(r.wall_s for r in level_runs),
+                "wall_max_s": max(r.wall_s for r in level_runs),
+                "ideal_s": ideal,
+                "efficiency": ideal / wall,
+                "speedup": base_wall / wall,
+                "ideal_speedup": (PAGES * latency + crawl_s) / ideal,
+                "llm_span_s": span,
+                "llm_ideal_s": rounds * latency,
+                "llm_speedup": base_span / span,
+                "rate_limited": sum(r.provider["rate_limited"] for r in level_runs),
+                "max_in_flight": max(r.provider["max_in_flight"] for r in level_runs),
+                "documents_lost": sum(r.documents_lost for r in level_runs),
+                "peak_rss_mb": max(r.peak_rss_mb for r in level_runs),
+                "load": median([r.load_before for r in level_runs]),
+            }
+        )
+    return rows
+
+
+def render(
+    rows: list[dict[str, Any]],
+    crawl_s: float,
+    latency: float,
+    repeats: int,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> str:
+    table = md_table(
+        [
+            "c",
+            "wall s",
+            "(min-max)",
+            "ideal s",
+            "efficiency",
+            "speed-up",
+            "ideal speed-up",
+            "LLM phase s",
+            "LLM ideal s",
+            "LLM speed-up",
+            "429s",
+            "max in flight",
+            "lost",
+            "peak RSS MB",
+        ],
+        [
+            [
+                r["max_concurrent"],
+                r["wall_s"],
+                f"{r['wall_min_s']:.2f}-{r['wall_max_s']:.2f}",
+                r["ideal_s"],
+                f"{r['efficiency']:.0%}",
+                f"{r['speedup']:.2f}x",
+                f"{r['ideal_speedup']:.2f}x",
+                r["llm_span_s"],
+                r["llm_ideal_s"],
+                f"{r['llm_speedup']:.2f}x",
+                r["rate_limited"],
+                r["max_in_flight"],
+                r["documents_lost"],
+                r["peak_rss_mb"],
+            ]
+            for r in rows
+        ],
+    )
+    by_level = {r["max_concurrent"]: r for r in rows}
+    checks = []
+    for level, target in ((8, 6.0), (20, 10.0)):
+        if level in by_level:
+            r = by_level[level]
+            checks.append(
+                f"- c={level} >= {target:g}x over c=1: end to end {r['speedup']:.2f}x "
+                f"({'met' if r['speedup'] >= target else 'NOT met'}; at most "
+                f"{r['ideal_speedup']:.2f}x is possible with this start-up and crawl time), "
+                f"LLM phase {r['llm_speedup']:.2f}x "
+                f"({'met' if r['llm_speedup'] >= target else 'NOT met'})."
+            )
+    worst = min(rows, key=lambda r: r["efficiency"]) if rows else None
+    if worst is not None:
+        checks.append(
+            f"- efficiency >= 90% at every level: lowest {worst['efficiency']:.0%} at "
+            f"c={worst['max_concurrent']} ({'met' if worst['efficiency'] >= 0.9 else 'NOT met'})."
+        )
+    return "\n".join(
+        [
+            f"# Concurrency sweep: {PAGES} pages, provider latency {latency:g} s, no rate limit",
+            "",
+            f"Machine: {machine_note(before, after)}",
+            f"Median of {repeats} run(s) per level. Wall time = CLI process start to exit "
+            f"(interpreter start, imports, crawl, LLM, writing). Crawl only (`--no-llm`, same "
+            f"start-up): {crawl_s:.2f} s. Ideal = ceil({PAGES}/c) x {latency:g} s + crawl only; "
+            "efficiency = ideal / wall. LLM phase = first request received to last answer sent, "
+            "from the provider's stats; its ideal is ceil(N/c) x latency.",
+            "",
+            table,
+            "",
+            "Targets:",
+            *checks,
+        ]
+    )
+
+
+def plot(rows: list[dict[str, Any]], latency: float) -> None:
+    plt = pyplot()
+    if plt is None or not rows:
+        return
+    levels = [r["max_concurrent"] for r in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(levels, [r["wall_s"] for r in rows], "o-", label="measured")
+    left.plot(levels, [r["ideal_s"] for r in rows], "--", label="ideal")
+    left.set(
+        xlabel="--max-concurrent", ylabel="wall time (s)", title=f"{PAGES} pages, {latency:g} s"
+    )
+    left.legend()
+    right.plot(levels, [r["speedup"] for r in rows], "o-", label="end to end")
+    right.plot(levels, [r["llm_speedup"] for r in rows], "s-", label="LLM phase")
+    right.plot(levels, [r["ideal_speedup"] for r in rows], "--", label="ideal end to end")
+    right.set(xlabel="--max-concurrent", ylabel="speed-up over c=1", title="speed-up")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(RESULTS / "concurrency.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
