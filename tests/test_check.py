@@ -67,6 +67,7 @@ async def test_success_shows_openai_limits_and_a_suggestion() -> None:
     assert "600 requests per minute" in text
     assert "100,000 tokens per minute" in text
     assert f"max_concurrent_requests = {expected} (configured: 4)" in text
+    assert "chunks take longer than this answer" in text  # a floor, said so
     assert f"{fake.base_url}/chat/completions" in text
     assert KEY not in text
 
@@ -89,6 +90,7 @@ async def test_no_headers_says_none_advertised() -> None:
     text = render(result)
     assert "none advertised" in text
     assert "max_concurrent_requests = 4 (configured: 7)" in text
+    assert "chunks take longer" not in text
 
 
 async def test_wrong_key() -> None:

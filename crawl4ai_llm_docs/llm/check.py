@@ -324,4 +324,10 @@ def render(result: CheckResult) -> str:
         + (" (as configured)" if same else f" (configured: {result.configured_concurrency})")
         + f"; {result.suggestion_basis}"
     )
+    if result.requests.limit is not None:
+        # The latency is a 5-token answer's: the number is a floor, not a ceiling.
+        lines.append(
+            "               chunks take longer than this answer, so more in flight can still "
+            "help; the limiter keeps any value within the advertised limits"
+        )
     return "\n".join(lines)
