@@ -21,13 +21,16 @@ class Estimate:
         self.requests = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.longest_completion = 0  # no run can be shorter than its longest request
 
     def add_page(self, chunks: list[Chunk]) -> None:
         self.pages += 1
         self.requests += len(chunks)
         for chunk in chunks:
+            completion = min(chunk.tokens, self._config.llm.max_tokens)
             self.prompt_tokens += chunk.tokens + PROMPT_OVERHEAD_TOKENS
-            self.completion_tokens += min(chunk.tokens, self._config.llm.max_tokens)
+            self.completion_tokens += completion
+            self.longest_completion = max(self.longest_completion, completion)
 
     def projected_chunks(self, total_pages: int) -> int:
         """Chunks expected for the whole run, extrapolated from the pages chunked so far."""
@@ -36,10 +39,14 @@ class Estimate:
         return max(self.requests, math.ceil(self.requests / self.pages * total_pages))
 
     def seconds(self) -> float:
+        if not self.requests:
+            return 0.0
         par = self._config.parallel
-        concurrency = par.effective_max_concurrent_requests
+        # Fewer requests than slots leave slots idle: they do not shorten the run.
+        concurrency = min(par.effective_max_concurrent_requests, self.requests)
         latency = self.requests * FIRST_TOKEN_S + self.completion_tokens / OUTPUT_TOKENS_PER_S
-        bounds = [latency / concurrency]
+        longest = FIRST_TOKEN_S + self.longest_completion / OUTPUT_TOKENS_PER_S
+        bounds = [latency / concurrency, longest]
         if par.requests_per_minute:
             bounds.append(self.requests / par.requests_per_minute * 60)
         if par.tokens_per_minute:
