@@ -9,6 +9,8 @@ from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.run_options import RunOptions
 
+LLMS_FILES = ("llms.txt", "llms-full.txt")
+
 
 def output_paths(options: RunOptions, config: AppConfig) -> tuple[Path, Path | None, Path | None]:
     """The consolidated Markdown file, the llms.txt directory and the JSON report."""
@@ -34,10 +36,43 @@ def _writable_directory(directory: Path, what: str, flag: str) -> None:
         )
 
 
-def check_output_locations(options: RunOptions, config: AppConfig) -> None:
-    if options.dry_run:
-        return
+def _written_files(options: RunOptions, config: AppConfig) -> list[tuple[Path, str]]:
+    """Every file the run creates or replaces, with the flag that names it."""
     markdown, llms_dir, report = output_paths(options, config)
+    files = [(markdown, "-o/--output")]
+    if report is not None:
+        files.append((report, "-o/--output (the report beside it)"))
+    if llms_dir is not None:
+        files += [(llms_dir / name, "--llms-txt") for name in LLMS_FILES]
+    if config.logging.json_file:
+        files.append((Path(config.logging.json_file), "--log-json"))
+    return files
+
+
+def _check_distinct(options: RunOptions, config: AppConfig) -> None:
+    """No output may overwrite the URL file (or append to it), nor another output."""
+    seen = {options.urls_file.resolve(): "the URL file"}
+    for path, flag in _written_files(options, config):
+        resolved = path.resolve()
+        if resolved in seen:
+            raise InputError(
+                f"{flag} would write {path}, which is {seen[resolved]}. Give another {flag}."
+            )
+        seen[resolved] = f"also written for {flag}"
+
+
+def check_output_locations(options: RunOptions, config: AppConfig) -> None:
+    json_log = Path(config.logging.json_file) if config.logging.json_file else None
+    if json_log is not None:
+        # The log is opened even by --dry-run; a bad path must be one message, not a traceback.
+        if json_log.is_dir():
+            raise InputError(f"--log-json {json_log} is a directory. Give a file name.")
+        _writable_directory(json_log.parent, "JSON log directory", "--log-json")
+    if options.dry_run:
+        if json_log is not None and json_log.resolve() == options.urls_file.resolve():
+            raise InputError(f"--log-json {json_log} is the URL file itself. Give another file.")
+        return
+    markdown, llms_dir, _ = output_paths(options, config)
     if markdown.resolve() == options.urls_file.resolve():
         raise InputError(f"The output {markdown} is the URL file itself. Give another -o/--output.")
     if markdown.is_dir():
@@ -51,4 +86,5 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
         if llms_dir.exists() and not llms_dir.is_dir():
             raise InputError(f"--llms-txt {llms_dir} is a file, not a directory. Give a directory.")
         _writable_directory(llms_dir, "llms.txt directory", "--llms-txt")
-    del report  # written beside the Markdown file: covered by its directory check
+    # The report is written beside the Markdown file: covered by its directory check.
+    _check_distinct(options, config)
