@@ -35,6 +35,7 @@ class Collector:
         self.failures: list[tuple[str, str]] = []  # (url, reason), pages that failed outright
         self.warnings: list[tuple[str, str]] = []  # (url, reason), pages written with fallbacks
         self.documents = 0
+        self.stored: set[int] = set()  # input indices with a document (or failure) in the spool
         self.prompt_tokens = 0
         self.completion_tokens = 0
 
@@ -88,6 +89,7 @@ class Collector:
 
     async def _store(self, document: Document) -> None:
         await self._spool.add(document)
+        self.stored.add(document.index)
         if document.ok:
             self.documents += 1
         if self._metrics is not None:

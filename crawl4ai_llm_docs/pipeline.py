@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ CHANNEL_SIZE = 8
 # Pages larger than this are chunked in a worker thread so the trio loop stays responsive.
 THREAD_CHUNKING_CHARS = 50_000
 OPENAI_HOSTS = ("api.openai.com",)
+# After a fatal provider answer, the longest wait for requests that were already sent.
+FATAL_DRAIN_S = 30.0
 
 
 def _redacted_config(config: AppConfig) -> dict[str, Any]:
@@ -82,8 +85,11 @@ class Run:
         self.entries = entries
         self.console = console
         self.metrics = RunMetrics()
-        self.work_scope = trio.CancelScope()
-        self.interrupted = False
+        self.work_scope = trio.CancelScope()  # Ctrl-C: stop everything
+        self.feed_scope = trio.CancelScope()  # fatal provider answer: stop sending new work
+        self.interrupted = False  # Ctrl-C stopped the work
+        self.work_done = False  # the stages ended (finished, interrupted or stopped)
+        self.writing = False  # a Ctrl-C came while the outputs were being written
         self.fatal: str | None = None
         self.estimate = Estimate(config)
         sequential = not config.parallel.enable_parallel_processing
@@ -91,7 +97,6 @@ class Run:
             msgspec.structs.replace(config.crawl, max_concurrent=1) if sequential else config.crawl
         )
         self.llm_limit = config.parallel.effective_max_concurrent_requests
-        self.seen: set[int] = set()
 
     # ------------------------------------------------------------ stages
 
@@ -105,7 +110,6 @@ class Run:
     ) -> None:
         async with pages:
             async for page in pages:
-                self.seen.add(page.index)
                 await collector.add_raw(page)
 
     async def _chunk(
@@ -131,7 +135,6 @@ class Run:
     ) -> None:
         async with pages:
             async for page in pages:
-                self.seen.add(page.index)
                 if page.ok and not page.markdown.strip():
                     page = msgspec.structs.replace(page, error="no text content found on the page")
                 if not page.ok:
@@ -160,10 +163,23 @@ class Run:
                 await collector.add_result(result)
 
     def _on_fatal(self, exc: ProviderFatalError) -> None:
-        if self.fatal is None:
-            self.fatal = exc.message
-            log.error("error", message=f"Stopping: {exc.message}")
-        self.work_scope.cancel()
+        """Stop feeding the LLM at once, but let answers already on their way arrive.
+
+        The breaker is open for good, so no new request is sent; requests in flight were
+        accepted (and are paid for), so they get a bounded time to come back, be cached and
+        be written, instead of being thrown away.
+        """
+        if self.fatal is not None:
+            return
+        self.fatal = exc.message
+        drain = min(self.config.parallel.request_timeout, FATAL_DRAIN_S)
+        log.error(
+            "error",
+            message=f"Stopping: {exc.message} (waiting up to {drain:g} s for answers "
+            "already on their way; Ctrl-C to stop now)",
+        )
+        self.feed_scope.cancel()
+        self.work_scope.deadline = min(self.work_scope.deadline, trio.current_time() + drain)
 
     def _on_wait(self, event: WaitEvent) -> None:
         log.info(
@@ -233,20 +249,48 @@ class Run:
             on_fatal=self._on_fatal,
         )
         async with client, trio.open_nursery() as nursery:
-            nursery.start_soon(self._feed, url_send)
-            nursery.start_soon(crawl)
-            nursery.start_soon(self._chunk, page_recv, chunk_send, collector)
+            nursery.start_soon(self._upstream, url_send, crawl, page_recv, chunk_send, collector)
             nursery.start_soon(llm)
             nursery.start_soon(self._collect, result_recv, collector)
 
+    async def _upstream(
+        self,
+        url_send: trio.MemorySendChannel[UrlEntry],
+        crawl: Callable[[], Awaitable[None]],
+        page_recv: trio.MemoryReceiveChannel[Page],
+        chunk_send: trio.MemorySendChannel[Chunk],
+        collector: Collector,
+    ) -> None:
+        """Feed, crawl and chunk: the part a fatal provider answer stops at once."""
+        with self.feed_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed, url_send)
+                nursery.start_soon(crawl)
+                nursery.start_soon(self._chunk, page_recv, chunk_send, collector)
+        chunk_send.close()  # also when cancelled before _chunk started: the LLM stage ends
+
     # ------------------------------------------------------------ signals and progress
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """First Ctrl-C: stop the work, write what is finished. Second: exit at once.
+
+        Watches until the outputs are written: a Ctrl-C while writing must not fall back to
+        trio's default (a KeyboardInterrupt traceback and a half-finished report).
+        """
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for _ in signals:
-                if self.interrupted:
+                if self.interrupted or self.writing:
                     self.console.print("Interrupted again: exiting at once.")
                     os._exit(EXIT_INTERRUPTED)
+                if self.work_done:
+                    # The work is finished; the output being written will be complete.
+                    self.writing = True
+                    log.warning(
+                        "warning",
+                        message="Interrupted while writing the output: finishing it (Ctrl-C again to quit at once).",
+                    )
+                    continue
                 self.interrupted = True
                 log.warning(
                     "warning",
@@ -266,45 +310,55 @@ class Run:
             config=_redacted_config(self.config),
         )
         outputs: list[str] = []
-        failures: list[tuple[str, str]] = []
         async with DocumentSpool() as spool, trio.open_nursery() as outer:
             collector = Collector(spool, self.metrics)
             if threading.current_thread() is threading.main_thread():  # signals need it
-                outer.start_soon(self._watch_signals)
-            await outer.start(
-                functools.partial(
-                    report_metrics, self.metrics, interval=par.progress_update_interval
-                )
-            )
-            if self.config.logging.progress:
-                await outer.start(
+                await outer.start(self._watch_signals)
+            async with trio.open_nursery() as progress:
+                await progress.start(
                     functools.partial(
-                        run_live_view,
-                        self.metrics,
-                        console=self.console,
-                        interval=par.progress_update_interval,
+                        report_metrics, self.metrics, interval=par.progress_update_interval
                     )
                 )
-            with self.work_scope:
-                await self._stages(collector)
-            outer.cancel_scope.cancel()
+                if self.config.logging.progress:
+                    await progress.start(
+                        functools.partial(
+                            run_live_view,
+                            self.metrics,
+                            console=self.console,
+                            interval=par.progress_update_interval,
+                        )
+                    )
+                with self.work_scope:
+                    await self._stages(collector)
+                self.work_done = True
+                progress.cancel_scope.cancel()
             self.metrics.finish()
             failures = [*collector.failures, *self._unfinished(collector)]
             if not self.options.dry_run:
-                with trio.CancelScope(shield=True):
-                    outputs = await self._write_outputs(spool, failures)
-        return self._finish(collector, outputs, failures)
+                outputs = await self._write_outputs(spool, failures)
+            # A run shorter than the progress interval was never sampled.
+            await self.metrics.refresh_memory()
+            # Still under the signal watcher: a second Ctrl-C here exits at once, cleanly.
+            exit_code = await self._finish(collector, outputs, failures)
+            outer.cancel_scope.cancel()
+        return exit_code
 
     def _unfinished(self, collector: Collector) -> list[tuple[str, str]]:
-        if not (self.interrupted or self.fatal):
-            return []
-        why = "run interrupted" if self.interrupted else f"run stopped: {self.fatal}"
-        pending = {page.index for page in collector.pending_pages}
-        return [
-            (entry.url, f"not finished ({why})")
-            for entry in self.entries
-            if entry.index in pending or entry.index not in self.seen
-        ]
+        """Every URL without a document: not reached, or cut off mid-way by the stop.
+
+        Judged by what reached the spool, not by which stage last saw the page, so a page
+        cancelled between two stages (or lost to a bug) is still reported, never dropped.
+        """
+        if self.options.dry_run:
+            return []  # nothing is sent, so no page is expected to finish
+        if self.interrupted:
+            why = "not finished (run interrupted)"
+        elif self.fatal:
+            why = f"not finished (run stopped: {self.fatal})"
+        else:
+            why = "no result was produced for this page (a bug: please report it)"
+        return [(entry.url, why) for entry in self.entries if entry.index not in collector.stored]
 
     async def _write_outputs(
         self, spool: DocumentSpool, failures: list[tuple[str, str]]
@@ -345,9 +399,15 @@ class Run:
                 )
             return written
 
-        return await trio.to_thread.run_sync(write_all)
+        try:
+            return await trio.to_thread.run_sync(write_all)
+        except OSError as exc:  # e.g. disk full: one message, and the work is not lost
+            raise InputError(
+                f"Could not write the output ({exc.strerror or exc}: {exc.filename or markdown_path}). "
+                "Every LLM answer is cached: fix the problem and run the same command again."
+            ) from None
 
-    def _exit_code(self, collector: Collector) -> int:
+    def _exit_code(self, collector: Collector, failures: list[tuple[str, str]]) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.fatal:
@@ -356,12 +416,12 @@ class Run:
             "LLM request failed" in note or "cannot be split" in note
             for _, note in collector.warnings
         )
-        return EXIT_PAGES_FAILED if collector.failures or llm_failed else EXIT_OK
+        return EXIT_PAGES_FAILED if failures or llm_failed else EXIT_OK
 
-    def _finish(
+    async def _finish(
         self, collector: Collector, outputs: list[str], failures: list[tuple[str, str]]
     ) -> int:
-        exit_code = self._exit_code(collector)
+        exit_code = self._exit_code(collector, failures)
         incomplete = bool(self.interrupted or self.fatal)
         _, _, report_path = output_paths(self.options, self.config)
         if report_path is not None and not self.options.dry_run:
@@ -372,11 +432,12 @@ class Run:
         )
         log.info("run_finished", **fields)
         if self.options.dry_run:
-            self.console.print(self.estimate.render(len(self.entries)))
+            # The estimate is the command's result: stdout, where a script can capture it.
+            print(self.estimate.render(len(self.entries)), flush=True)
             return exit_code
         if report_path is not None:
             report = {"run_finished": fields, "failures": failures, "warnings": collector.warnings}
-            write_report(report_path, report)
+            await trio.to_thread.run_sync(write_report, report_path, report)
         print_summary(
             self.console, snapshot, failures=failures, outputs=outputs, incomplete=incomplete
         )
