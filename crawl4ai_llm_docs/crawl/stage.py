@@ -306,6 +306,7 @@ class _Crawler:
             mode=mode,
             status=failure.status,
             elapsed_ms=round(elapsed * 1000),
+            bytes=0,  # the JSON contract's PageFailed requires it; nothing usable was received
             reason=failure.reason,
         )
         return Page(
