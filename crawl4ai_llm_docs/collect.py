@@ -90,7 +90,8 @@ class Collector:
     async def _store(self, document: Document) -> None:
         await self._spool.add(document)
         self.stored.add(document.index)
+        # A failed page is stored only to be listed; it is not a document written.
         if document.ok:
             self.documents += 1
-        if self._metrics is not None:
-            self._metrics.document_written()
+            if self._metrics is not None:
+                self._metrics.document_written()

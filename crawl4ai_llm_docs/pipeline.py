@@ -139,6 +139,7 @@ class Run:
                     page = msgspec.structs.replace(page, error="no text content found on the page")
                 if not page.ok:
                     await collector.add_failed(page)
+                    self._project_chunks(collector)
                     continue
                 if len(page.markdown) > THREAD_CHUNKING_CHARS:
                     parts = await trio.to_thread.run_sync(
@@ -147,13 +148,19 @@ class Run:
                 else:
                     parts = split_page(page, max_tokens=max_tokens)
                 self.estimate.add_page(parts)
-                self.metrics.set_totals(chunks=self.estimate.projected_chunks(len(self.entries)))
+                self._project_chunks(collector)
                 if chunks is None:  # --dry-run: count only
                     continue
                 # The collector keeps only the page's metadata while its chunks are in flight.
                 collector.expect(msgspec.structs.replace(page, markdown=""))
                 for part in parts:
                     await chunks.send(part)
+
+    def _project_chunks(self, collector: Collector) -> None:
+        # Failed pages bring no chunks: once every page is seen the total is exact, so the
+        # progress bar ends full and the ETA at zero.
+        pages = len(self.entries) - len(collector.failures)
+        self.metrics.set_totals(chunks=self.estimate.projected_chunks(pages))
 
     async def _collect(
         self, results: trio.MemoryReceiveChannel[ChunkResult], collector: Collector
