@@ -40,6 +40,7 @@ from crawl4ai_llm_docs.estimate import (
     Estimate,
 )
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
+from crawl4ai_llm_docs.observe.metrics import RunMetrics
 from crawl4ai_llm_docs.pipeline import Run
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.testing.site import SiteConfig, page_title
@@ -467,3 +468,14 @@ def test_estimate_respects_static_rate_caps() -> None:
     for _ in range(60):
         estimate.add_page(_chunks(10))
     assert estimate.seconds() == pytest.approx(60 / 30 * 60)
+
+
+async def test_failed_pages_are_not_counted_as_documents_written(tmp_path: Path) -> None:
+    metrics = RunMetrics()
+    async with DocumentSpool(tmp_path) as spool:
+        collector = Collector(spool, metrics)
+        await collector.add_raw(_page(0))
+        await collector.add_failed(msgspec.structs.replace(_page(1), error="HTTP 404"))
+    assert collector.documents == 1
+    assert metrics.snapshot().documents_written == 1
+    assert collector.failures == [("https://docs.test/1", "HTTP 404")]
