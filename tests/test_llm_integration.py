@@ -205,14 +205,16 @@ async def test_no_headers_few_429s() -> None:
 
 
 async def test_no_headers_with_a_static_cap_no_429s() -> None:
-    # The same silent provider, with the user's requests_per_minute set to its limit.
+    # A silent provider, with the user's requests_per_minute a little under its limit: the
+    # provider counts arrivals, so a cap of exactly the limit is early by the network delay
+    # whenever the provider's bucket was full (measured: 1 in 31 requests refused).
     rpm, count = 240, 30
     chunks = [make_chunk(i) for i in range(count)]
     run = await drive(
         {"rpm": rpm, "burst_requests": 10, "header_dialect": "none", "latency": 0.05},
         chunks,
         guard=40,
-        parallel={"max_concurrent_requests": 4, "requests_per_minute": rpm},
+        parallel={"max_concurrent_requests": 4, "requests_per_minute": rpm - 10},
     )
     assert_all_cleaned(run, chunks)
     share = run.stats.rate_limited / run.stats.requests
@@ -220,7 +222,7 @@ async def test_no_headers_with_a_static_cap_no_429s() -> None:
         f"\n[none, static cap] requests={run.stats.requests} 429s={run.stats.rate_limited} "
         f"({share:.1%}) steady={run.steady_rate(skip=10):.2f}/s of {rpm / 60:.0f}/s"
     )
-    assert share <= 0.05
+    assert run.stats.rate_limited == 0
 
 
 async def test_insufficient_quota_stops_the_stage() -> None:
