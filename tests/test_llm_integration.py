@@ -356,3 +356,38 @@ async def test_context_limit_splits_and_reassembles_in_order() -> None:
     assert run.stats.documents == [document_digest(half.text) for half in halves]
     assert result.markdown == "\n\n".join(half.text.strip() for half in halves)
     assert reassemble([result]).split() == chunk.text.split()  # every word, in order
+
+
+async def test_retries_exhausted_keep_the_crawled_markdown() -> None:
+    chunks = [make_chunk(i) for i in range(3)]
+    run = await drive(
+        {"error_rate": 1.0, "error_codes": [500]},
+        chunks,
+        guard=20,
+        llm={"max_retries": 1},
+        parallel={"enable_circuit_breaker": False},
+    )
+    assert not run.fatal  # one chunk's failure is not the run's
+    assert run.stats.requests == 3 * 2
+    by_page = {r.page_index: r for r in run.results}
+    for chunk in chunks:
+        result = by_page[chunk.page_index]
+        assert (result.source, result.llm_failed, result.markdown) == ("fallback", True, chunk.text)
+        assert result.warning is not None
+        assert "gave up after 2 attempts" in result.warning
+
+
+async def test_chunk_too_large_to_split_keeps_the_crawled_markdown() -> None:
+    chunk = make_chunk(3, paragraphs=3)
+    assert chunk.tokens < 2 * 64  # no cut leaves both halves chunk_min_tokens
+    run = await drive(
+        {"context_limit": 100},
+        [chunk],
+        guard=20,
+        llm={"max_tokens": 64, "chunk_min_tokens": 64},
+    )
+    [result] = run.results
+    assert run.stats.requests == 1
+    assert (result.source, result.llm_failed, result.markdown) == ("fallback", True, chunk.text)
+    assert result.warning is not None
+    assert "cannot be split further" in result.warning
