@@ -22,8 +22,11 @@ from e2e_support import (
     cli_env,
     failed_section,
     files_under,
+    finish,
+    interrupt,
     running,
     sections,
+    wait_until,
 )
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
@@ -249,6 +252,44 @@ def test_a_rejected_key_exits_3_with_a_message_and_never_prints_the_key(tmp_path
     for path in files_under(tmp_path / "out", tmp_path / "xdg-cache"):
         assert API_KEY.encode() not in path.read_bytes(), path
     assert API_KEY not in text
+
+
+@pytest.mark.slow
+def test_unanswered_chunks_keep_the_crawled_text_and_exit_1(tmp_path: Path) -> None:
+    """No lost work: when every request fails, each page keeps its crawled Markdown."""
+    env = {**cli_env(tmp_path), "CRAWL4AI_LLM_DOCS_LLM__MAX_RETRIES": "1"}
+    with running(tmp_path, pages=3, provider={"error_rate": 1.0, "error_codes": [500]}) as setup:
+        result = setup.run(*setup.args("--disable-circuit-breaker"), env=env)
+        stats = setup.provider.stats()
+    assert result.code == 1, result
+    assert stats.requests == 3 * 2  # one retry each, then the crawled text is kept
+    markdown = setup.output.read_text()
+    _assert_in_input_order(setup, markdown)
+    for index in range(3):
+        assert f"def example_{index}_0(client):" in markdown
+    warnings = json.loads(setup.report.read_text())["warnings"]
+    assert sorted(url for url, _ in warnings) == sorted(setup.urls)
+    assert all("LLM request failed" in note for _, note in warnings)
+    # Fallbacks are not cached: the next run asks the provider again.
+    cached = [path for path in files_under(tmp_path / "xdg-cache") if "results" in path.parts]
+    assert cached == []
+
+
+@pytest.mark.slow
+def test_llm_work_starts_before_the_crawl_ends(tmp_path: Path) -> None:
+    # One page takes 60 s to serve: every other page must be cleaned meanwhile.
+    slow = "/docs/page-005.html"
+    site = SiteConfig(pages=6, delays={slow: 60.0})
+    with running(tmp_path, site=site) as setup:
+        process = setup.start(*setup.args("--max-concurrent", "2"))
+        try:
+            wait_until(lambda: setup.provider.stats().successes == 5, what="5 pages cleaned")
+            assert setup.site.hits[slow] == 1  # requested, still unanswered
+        finally:
+            interrupt(process)
+            result = finish(process)
+    assert result.code == 130, result
+    assert len(sections(setup.output.read_text())) == 5
 
 
 # ---------------------------------------------------------------- output locations (exit 2)

@@ -6,6 +6,7 @@ is sent again" is checked against what the provider actually saw, not against ou
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -40,6 +41,13 @@ def test_kill_9_then_rerun_sends_only_the_unanswered_chunks(tmp_path: Path) -> N
 
         result = setup.run(*command)
         second = setup.provider.stats()
+        setup.provider.reset()
+        # A third run finds every answer in the cache: nothing is sent at all.
+        again = setup.run(*command)
+        third = setup.provider.stats()
+    assert again.code == 0, again
+    assert third.requests == 0
+    assert json.loads(setup.report.read_text())["run_finished"]["cached_chunks"] == 28
     assert result.code == 0, result
     answered_before = set(first.documents)
     assert len(answered_before) == first.successes
