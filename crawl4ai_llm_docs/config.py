@@ -82,7 +82,7 @@ class ParallelConfig(Base, frozen=True):
     rate_limit_buffer_percent: Percent = 10.0
     progress_update_interval: Annotated[int, Meta(ge=1, le=60)] = 5
     enable_session_pooling: bool = True
-    max_connections_per_host: Annotated[int, Meta(ge=1, le=100)] = 10
+    max_connections_per_host: Annotated[int, Meta(ge=1, le=100)] = 20
     request_timeout: Seconds = 120.0
     enable_circuit_breaker: bool = True
     error_threshold_percent: Percent = 50.0
