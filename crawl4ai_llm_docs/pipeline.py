@@ -30,7 +30,7 @@ from rich.console import Console
 from crawl4ai_llm_docs import __version__
 from crawl4ai_llm_docs.cache import DocumentSpool, ResultCache
 from crawl4ai_llm_docs.collect import Collector
-from crawl4ai_llm_docs.config import AppConfig, LoadedConfig
+from crawl4ai_llm_docs.config import AppConfig, LLMConfig, LoadedConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
 from crawl4ai_llm_docs.errors import (
     EXIT_FATAL_PROVIDER,
@@ -63,8 +63,22 @@ CHANNEL_SIZE = 8
 # Pages larger than this are chunked in a worker thread so the trio loop stays responsive.
 THREAD_CHUNKING_CHARS = 50_000
 OPENAI_HOSTS = ("api.openai.com",)
+# Share of llm.max_tokens a chunk may fill: room for the description line, the answer's own
+# formatting, and a provider whose tokenizer counts ~20% more than ours (tiktoken).
+ANSWER_HEADROOM = 0.75
 # After a fatal provider answer, the longest wait for requests that were already sent.
 FATAL_DRAIN_S = 30.0
+
+
+def chunk_size(llm: LLMConfig) -> int:
+    """Tokens per chunk: ``chunk_max_tokens``, but small enough for the answer to fit.
+
+    A cleaned chunk is about as long as the chunk itself (plus the description line), so a
+    chunk near ``max_tokens`` or above it would be cut off (finish_reason=length) and sent
+    again as halves: paid for twice. With the defaults (6000 vs 4096) every large page was.
+    """
+    fits = int(llm.max_tokens * ANSWER_HEADROOM)
+    return max(llm.chunk_min_tokens, min(llm.chunk_max_tokens, fits))
 
 
 def _redacted_config(config: AppConfig) -> dict[str, Any]:
@@ -119,7 +133,7 @@ class Run:
         collector: Collector,
     ) -> None:
         """Split pages into chunks; failed pages go straight to the collector."""
-        max_tokens = self.config.llm.chunk_max_tokens
+        max_tokens = chunk_size(self.config.llm)
         try:
             await self._chunk_pages(pages, chunks, collector, max_tokens)
         finally:
