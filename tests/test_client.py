@@ -16,6 +16,7 @@ import trio.testing
 
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.errors import (
+    CircuitBreakerOpenError,
     ProviderError,
     ProviderFatalError,
     RateLimitExceededError,
@@ -515,3 +516,31 @@ async def test_silent_provider_429s_stop_once_its_rate_is_learned(
     # Without learning, AIMD alone keeps hitting the empty bucket: about a third are 429s.
     assert provider.refused <= 0.05 * (150 + provider.refused)
     assert elapsed <= 1.4 * ideal  # and it still goes near the provider's pace
+
+
+async def test_nothing_is_sent_after_a_fatal_answer(autojump_clock: trio.testing.MockClock) -> None:
+    # Two workers, one slot: the second queues for the slot inside the breaker's guard while
+    # the first gets a 401. Once the breaker is stopped, the queued request must not go out.
+    async def slow_401(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(1)
+        return await error(401, "invalid_api_key")(request)
+
+    script = Script(slow_401, ok())
+    breaker = CircuitBreaker()
+    client = make_client(script, breaker=breaker, max_concurrent_requests=1)
+    errors: list[ProviderFatalError] = []
+
+    async def one(chunk: int) -> None:
+        try:
+            await client.complete(MESSAGES, prompt_tokens=1, url="u", chunk=chunk)
+        except ProviderFatalError as exc:
+            errors.append(exc)
+
+    with trio.fail_after(GUARD):
+        async with client, trio.open_nursery() as nursery:
+            nursery.start_soon(one, 0)
+            await trio.sleep(0.1)  # the first holds the slot; the second queues behind it
+            nursery.start_soon(one, 1)
+    assert len(script.requests) == 1
+    assert len(errors) == 2
+    assert isinstance(errors[1], CircuitBreakerOpenError)

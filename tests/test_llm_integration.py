@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -56,6 +57,23 @@ def make_chunk(index: int, paragraphs: int = 2) -> Chunk:
     )
 
 
+class Recording(httpx.AsyncBaseTransport):
+    """The real pooled transport, noting when each request is handed to it."""
+
+    def __init__(self, connections: int) -> None:
+        self._inner = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        )
+        self.sent_at: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent_at.append(trio.current_time())
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 @dataclass
 class Run:
     results: list[ChunkResult]
@@ -65,6 +83,8 @@ class Run:
     limiter: AdaptiveRateLimiter
     breaker: CircuitBreaker
     breaker_changes: list[tuple[str, str, str]] = field(default_factory=list)
+    fatal_at: float | None = None  # when on_fatal was first called
+    sent_at: list[float] = field(default_factory=list)  # when each request left the client
 
     def steady_rate(self, skip: int) -> float:
         """Results per second after the first `skip` (the burst the bucket started with)."""
@@ -80,12 +100,19 @@ async def drive(
     llm: dict[str, Any] | None = None,
     parallel: dict[str, Any] | None = None,
     breaker: dict[str, Any] | None = None,
+    cancel_on_fatal: bool = True,
+    record_sends: bool = False,
 ) -> Run:
-    """Serve a fake provider, push `chunks` through the LLM stage, return what happened."""
+    """Serve a fake provider, push `chunks` through the LLM stage, return what happened.
+
+    On a fatal error the feed stops; `cancel_on_fatal` also cancels the stage, else requests
+    in flight may finish (as the pipeline lets them) and the workers end on the breaker.
+    """
     results: list[ChunkResult] = []
     finished_at: list[float] = []
     fatal: list[ProviderFatalError] = []
     changes: list[tuple[str, str, str]] = []
+    fatal_at: list[float] = []
     par = ParallelConfig(**(parallel or {}))
     limiter = AdaptiveRateLimiter(
         max_concurrent=par.effective_max_concurrent_requests,
@@ -104,6 +131,7 @@ async def drive(
     with trio.fail_after(guard):
         async with trio.open_nursery() as server:
             handle: FakeProvider = await server.start(serve, make_config(provider))
+            recording = Recording(par.max_connections_per_host) if record_sends else None
             config = LLMConfig(**{"base_url": handle.base_url, "model": "fake-model"} | (llm or {}))
             client = ChatClient(
                 llm=config,
@@ -112,6 +140,7 @@ async def drive(
                 limiter=limiter,
                 breaker=circuit,
                 rng=random.Random(2),
+                transport=recording,
             )
             processor = llm_stage.ChunkProcessor(
                 client=client, cache=ResultCache.disabled(), llm=config
@@ -119,16 +148,22 @@ async def drive(
             chunk_send, chunk_recv = trio.open_memory_channel[Chunk](4)
             result_send, result_recv = trio.open_memory_channel[ChunkResult](4)
 
+            feeding = trio.CancelScope()
+
             async def feed() -> None:
-                async with chunk_send:
-                    for chunk in chunks:
-                        await chunk_send.send(chunk)
+                with feeding:
+                    async with chunk_send:
+                        for chunk in chunks:
+                            await chunk_send.send(chunk)
 
             with trio.CancelScope() as work:
 
                 def on_fatal(exc: ProviderFatalError) -> None:
                     fatal.append(exc)
-                    work.cancel()  # what the pipeline does: stop the stage, keep finished work
+                    fatal_at.append(trio.current_time())
+                    feeding.cancel()
+                    if cancel_on_fatal:
+                        work.cancel()
 
                 async with client, trio.open_nursery() as nursery:
                     nursery.start_soon(feed)
@@ -151,7 +186,17 @@ async def drive(
             await handle.wait_idle()
             stats = handle.stats()
             server.cancel_scope.cancel()
-    return Run(results, finished_at, fatal, stats, limiter, circuit, changes)
+    return Run(
+        results,
+        finished_at,
+        fatal,
+        stats,
+        limiter,
+        circuit,
+        changes,
+        fatal_at[0] if fatal_at else None,
+        recording.sent_at if recording else [],
+    )
 
 
 def assert_all_cleaned(run: Run, chunks: list[Chunk]) -> None:
@@ -225,27 +270,49 @@ async def test_no_headers_with_a_static_cap_no_429s() -> None:
     assert run.stats.rate_limited == 0
 
 
-async def test_insufficient_quota_stops_the_stage() -> None:
+@pytest.mark.parametrize("cancel", [True, False], ids=["cancel", "drain"])
+async def test_insufficient_quota_stops_the_stage(cancel: bool) -> None:
+    # Paced by advertised limits, so workers also queue for a slot when the quota runs out:
+    # those must not send either, even when the stage is left to drain (as the pipeline does).
     concurrency, quota = 4, 10
     chunks = [make_chunk(i) for i in range(40)]
     run = await drive(
-        {"quota_after": quota, "latency": 0.1, "latency_jitter": 0.05},
+        {
+            "quota_after": quota,
+            "latency": 0.1,
+            "latency_jitter": 0.05,
+            "rpm": 600,
+            "burst_requests": 4,
+        },
         chunks,
         guard=20,
         parallel={"max_concurrent_requests": concurrency},
+        cancel_on_fatal=cancel,
+        record_sends=True,
     )
-    assert len(run.fatal) == 1
+    assert isinstance(run.fatal[0], ProviderFatalError)
     assert "insufficient_quota" in run.fatal[0].message
     print(
-        f"\n[quota] requests={run.stats.requests} successes={run.stats.successes} "
-        f"refused={run.stats.quota_refused} after_fatal={run.stats.requests_after_fatal}"
+        f"\n[quota, {'cancel' if cancel else 'drain'}] requests={run.stats.requests} "
+        f"successes={run.stats.successes} refused={run.stats.quota_refused} "
+        f"after_fatal={run.stats.requests_after_fatal} 429s={run.stats.rate_limited}"
     )
     # Only requests already on the wire when the first refusal came may arrive after it.
     assert run.stats.requests_after_fatal <= concurrency - 1
     # Requests admitted before the quota ran out still succeed (at most one per worker).
     assert quota <= run.stats.successes <= quota + concurrency - 1
-    assert len([r for r in run.results if r.source == "llm"]) == run.stats.successes
+    cleaned = len([r for r in run.results if r.source == "llm"])
     assert run.breaker.snapshot().stopped is not None
+    assert run.fatal_at is not None
+    # Workers were queued for a slot when the refusal came: none of them sent afterwards.
+    assert [t for t in run.sent_at if t > run.fatal_at] == []
+    if cancel:  # answers still on their way are dropped with the stage
+        assert quota - concurrency < cleaned <= run.stats.successes
+    else:  # they arrive; every worker then ends on the stopped breaker, none with a request
+        assert cleaned == run.stats.successes
+        assert all(isinstance(e, ProviderFatalError) for e in run.fatal)
+        answered = run.stats.successes + run.stats.quota_refused + run.stats.rate_limited
+        assert (run.stats.requests, run.stats.abandoned) == (answered, 0)
 
 
 async def test_faults_and_hangs_every_chunk_completes() -> None:

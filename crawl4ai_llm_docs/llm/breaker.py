@@ -88,14 +88,20 @@ class CircuitBreaker:
         """`async with breaker.guard():` = `before_call()`, and frees an unreported probe."""
         return _Guard(self)
 
+    def raise_if_stopped(self) -> None:
+        """Raise `CircuitBreakerOpenError` if the breaker is open for good.
+
+        For a caller that passed `before_call` and then waited elsewhere (for a rate-limiter
+        slot): the breaker may have stopped meanwhile, and the request must not go out.
+        """
+        if self._stopped is not None:
+            raise CircuitBreakerOpenError(f"Stopped sending to the LLM provider: {self._stopped}.")
+
     async def before_call(self) -> None:
         """Return when a request may be sent; raise `CircuitBreakerOpenError` if never."""
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
-            if self._stopped is not None:
-                raise CircuitBreakerOpenError(
-                    f"Stopped sending to the LLM provider: {self._stopped}."
-                )
+            self.raise_if_stopped()
             if not self.enabled or self._state == "closed":
                 return
             task = trio.lowlevel.current_task()

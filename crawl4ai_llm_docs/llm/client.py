@@ -70,6 +70,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 
 class Breaker(Protocol):
     def guard(self) -> AbstractAsyncContextManager[None]: ...
+    def raise_if_stopped(self) -> None: ...
     def record_success(self) -> None: ...
     def record_failure(self, reason: str) -> None: ...
     def trip(self, reason: str) -> None: ...
@@ -233,6 +234,9 @@ class ChatClient:
         """One request under the rate limiter: the outcome, HTTP status and send/finish times."""
         status: int | None = None
         async with self._limiter.slot(estimate) as permit:
+            # A fatal answer may have stopped the breaker while this request queued for its
+            # slot: sending it now would be a request after the fatal one.
+            self._breaker.raise_if_stopped()
             sent_at = trio.current_time()
             try:
                 with trio.fail_after(self._parallel.request_timeout):
