@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 from e2e_support import failed_section, finish, running, sections, wait_until
 
+from crawl4ai_llm_docs.observe.events import RunFinished, RunStarted, decode_event
 from crawl4ai_llm_docs.testing.site import SiteConfig
 
 pytestmark = pytest.mark.slow
 
 
 def test_kill_9_then_rerun_sends_only_the_unanswered_chunks(tmp_path: Path) -> None:
+    log_file = tmp_path / "run.jsonl"
     with running(tmp_path, pages=28, provider={"latency": 1.0}) as setup:
-        command = setup.args("--max-concurrent", "2")
+        command = setup.args("--max-concurrent", "2", "--log-json", str(log_file))
         process = setup.start(*command)
         try:
             wait_until(lambda: setup.provider.stats().successes >= 10, what="10 answers")
@@ -60,6 +62,10 @@ def test_kill_9_then_rerun_sends_only_the_unanswered_chunks(tmp_path: Path) -> N
     assert [s.source for s in sections(markdown)] == setup.urls
     assert "**Incomplete:**" not in markdown
     assert "Pages that failed" not in markdown
+    # The log of all three runs (appended): the kill left no torn line behind.
+    events = [decode_event(line) for line in log_file.read_bytes().splitlines()]
+    assert sum(isinstance(e, RunStarted) for e in events) == 3
+    assert [e.exit_code for e in events if isinstance(e, RunFinished)] == [0, 0]
 
 
 def test_ctrl_c_writes_what_is_finished_and_a_rerun_completes(tmp_path: Path) -> None:
