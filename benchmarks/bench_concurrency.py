@@ -37,11 +37,13 @@ from common import (
     write_results,
 )
 
+from crawl4ai_llm_docs.config import ParallelConfig
+
 PAGES = 28  # the spec's document set
 LEVELS = (1, 2, 4, 8, 12, 16, 20)
 QUICK_LEVELS = (1, 4, 8, 20)
 # parallel.max_connections_per_host: the HTTP pool caps requests in flight at its size.
-DEFAULT_POOL = 10
+DEFAULT_POOL = ParallelConfig().max_connections_per_host
 POOL_ENV = "CRAWL4AI_LLM_DOCS_PARALLEL__MAX_CONNECTIONS_PER_HOST"
 Case = tuple[int, int | None]  # (--max-concurrent, pool size or None for the default)
 

@@ -321,9 +321,10 @@ def _run_measured(
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on, including how busy the machine was."""
+    """What the numbers were measured on: the machine, how busy it was, and the code."""
     load1, load5, load15 = os.getloadavg()
     return {
+        "code": code_version(),
         "system": f"{platform.system()} {platform.machine()}",
         "cpus": psutil.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -333,6 +334,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The commit measured, and whether the package had uncommitted changes at the time."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = git("status", "--porcelain", "--", "crawl4ai_llm_docs")
+    return commit + (" + uncommitted changes in crawl4ai_llm_docs/" if dirty else "")
+
+
 def machine_note(before: dict[str, Any], after: dict[str, Any]) -> str:
     cpus = before["cpus"]
     loads = [before["load_average"][0], after["load_average"][0]]
@@ -340,7 +354,7 @@ def machine_note(before: dict[str, Any], after: dict[str, Any]) -> str:
     return (
         f"{before['system']}, {cpus} CPUs, {before['memory_gb']} GB, Python {before['python']}; "
         f"1-min load average {loads[0]:.1f} at start, {loads[1]:.1f} at end ({busy}); "
-        f"{before['measured_at']}."
+        f"{before['measured_at']}; code {before['code']}."
     )
 
 
