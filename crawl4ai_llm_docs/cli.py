@@ -282,7 +282,7 @@ async def check(*, config: ConfigFile = None) -> int:
     loaded = load_config(config_file=config)
     result = await check_provider(loaded.config, api_key=loaded.config.api_key())
     print(render(result))
-    return 0
+    return 0 if result.ok else 1
 
 
 @config_app.command(name="show")

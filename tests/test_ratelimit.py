@@ -343,12 +343,44 @@ async def test_timeouts_shrink_concurrency_connection_errors_do_not(
 
 async def test_token_budget_is_respected(autojump_clock: trio.testing.MockClock) -> None:
     # 6000 TPM with a 1000-token burst: 500-token requests fit one per 5 s after the burst.
+    # A first wave of 8 x 500 tokens would overshoot that burst before any header is seen:
+    # slow start sends one request alone until the budgets are known.
     now = trio.current_time()
     provider = Provider(requests=Bucket(1000, 1000, now), tokens=Bucket(6000, 1000, now))
-    run = await run_jobs(limiter(), provider, 20, tokens=500)
+    run = await run_jobs(limiter(slow_start=True), provider, 20, tokens=500)
     print(f"20 x 500 tokens at 6000 TPM: {run.elapsed:.2f} s virtual")
     assert provider.rejected == 0
     assert 90.0 <= run.elapsed <= 110.0  # ideal: 2 at once, then 18 x 5 s, + 1 s latency
+
+
+async def test_without_slow_start_the_first_wave_overshoots_then_budgets_hold(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The default trades a few first-wave 429s on a tiny budget for not losing a round trip
+    # on every run; once an answer shows the budgets, nothing more is refused.
+    now = trio.current_time()
+    provider = Provider(requests=Bucket(1000, 1000, now), tokens=Bucket(6000, 1000, now))
+    run = await run_jobs(limiter(), provider, 20, tokens=500)
+    assert 0 < provider.rejected <= 8 - 2  # only the first wave, beyond the 1000-token burst
+    assert 90.0 <= run.elapsed <= 120.0
+
+
+async def test_first_wave_goes_out_at_once_without_slow_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lim = limiter()
+    started: list[float] = []
+
+    async def one() -> None:
+        async with lim.slot(100) as permit:
+            started.append(trio.current_time())
+            await trio.sleep(3)
+            permit.observe(200, {})
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(one)
+    assert max(started) - min(started) < 0.5  # no round trip lost before the first wave
 
 
 async def test_static_rpm_cap_without_headers(autojump_clock: trio.testing.MockClock) -> None:
@@ -489,7 +521,8 @@ async def test_out_of_order_answers_still_avoid_429s(
 ) -> None:
     provider = openai_provider()
     rng = random.Random(3)
-    lim = limiter(max_concurrent=16)
+    # 16 workers against a burst of 10: only slow start keeps the unguarded first wave in it.
+    lim = limiter(max_concurrent=16, slow_start=True)
     start = trio.current_time()
 
     async def one() -> None:
@@ -515,7 +548,9 @@ async def test_long_latency_does_not_starve_a_small_bucket(
     # 30 s answers, 20 workers, 1 request/s with a burst of 10: the bucket refills during an
     # answer by more than it holds, so subtracting every later send would stall the workers.
     provider = openai_provider()
-    run = await run_jobs(limiter(max_concurrent=20), provider, 100, workers=20, latency=30.0)
+    run = await run_jobs(
+        limiter(max_concurrent=20, slow_start=True), provider, 100, workers=20, latency=30.0
+    )
     print(f"100 requests, 30 s latency, 20 workers: {run.elapsed:.2f} s virtual")
     assert provider.rejected == 0
     assert run.elapsed <= 200.0  # concurrency-bound: 100 x 30 s / 20 = 150 s, + the first probe

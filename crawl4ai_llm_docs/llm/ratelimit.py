@@ -8,8 +8,8 @@ It sends requests as fast as the provider allows and never faster:
   answer's headers (`headers.parse_rate_limit`). The provider measured `remaining` when that
   request arrived, so the sends made since are replayed on top, refilling at the advertised
   rate. A request waits while it would dip into the `buffer_percent` reserve of the bucket;
-  `estimated_tokens` are reserved before sending. Until a first answer shows the budgets,
-  one request goes alone (slow start): when budgets bind, the refill makes up for it.
+  `estimated_tokens` are reserved before sending. With `slow_start=True`, one request goes
+  alone until a first answer shows the budgets (off by default: it costs a round trip).
 - Static caps (`requests_per_minute`, `tokens_per_minute`) for providers without headers:
   smooth spacing with a small burst, and never more than the cap in any 60 s.
 - Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
@@ -339,6 +339,7 @@ class AdaptiveRateLimiter:
         on_change: Callable[[int], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
         max_pause_s: float = 900.0,
+        slow_start: bool = False,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
@@ -373,9 +374,11 @@ class AdaptiveRateLimiter:
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
         self._successes = 0
         self._in_flight = 0
-        # Slow start: until a first answer shows the budgets, one request at a time. When
-        # budgets bind, the refill during that round trip makes up for it.
-        self._learning = adaptive
+        # Optional slow start: until a first answer shows the budgets, one request at a time.
+        # Off by default: it costs a whole round trip (seconds per page with real models) on
+        # every run, while a first wave that overshoots a small budget costs a few 429s that
+        # the reactive pause absorbs, and then the budgets are known.
+        self._learning = adaptive and slow_start
         self._waits = 0
         self._wait_s = 0.0
         self._rate_limited = 0
