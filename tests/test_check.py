@@ -245,3 +245,24 @@ def test_suggest_concurrency(
     suggested, basis = suggest_concurrency(BucketInfo(limit=limit, window_s=window), latency)
     assert suggested == expected
     assert basis
+
+
+def test_check_command_through_the_cli(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crawl4ai_llm_docs.cli import run_cli
+    from crawl4ai_llm_docs.testing.provider import run_in_thread
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.chdir(tmp_path)
+    with run_in_thread(make_config({"rpm": 600, "require_api_key": KEY})) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        assert run_cli(["check"]) == 0
+        out = capsys.readouterr().out
+        assert "600" in out  # the advertised request limit
+        assert KEY not in out
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-000000000000")
+        assert run_cli(["check"]) == 3
+        captured = capsys.readouterr()
+        assert "sk-wrong-key-000000000000" not in captured.out + captured.err
