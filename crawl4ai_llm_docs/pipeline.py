@@ -103,7 +103,7 @@ class Run:
         self.feed_scope = trio.CancelScope()  # fatal provider answer: stop sending new work
         self.interrupted = False  # Ctrl-C stopped the work
         self.work_done = False  # the stages ended (finished, interrupted or stopped)
-        self.writing = False  # a Ctrl-C came while the outputs were being written
+        self.late_interrupt = False  # a Ctrl-C came after the work, while writing
         self.fatal: str | None = None
         self.estimate = Estimate(config)
         sequential = not config.parallel.enable_parallel_processing
@@ -301,12 +301,12 @@ class Run:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for _ in signals:
-                if self.interrupted or self.writing:
+                if self.interrupted or self.late_interrupt:
                     self.console.print("Interrupted again: exiting at once.")
                     os._exit(EXIT_INTERRUPTED)
                 if self.work_done:
                     # The work is finished; the output being written will be complete.
-                    self.writing = True
+                    self.late_interrupt = True
                     log.warning(
                         "warning",
                         message="Interrupted while writing the output: finishing it (Ctrl-C again to quit at once).",
@@ -433,11 +433,9 @@ class Run:
             return EXIT_INTERRUPTED
         if self.fatal:
             return EXIT_FATAL_PROVIDER
-        llm_failed = any(
-            "LLM request failed" in note or "cannot be split" in note
-            for _, note in collector.warnings
-        )
-        return EXIT_PAGES_FAILED if failures or llm_failed else EXIT_OK
+        # A part kept as crawled because no answer came counts as failed; a discarded
+        # (unfaithful) answer does not: the provider worked, the check protected the text.
+        return EXIT_PAGES_FAILED if failures or collector.llm_failed else EXIT_OK
 
     async def _finish(
         self, collector: Collector, outputs: list[str], failures: list[tuple[str, str]]

@@ -569,3 +569,21 @@ def test_chunk_size_leaves_room_for_the_answer() -> None:
     assert chunk_size(llm(max_tokens=100_000, chunk_max_tokens=20_000)) == 20_000
     # A tiny answer limit does not shred pages below the smallest chunk allowed.
     assert chunk_size(llm(max_tokens=300, chunk_min_tokens=500)) == 500
+
+
+async def test_a_page_with_an_unanswered_part_is_an_llm_failure(tmp_path: Path) -> None:
+    async with DocumentSpool(tmp_path) as spool:
+        collector = Collector(spool, None)
+        collector.expect(_page(0))
+        collector.expect(_page(1))
+        kept = msgspec.structs.replace(
+            _result(0, 1, 2), source="fallback", warning="LLM request failed", llm_failed=True
+        )
+        unfaithful = msgspec.structs.replace(
+            _result(1, 0, 1), source="fallback", warning="answer discarded: too short"
+        )
+        for result in (_result(0, 0, 2), kept, unfaithful):
+            await collector.add_result(result)
+    assert collector.llm_failed == ["https://docs.test/0"]  # exit 1
+    assert [url for url, _ in collector.warnings] == ["https://docs.test/0", "https://docs.test/1"]
+    assert collector.documents == 2  # both still written, with the crawled text where needed
