@@ -34,7 +34,8 @@ class Collector:
         self._pending: dict[int, _Pending] = {}
         self.failures: list[tuple[str, str]] = []  # (url, reason), pages that failed outright
         self.warnings: list[tuple[str, str]] = []  # (url, reason), pages written with fallbacks
-        self.llm_failed: list[str] = []  # pages with a part the LLM never answered (exit 1)
+        # (url, reason), pages written with a part the LLM never answered: listed as failed too
+        self.llm_failed: list[tuple[str, str]] = []
         self.documents = 0
         self.stored: set[int] = set()  # input indices with a document (or failure) in the spool
         self.prompt_tokens = 0
@@ -77,8 +78,12 @@ class Collector:
         notes = [f"part {r.chunk_index + 1}: {r.warning}" for r in ordered if r.warning]
         if notes:
             self.warnings.append((page.url, "; ".join(notes)))
-        if any(r.llm_failed for r in ordered):
-            self.llm_failed.append(page.url)
+        unanswered = [f"part {r.chunk_index + 1}: {r.warning}" for r in ordered if r.llm_failed]
+        if unanswered:
+            reason = "; ".join(unanswered)
+            self.llm_failed.append(
+                (page.url, f"crawled text kept, not cleaned by the LLM ({reason})")
+            )
         description = next((r.description for r in ordered if r.description), "")
         await self._store(
             Document(

@@ -355,7 +355,8 @@ class Run:
                 self.work_done = True
                 progress.cancel_scope.cancel()
             self.metrics.finish()
-            failures = [*collector.failures, *self._unfinished(collector)]
+            # Pages the LLM never answered are written (crawled text) and listed as failed.
+            failures = [*collector.failures, *collector.llm_failed, *self._unfinished(collector)]
             if not self.options.dry_run:
                 outputs = await self._write_outputs(spool, failures)
             # A run shorter than the progress interval was never sampled.
@@ -428,19 +429,19 @@ class Run:
                 "Every LLM answer is cached: fix the problem and run the same command again."
             ) from None
 
-    def _exit_code(self, collector: Collector, failures: list[tuple[str, str]]) -> int:
+    def _exit_code(self, failures: list[tuple[str, str]]) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.fatal:
             return EXIT_FATAL_PROVIDER
-        # A part kept as crawled because no answer came counts as failed; a discarded
-        # (unfaithful) answer does not: the provider worked, the check protected the text.
-        return EXIT_PAGES_FAILED if failures or collector.llm_failed else EXIT_OK
+        # ``failures`` holds pages kept as crawled because no answer came; a discarded
+        # (unfaithful) answer is not one: the provider worked, the check protected the text.
+        return EXIT_PAGES_FAILED if failures else EXIT_OK
 
     async def _finish(
         self, collector: Collector, outputs: list[str], failures: list[tuple[str, str]]
     ) -> int:
-        exit_code = self._exit_code(collector, failures)
+        exit_code = self._exit_code(failures)
         incomplete = bool(self.interrupted or self.fatal)
         _, _, report_path = output_paths(self.options, self.config)
         if report_path is not None and not self.options.dry_run:

@@ -305,9 +305,14 @@ def test_unanswered_chunks_keep_the_crawled_text_and_exit_1(tmp_path: Path) -> N
     _assert_in_input_order(setup, markdown)
     for index in range(3):
         assert f"def example_{index}_0(client):" in markdown
-    warnings = json.loads(setup.report.read_text())["warnings"]
-    assert sorted(url for url, _ in warnings) == sorted(setup.urls)
-    assert all("LLM request failed" in note for _, note in warnings)
+    report = json.loads(setup.report.read_text())
+    assert sorted(url for url, _ in report["warnings"]) == sorted(setup.urls)
+    assert all("LLM request failed" in note for _, note in report["warnings"])
+    # Exit 1 means "some pages failed, the output lists them": it does, and so does the report.
+    listed = failed_section(markdown)
+    assert all(url in listed for url in setup.urls), listed
+    assert "not cleaned by the LLM" in listed
+    assert report["run_finished"]["failed_pages"] == 3
     # Fallbacks are not cached: the next run asks the provider again.
     cached = [path for path in files_under(tmp_path / "xdg-cache") if "results" in path.parts]
     assert cached == []
@@ -584,6 +589,8 @@ async def test_a_page_with_an_unanswered_part_is_an_llm_failure(tmp_path: Path) 
         )
         for result in (_result(0, 0, 2), kept, unfaithful):
             await collector.add_result(result)
-    assert collector.llm_failed == ["https://docs.test/0"]  # exit 1
+    [(url, reason)] = collector.llm_failed  # listed as failed, exit 1
+    assert url == "https://docs.test/0"
+    assert reason == "crawled text kept, not cleaned by the LLM (part 2: LLM request failed)"
     assert [url for url, _ in collector.warnings] == ["https://docs.test/0", "https://docs.test/1"]
     assert collector.documents == 2  # both still written, with the crawled text where needed
