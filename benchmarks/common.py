@@ -169,11 +169,12 @@ class CliRun:
     @property
     def documents_lost(self) -> int:
         """Pages that did not get an LLM-cleaned document (failed, or kept raw after errors)."""
-        finished = self.report.get("run_finished", {})
-        kept_raw = sum(
-            "LLM request failed" in reason for _, reason in self.report.get("warnings", [])
-        )
-        return int(finished.get("failed_pages", 0)) + kept_raw
+        # By URL: a page kept raw after LLM errors may be listed as a failure and a warning.
+        lost = {url for url, _ in self.report.get("failures", [])}
+        lost |= {
+            url for url, reason in self.report.get("warnings", []) if "LLM request failed" in reason
+        }
+        return len(lost)
 
     def llm_span_s(self, latency: float) -> float:
         """First request arrived -> last answer sent, seen by the provider (429s included)."""
