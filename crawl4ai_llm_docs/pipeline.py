@@ -357,6 +357,10 @@ class Run:
             self.metrics.finish()
             # Pages the LLM never answered are written (crawled text) and listed as failed.
             failures = [*collector.failures, *collector.llm_failed, *self._unfinished(collector)]
+            position = {entry.url: entry.index for entry in self.entries}
+            failures.sort(
+                key=lambda failure: position.get(failure[0], len(position))
+            )  # input order
             if not self.options.dry_run:
                 outputs = await self._write_outputs(spool, failures)
             # A run shorter than the progress interval was never sampled.
