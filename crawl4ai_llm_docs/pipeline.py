@@ -302,6 +302,8 @@ class Run:
             task_status.started()
             async for _ in signals:
                 if self.interrupted or self.late_interrupt:
+                    # os._exit skips the live view's clean-up: give the terminal its cursor back.
+                    self.console.show_cursor(True)
                     self.console.print("Interrupted again: exiting at once.")
                     os._exit(EXIT_INTERRUPTED)
                 if self.work_done:

@@ -10,12 +10,15 @@ import io
 import json
 import os
 import re
+import signal
 import stat
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import trio
+import trio.testing
 from e2e_support import (
     API_KEY,
     Setup,
@@ -31,7 +34,7 @@ from e2e_support import (
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
 
-from crawl4ai_llm_docs import paths
+from crawl4ai_llm_docs import paths, pipeline
 from crawl4ai_llm_docs.cache import DocumentSpool
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
@@ -595,3 +598,32 @@ async def test_a_page_with_an_unanswered_part_is_an_llm_failure(tmp_path: Path) 
     assert reason == "crawled text kept, not cleaned by the LLM (part 2: LLM request failed)"
     assert [url for url, _ in collector.warnings] == ["https://docs.test/0", "https://docs.test/1"]
     assert collector.documents == 2  # both still written, with the crawled text where needed
+
+
+# ---------------------------------------------------------------- Ctrl-C handling, in process
+
+
+async def _signals_seen(run: Run, count: int) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run._watch_signals)
+        for _ in range(count):
+            signal.raise_signal(signal.SIGINT)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("after_the_work", [False, True])
+async def test_the_second_ctrl_c_exits_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_the_work: bool
+) -> None:
+    exits: list[int] = []
+    monkeypatch.setattr(pipeline.os, "_exit", exits.append)
+    run = _run(tmp_path, 1)
+    run.work_done = after_the_work
+    await _signals_seen(run, 1)
+    assert exits == []
+    # Before the work ended the first Ctrl-C stops it; after, the output is finished first.
+    assert run.interrupted is not after_the_work
+    assert run.work_scope.cancel_called is not after_the_work
+    await _signals_seen(run, 1)
+    assert exits == [130]
