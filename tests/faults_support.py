@@ -193,9 +193,14 @@ def cache_entries(tmp: Path) -> list[Path]:
 
 
 def cached_digests(tmp: Path) -> set[str]:
-    """Provider digests of the answers in the cache; every entry must decode as JSON."""
+    """Provider digests of the answers in the cache; every entry must decode as JSON.
+
+    Skips the ``.tmp-*`` file a write cut off by ``kill -9`` may leave (never read as an entry).
+    """
     digests: set[str] = set()
     for path in cache_entries(tmp):
+        if path.name.startswith(".tmp-"):
+            continue
         entry = json.loads(path.read_bytes())  # raises on a torn entry
         digests.add(document_digest(entry["markdown"]))
     return digests
