@@ -6,6 +6,7 @@ messages and ``config show``) or a run option; the work happens in ``pipeline.py
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from crawl4ai_llm_docs.config import (
     template_text,
     user_config_path,
 )
-from crawl4ai_llm_docs.errors import EXIT_USAGE, AppError, InputError
+from crawl4ai_llm_docs.errors import EXIT_INTERRUPTED, EXIT_USAGE, AppError, InputError
 from crawl4ai_llm_docs.run_options import RunOptions
 
 EXIT_CODES_HELP = """\
@@ -370,4 +371,11 @@ def _report(console: Console, exc: AppError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(argv))
+    try:
+        code = run_cli(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the run's own handler (start-up, or after the run): no traceback.
+        code = EXIT_INTERRUPTED
+    # A further Ctrl-C while the interpreter shuts down must not print a traceback either.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

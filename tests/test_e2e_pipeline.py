@@ -145,11 +145,6 @@ def test_default_chunks_fit_the_answer_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="llm/client.py logs prompt/completion tokens of a cut-off (finish_reason=length) "
-    "answer as 0, so the summary and report undercount what the provider billed",
-    strict=True,
-)
 def test_tokens_of_cut_off_answers_are_counted(tmp_path: Path) -> None:
     log_file = tmp_path / "run.jsonl"
     provider = {"max_output_tokens": 1200}

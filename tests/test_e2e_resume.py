@@ -104,13 +104,8 @@ def test_ctrl_c_writes_what_is_finished_and_a_rerun_completes(tmp_path: Path) ->
 
 # An interrupted run stops within milliseconds, so the second Ctrl-C usually lands after the
 # pipeline returned, where only ``cli.main`` can turn KeyboardInterrupt into exit 130.
-CLI_KI_BUG = (
-    "cli.main does not catch KeyboardInterrupt (nor __main__ the one raised while importing), "
-    "so a Ctrl-C outside the run's signal watcher exits -2 with a traceback"
-)
 
 
-@pytest.mark.xfail(reason=CLI_KI_BUG, strict=False)
 def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     with running(tmp_path, pages=8, provider={"latency": 2.0}) as setup:
         process = setup.start(*setup.args("--max-concurrent", "2"))
@@ -130,7 +125,6 @@ def _has_loaded(pid: int, library: str) -> bool:
         return False
 
 
-@pytest.mark.xfail(reason=CLI_KI_BUG, strict=False)
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_ctrl_c_during_start_up(tmp_path: Path) -> None:
     """Ctrl-C while Python is still importing the tool's modules."""

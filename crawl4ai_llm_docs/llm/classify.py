@@ -30,6 +30,9 @@ class Decision(msgspec.Struct, frozen=True):
     action: Action
     reason: str
     overload: bool = False  # a 429/503/529-style signal: the rate limiter should back off
+    # Tokens the provider billed for an answer that was still unusable (e.g. cut off).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})

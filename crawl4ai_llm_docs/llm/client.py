@@ -92,7 +92,12 @@ def decode_completion(body: bytes) -> Completion | Decision:
     content = (choice.message.content if choice.message else None) or ""
     finish = choice.finish_reason or "stop"
     if finish == "length":
-        return Decision(Action.SPLIT, "answer cut off at max_tokens (finish_reason=length)")
+        return Decision(
+            Action.SPLIT,
+            "answer cut off at max_tokens (finish_reason=length)",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
     return Completion(
         content=content,
         finish_reason=finish,
@@ -256,7 +261,7 @@ class ChatClient:
                 verdict = permit.observe(status, response.headers, body)
                 if status == 200:
                     outcome = decode_completion(body)
-                    if isinstance(outcome, Completion):
+                    if outcome.prompt_tokens or outcome.completion_tokens:
                         permit.observe_usage(outcome.prompt_tokens + outcome.completion_tokens)
                 else:
                     outcome = classify(status, body, response.headers)
@@ -293,7 +298,6 @@ class ChatClient:
         queued_s: float,
         latency_s: float,
     ) -> None:
-        done = outcome if isinstance(outcome, Completion) else None
         log.info(
             "llm_request",
             url=url,
@@ -303,6 +307,6 @@ class ChatClient:
             outcome=outcome.action.value if isinstance(outcome, Decision) else "ok",
             latency_ms=round(latency_s * 1000, 1),
             queued_ms=round(queued_s * 1000, 1),
-            prompt_tokens=done.prompt_tokens if done else 0,
-            completion_tokens=done.completion_tokens if done else 0,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
         )
