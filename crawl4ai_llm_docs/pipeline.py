@@ -110,7 +110,11 @@ class Run:
         self.crawl_config = (
             msgspec.structs.replace(config.crawl, max_concurrent=1) if sequential else config.crawl
         )
-        self.llm_limit = config.parallel.effective_max_concurrent_requests
+        par = config.parallel
+        # A pooled client cannot have more requests in flight than connections: a larger limit
+        # would only make requests wait for a connection inside their own request_timeout.
+        pool = par.max_connections_per_host if par.enable_session_pooling else 100
+        self.llm_limit = min(par.effective_max_concurrent_requests, pool)
 
     # ------------------------------------------------------------ stages
 
@@ -332,6 +336,13 @@ class Run:
             urls=len(self.entries),
             config=_redacted_config(self.config),
         )
+        if self.llm_limit < par.effective_max_concurrent_requests:
+            log.warning(
+                "warning",
+                message=f"parallel.max_connections_per_host = {par.max_connections_per_host} caps "
+                f"the {par.max_concurrent_requests} concurrent requests asked for at "
+                f"{self.llm_limit}; raise it to use more.",
+            )
         outputs: list[str] = []
         async with DocumentSpool() as spool, trio.open_nursery() as outer:
             collector = Collector(spool, self.metrics)

@@ -261,7 +261,8 @@ class RunMetrics:
                 self._chunk_done(now)
             elif name == "retry":
                 c.retries += 1
-            elif name == "rate_limit":
+            elif name == "rate_limit" and event.get("reason") != "concurrency":
+                # Queueing for a free slot is normal; only budget and 429 waits are rate limits.
                 c.rate_limit_waits += 1
                 c.rate_limit_wait_s += _number(event.get("wait_s"))
             elif name == "circuit_breaker":
