@@ -188,7 +188,9 @@ def test_a_fatal_answer_stops_the_run_and_keeps_every_finished_document(
     assert "**Incomplete:**" in markdown
     written = sections(markdown)
     # Every answer the provider gave is in the output, in input order.
-    assert len(written) == stats.successes == (3 if "quota_after" in provider else 0)
+    assert len(written) == stats.successes
+    # Quota is checked on arrival: a request admitted as the third succeeds may be a fourth.
+    assert stats.successes in ((3, 4) if "quota_after" in provider else (0,))
     positions = [setup.urls.index(s.source) for s in written]
     assert positions == sorted(positions)
     unfinished = failed_section(markdown)
