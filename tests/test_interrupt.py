@@ -196,6 +196,7 @@ def test_ctrl_c_during_start_up_is_quiet(bench: Bench, tmp_path: Path) -> None:
         # -SIGINT only if the signal came before Python started: no code ran at all.
         assert result.code in (130, -signal.SIGINT), result
         assert "Traceback" not in result.stderr, result
+    assert not Trial(bench, tmp_path).output.exists()  # stopped before any work
 
 
 def test_ctrl_c_while_exiting_keeps_the_exit_code(bench: Bench, tmp_path: Path) -> None:
