@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -322,16 +323,26 @@ def test_llm_work_starts_before_the_crawl_ends(tmp_path: Path) -> None:
     # One page takes 60 s to serve: every other page must be cleaned meanwhile.
     slow = "/docs/page-005.html"
     site = SiteConfig(pages=6, delays={slow: 60.0})
+    log_file = tmp_path / "run.jsonl"
     with running(tmp_path, site=site) as setup:
-        process = setup.start(*setup.args("--max-concurrent", "2"))
+        process = setup.start(*setup.args("--max-concurrent", "2", "--log-json", str(log_file)))
         try:
             wait_until(lambda: setup.provider.stats().successes == 5, what="5 pages cleaned")
             assert setup.site.hits[slow] == 1  # requested, still unanswered
+            # The provider has answered; wait until the CLI has received all five answers too.
+            wait_until(lambda: _ok_requests(log_file) == 5, what="5 answers received")
+            time.sleep(0.5)  # and handed them to the writer
         finally:
             interrupt(process)
             result = finish(process)
     assert result.code == 130, result
     assert len(sections(setup.output.read_text())) == 5
+
+
+def _ok_requests(log_file: Path) -> int:
+    if not log_file.exists():
+        return 0
+    return log_file.read_text().count('"outcome":"ok"')
 
 
 # ---------------------------------------------------------------- output locations (exit 2)

@@ -39,6 +39,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "bytes": 0,
         "reason": "HTTP 404 Not Found",
     },
+    "browser_started": {"executable": "/usr/bin/chromium", "pid": 4242, "profile": "/tmp/p"},
+    "browser_stopped": {"pid": 4242},
     "llm_request": {
         "url": URL,
         "chunk": 0,
