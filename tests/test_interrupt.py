@@ -152,16 +152,9 @@ def test_ctrl_c_at_a_random_moment(bench: Bench, tmp_path: Path, seed: int) -> N
     finally:
         os.kill(process.pid, signal.SIGINT)
     result = finish(process, timeout=30)
+    assert result.code in (130, 0), result  # 0: it had finished first
     assert "Traceback" not in result.stderr, result
-    finished = result.code != 130
-    if result.code == -signal.SIGINT:
-        # The run had finished and the signal came during interpreter shutdown; pinned down
-        # by test_ctrl_c_while_exiting_keeps_the_exit_code below.
-        report = json.loads(trial.output.with_suffix(".report.json").read_text())
-        assert report["run_finished"]["exit_code"] == 0, result
-    else:
-        assert result.code in (130, 0), result  # 0: it had finished first
-    trial.check_left_behind(finished=finished, previous=previous, killed=False)
+    trial.check_left_behind(finished=result.code == 0, previous=previous, killed=False)
     trial.resume()
 
 
