@@ -356,7 +356,10 @@ def render(
             f"{steps[0]['page_chars'] if steps else 0} characters of Markdown; timeit "
             "in-process, no profiler, best of 5)",
             "",
-            md_table(["step", "ms per page"], [[r["step"], r["ms"]] for r in steps]),
+            md_table(
+                ["step", "microseconds per page"],
+                [[r["step"], round(r["ms"] * 1000, 1)] for r in steps],
+            ),
             "",
             "## What the full run adds over crawl only, by package (cProfile, trio thread, "
             "ms per request)",
