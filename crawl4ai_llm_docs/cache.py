@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 import msgspec
+import psutil
 import trio
 
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
@@ -82,6 +83,19 @@ def _mkdir_private(path: Path) -> None:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another run made it meanwhile
             directory.mkdir(mode=_DIR_MODE)
+
+
+def prepare_cache_directory(path: Path) -> None:
+    """Create the cache directory user-only, before anything else (crawl4ai) creates it with
+    the umask's mode, and remove the document spools of runs that were killed."""
+    _mkdir_private(path)
+    spools = path / "spool"
+    if not spools.is_dir():
+        return
+    for stale in spools.glob("spool-*-*"):
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -274,7 +288,9 @@ class DocumentSpool:
     def open(self) -> None:
         if self._parent is not None:
             _mkdir_private(self._parent)
-        self._directory = Path(tempfile.mkdtemp(prefix="spool-", dir=self._parent))  # 0o700
+        # The pid in the name lets a later run remove the spool of a killed one.
+        prefix = f"spool-{os.getpid()}-"
+        self._directory = Path(tempfile.mkdtemp(prefix=prefix, dir=self._parent))  # 0o700
 
     def close(self) -> None:
         if self._directory is not None:

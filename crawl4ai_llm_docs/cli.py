@@ -352,6 +352,8 @@ def run_cli(argv: Sequence[str] | None = None, *, stderr: Console | None = None)
     except AppError as exc:
         return _report(error_console, exc)
     except BaseExceptionGroup as group:
+        if group.subgroup(KeyboardInterrupt) is not None:
+            return EXIT_INTERRUPTED  # a Ctrl-C that trio delivered inside the run's nursery
         # A stage failed inside the run's nursery: show our own error, re-raise anything else.
         errors, rest = group.split(AppError)
         if errors is None or rest is not None:

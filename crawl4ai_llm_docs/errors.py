@@ -95,3 +95,18 @@ RateLimitExceeded = RateLimitExceededError
 CircuitBreakerOpen = CircuitBreakerOpenError
 ConcurrencyLimit = ConcurrencyLimitError
 SessionPoolExhausted = SessionPoolExhaustedError
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes, and the members of any exception group among them."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return seen

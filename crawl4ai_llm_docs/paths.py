@@ -86,5 +86,10 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
         if llms_dir.exists() and not llms_dir.is_dir():
             raise InputError(f"--llms-txt {llms_dir} is a file, not a directory. Give a directory.")
         _writable_directory(llms_dir, "llms.txt directory", "--llms-txt")
-    # The report is written beside the Markdown file: covered by its directory check.
+    _, _, report = output_paths(options, config)
+    if report is not None and report.is_dir():
+        raise InputError(
+            f"The run report {report} (written beside the output) is a directory. Remove it, "
+            "choose another -o/--output, or turn the report off with output.report = false."
+        )
     _check_distinct(options, config)

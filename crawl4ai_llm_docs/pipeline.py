@@ -28,7 +28,7 @@ import trio
 from rich.console import Console
 
 from crawl4ai_llm_docs import __version__
-from crawl4ai_llm_docs.cache import DocumentSpool, ResultCache
+from crawl4ai_llm_docs.cache import DocumentSpool, ResultCache, prepare_cache_directory
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, LoadedConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
@@ -115,6 +115,7 @@ class Run:
         # would only make requests wait for a connection inside their own request_timeout.
         pool = par.max_connections_per_host if par.enable_session_pooling else 100
         self.llm_limit = min(par.effective_max_concurrent_requests, pool)
+        self.cache = ResultCache.disabled()
 
     # ------------------------------------------------------------ stages
 
@@ -244,6 +245,7 @@ class Run:
         cache = (
             ResultCache(config.cache_directory()) if config.output.cache else ResultCache.disabled()
         )
+        self.cache = cache
         return client, llm_stage.ChunkProcessor(client=client, cache=cache, llm=config.llm)
 
     async def _stages(self, collector: Collector) -> None:
@@ -263,6 +265,7 @@ class Run:
                     nursery.start_soon(self._chunk, page_recv, None, collector)
             return
         client, processor = self._llm_parts()
+        await self.cache.sweep()  # temp files a killed run left mid-write
         chunk_send, chunk_recv = trio.open_memory_channel[Chunk](CHANNEL_SIZE)
         result_send, result_recv = trio.open_memory_channel[ChunkResult](CHANNEL_SIZE)
         llm = functools.partial(
@@ -344,7 +347,9 @@ class Run:
                 f"{self.llm_limit}; raise it to use more.",
             )
         outputs: list[str] = []
-        async with DocumentSpool() as spool, trio.open_nursery() as outer:
+        cache_dir = self.config.cache_directory()
+        await trio.to_thread.run_sync(prepare_cache_directory, cache_dir)
+        async with DocumentSpool(cache_dir / "spool") as spool, trio.open_nursery() as outer:
             collector = Collector(spool, self.metrics)
             if threading.current_thread() is threading.main_thread():  # signals need it
                 await outer.start(self._watch_signals)
@@ -474,7 +479,12 @@ class Run:
             return exit_code
         if report_path is not None:
             report = {"run_finished": fields, "failures": failures, "warnings": collector.warnings}
-            await trio.to_thread.run_sync(write_report, report_path, report)
+            try:
+                await trio.to_thread.run_sync(write_report, report_path, report)
+            except OSError as exc:
+                # The documents are written; a lost report is worth a message, not a traceback.
+                log.error("error", message=f"Could not write the run report {report_path}: {exc}")
+                outputs = [path for path in outputs if path != str(report_path)]
         print_summary(
             self.console, snapshot, failures=failures, outputs=outputs, incomplete=incomplete
         )

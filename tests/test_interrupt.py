@@ -240,12 +240,6 @@ main(sys.argv[1:])
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kill -9 leaves the run's spool of finished documents (spool-*/, provider "
-    "answers) in the temp directory for good: pipeline.Run.execute opens DocumentSpool() in "
-    "the system temp directory and no later run removes stale spools",
-)
 def test_kill_9_leaves_no_spool_of_documents_behind(bench: Bench, tmp_path: Path) -> None:
     trial = Trial(bench, tmp_path)
     process = trial.start(previous=False)
@@ -260,11 +254,6 @@ def test_kill_9_leaves_no_spool_of_documents_behind(bench: Bench, tmp_path: Path
     assert sorted(p.name for p in (tmp_path / "tmp").glob("spool-*")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ResultCache.sweep, which the cache.py docstring says removes the .tmp-* file a "
-    "killed cache write leaves, is never called: such files stay for good",
-)
 def test_a_stale_temporary_cache_file_is_swept(bench: Bench, tmp_path: Path) -> None:
     # What kill -9 in the middle of a cache write leaves, an hour ago.
     stale = cache_root(tmp_path) / "results" / "ab" / ".tmp-killed-write"
@@ -279,13 +268,6 @@ def test_a_stale_temporary_cache_file_is_swept(bench: Bench, tmp_path: Path) -> 
     assert not stale.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a Ctrl-C pending when pipeline.Run._watch_signals leaves "
-    "trio.open_signal_receiver is re-raised there as KeyboardInterrupt inside the run's "
-    "nursery; the BaseExceptionGroup escapes cli.main (which catches only a bare "
-    "KeyboardInterrupt): a traceback and exit 1 after a complete run",
-)
 def test_ctrl_c_as_the_finished_run_stops_watching_is_quiet(bench: Bench, tmp_path: Path) -> None:
     script = tmp_path / "ctrl_c_as_the_watcher_stops.py"
     script.write_text(_CTRL_C_AS_THE_WATCHER_STOPS)

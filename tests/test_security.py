@@ -108,12 +108,6 @@ def test_the_fake_providers_own_401_masks_the_key(tmp_path: Path) -> None:
     assert _leaks(setup, result) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: classify() cuts the provider's message at 200 characters before "
-    "ChatClient._scrub looks for the whole key, so a key straddling the cut survives in part "
-    "(20 of 23 characters here) in the output, the report and the console summary",
-)
 def test_a_key_cut_off_by_the_message_limit_does_not_leak(tmp_path: Path) -> None:
     # The message is cut at 200 characters: put the key across the cut, 3 characters short.
     pad = 200 - len("Invalid header: Bearer ") - (len(API_KEY) - 3)
@@ -134,12 +128,6 @@ def test_an_internal_error_traceback_does_not_show_the_key(tmp_path: Path) -> No
     assert _leaks(setup, result) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a report path that cannot be written (here a directory) ends the finished "
-    "run with a traceback and exit 1: pipeline.Run._finish does not catch write_report's "
-    "OSError and paths.check_output_locations does not check the report path",
-)
 def test_an_unwritable_report_is_one_clear_message(tmp_path: Path) -> None:
     with running(tmp_path, pages=2) as setup:
         setup.report.mkdir(parents=True)
@@ -273,13 +261,6 @@ def test_a_provider_with_an_untrusted_certificate(
         assert provider.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an untrusted provider certificate is retried like a network blip "
-    "(llm/client.py ChatClient._attempt: any httpx.TransportError is 'connection error: "
-    "ConnectError'); with the defaults the run spends ~90 s on retries and breaker probes, "
-    "then exits 3 without ever saying TLS",
-)
 def test_an_untrusted_provider_certificate_stops_the_run_with_a_clear_message(
     tmp_path: Path, cert: tuple[Path, Path]
 ) -> None:
@@ -331,12 +312,6 @@ def test_files_holding_provider_answers_are_private(tmp_path: Path) -> None:
     assert {str(p): oct(_mode(p)) for p in directories} == {str(p): "0o700" for p in directories}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the cache root is created by crawl4ai's makedirs (runtime.prepare_crawl4ai "
-    "points it inside) before cache._mkdir_private runs, so it follows the umask: 0o777 "
-    "under umask 0, and anyone could swap its results/ for poisoned answers",
-)
 def test_the_cache_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
     with _umask(0o000), running(tmp_path, pages=1) as setup:
         result = setup.run(*setup.args())

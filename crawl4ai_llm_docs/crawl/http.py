@@ -22,7 +22,7 @@ import httpx
 from msgspec import Struct
 
 from crawl4ai_llm_docs.config import CrawlConfig
-from crawl4ai_llm_docs.errors import CrawlError
+from crawl4ai_llm_docs.errors import CrawlError, causes
 
 MAX_REDIRECTS = 10
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -186,8 +186,8 @@ def decode_html(body: bytes, declared: str | None) -> str:
 def _transport_failure(exc: httpx.TransportError, url: str) -> FetchFailure:
     parts = urlsplit(url)
     host = parts.hostname or url
-    causes = _causes(exc)
-    for cause in causes:
+    chain = causes(exc)
+    for cause in chain:
         if isinstance(cause, socket.gaierror):
             # A name that does not exist will not appear on retry; a resolver hiccup may.
             transient = cause.errno in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", -11))
@@ -205,18 +205,3 @@ def _transport_failure(exc: httpx.TransportError, url: str) -> FetchFailure:
         return FetchFailure(f"DNS lookup failed for host {host}")
     kind = "connection failed" if isinstance(exc, httpx.ConnectError) else "connection error"
     return FetchFailure(f"{kind}: {text}", transient=True)
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception, its causes, and the members of any exception group among them."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if any(current is known for known in seen):
-            continue
-        seen.append(current)
-        if isinstance(current, BaseExceptionGroup):
-            todo.extend(current.exceptions)
-        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return seen

@@ -11,6 +11,7 @@ breaker trips and the run stops) or fail (this chunk only).
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -23,7 +24,12 @@ import trio
 
 from crawl4ai_llm_docs import __version__
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
-from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError, RateLimitExceededError
+from crawl4ai_llm_docs.errors import (
+    ProviderError,
+    ProviderFatalError,
+    RateLimitExceededError,
+    causes,
+)
 from crawl4ai_llm_docs.llm.classify import Action, Decision, classify
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
 
@@ -254,10 +260,11 @@ class ChatClient:
                 )
             except httpx.TransportError as exc:
                 permit.observe_failure("connection")
-                outcome = Decision(Action.RETRY, f"connection error: {type(exc).__name__}")
+                outcome = self._transport_failure(exc)
             else:
                 status = response.status_code
-                body = response.content
+                # Remove an echoed key before anything shortens the text around it.
+                body = self._scrub_bytes(response.content)
                 verdict = permit.observe(status, response.headers, body)
                 if status == 200:
                     outcome = decode_completion(body)
@@ -269,6 +276,22 @@ class ChatClient:
                         reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
                         outcome = Decision(Action.RETRY, reason, overload=outcome.overload)
         return self._scrub(outcome), status, sent_at, trio.current_time()
+
+    def _transport_failure(self, exc: httpx.TransportError) -> Decision:
+        """No answer: retry a network blip, but stop on what retrying cannot change."""
+        if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes(exc)):
+            host = httpx.URL(self._url).host
+            return Decision(
+                Action.FATAL,
+                f"TLS certificate verification failed for {host}: check llm.base_url, or use "
+                "--insecure only for a trusted local endpoint",
+            )
+        return Decision(Action.RETRY, f"connection error: {type(exc).__name__}")
+
+    def _scrub_bytes(self, body: bytes) -> bytes:
+        if self._secret and self._secret.encode() in body:
+            return body.replace(self._secret.encode(), b"[REDACTED]")
+        return body
 
     def _scrub(self, outcome: Completion | Decision) -> Completion | Decision:
         """Some providers echo the key in error messages; reasons reach logs and exceptions."""
