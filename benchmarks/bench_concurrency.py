@@ -285,6 +285,8 @@ def plot(rows: list[dict[str, Any]], latency: float) -> None:
     right.plot(levels, [r["llm_speedup"] for r in rows], "s-", label="LLM phase")
     right.plot(levels, [r["ideal_speedup"] for r in rows], "--", label="ideal end to end")
     right.set(xlabel="--max-concurrent", ylabel="speed-up over c=1", title="speed-up")
+    for axes in (left, right):
+        axes.set_xticks(levels)
     right.legend()
     figure.tight_layout()
     figure.savefig(RESULTS / "concurrency.png", dpi=100)
