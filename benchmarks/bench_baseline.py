@@ -133,8 +133,7 @@ def main() -> None:
             site_subprocess(PAGES, workspace.path) as site,
             provider_subprocess(provider_args(latency=latency)) as provider,
         ):
-            progress("warm-up run (not measured)")
-            workspace.run_cli(site.urls_file, no_llm=True)
+            workspace.warm_up(site.urls_file)
             for attempt in range(repeats):
                 provider.reset()
                 wall = run_old_tool(site.urls_file, provider.base_url, workspace.path)

@@ -85,8 +85,7 @@ def main() -> None:
             site_subprocess(PAGES, workspace.path) as site,
             provider_subprocess(provider_args(latency=latency)) as provider,
         ):
-            progress("warm-up run (not measured)")
-            workspace.run_cli(site.urls_file, no_llm=True)
+            workspace.warm_up(site.urls_file)
             crawl_runs = [workspace.run_cli(site.urls_file, no_llm=True) for _ in range(repeats)]
             crawl_s = median([r.wall_s for r in crawl_runs])
             progress(f"crawl only: {crawl_s:.2f} s")

@@ -62,8 +62,9 @@ def main() -> None:
     try:
         with provider_subprocess(provider_args(latency=CONCURRENCY_LATENCY)) as provider:
             with site_subprocess(CONCURRENCY_PAGES, workspace.path) as site:
+                workspace.warm_up(site.urls_file)
                 # The floor: interpreter, imports and crawling, no LLM stage at all.
-                progress("crawl only (--no-llm), also the warm-up")
+                progress("crawl only (--no-llm)")
                 concurrency.append(
                     ("crawl only (--no-llm)", workspace.run_cli(site.urls_file, no_llm=True))
                 )

@@ -73,8 +73,7 @@ def main() -> None:
             provider = stack.enter_context(provider_subprocess(provider_args(latency=latency)))
             fast_urls = _urls_file(fast, workspace.path / "fast.txt")
             slow_urls = _urls_file(slow, workspace.path / "slow.txt")
-            progress("warm-up run (not measured)")
-            workspace.run_cli(fast_urls, no_llm=True)
+            workspace.warm_up(fast_urls)
             cases = (
                 ("start-up", fast_urls, True),
                 ("crawl only", slow_urls, True),

@@ -89,8 +89,7 @@ def main() -> None:
     runs: dict[str, list[CliRun]] = {}
     try:
         with site_subprocess(PAGES, workspace.path) as site:
-            progress("warm-up run (not measured)")
-            workspace.run_cli(site.urls_file, no_llm=True)
+            workspace.warm_up(site.urls_file)
             for scenario in scenarios:
                 runs[scenario.name] = []
                 for attempt in range(repeats):

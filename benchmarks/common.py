@@ -203,10 +203,18 @@ class Workspace:
             # second run; --no-cache keeps every LLM answer coming from the provider.
             XDG_CACHE_HOME=str(self.path / "cache"),
             XDG_CONFIG_HOME=str(self.path / "config"),  # no user config file
-            PYTHONDONTWRITEBYTECODE="1",
         )
         env.update(extra or {})
         return env
+
+    def warm_up(self, urls_file: Path) -> None:
+        """Two unmeasured runs, crawl only and full, so the first measured run pays no
+        first-time costs (bytecode compilation on a fresh clone, cold file cache, crawl4ai's
+        files); the full one gets its own instant provider."""
+        progress("warm-up runs (not measured)")
+        self.run_cli(urls_file, no_llm=True)
+        with provider_subprocess(provider_args(latency=0.0)) as provider:
+            self.run_cli(urls_file, base_url=provider.base_url)
 
     def run_cli(
         self,

@@ -69,8 +69,7 @@ def main() -> None:
             site_subprocess(pages, workspace.path) as site,
             provider_subprocess(provider_args(latency=0.0)) as provider,
         ):
-            progress("warm-up run (not measured)")
-            workspace.run_cli(site.urls_file, no_llm=True)
+            workspace.warm_up(site.urls_file)
             for attempt in range(repeats):
                 for name, no_llm in (("crawl only", True), ("full", False)):
                     run = workspace.run_cli(
