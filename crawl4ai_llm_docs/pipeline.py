@@ -154,8 +154,6 @@ class Run:
     ) -> None:
         async with pages:
             async for page in pages:
-                if page.ok and not page.markdown.strip():
-                    page = msgspec.structs.replace(page, error="no text content found on the page")
                 if not page.ok:
                     await collector.add_failed(page)
                     self._project_chunks(collector)

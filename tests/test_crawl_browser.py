@@ -171,9 +171,9 @@ async def test_auto_mode_without_a_browser_keeps_the_http_page(
     monkeypatch.setattr("crawl4ai_llm_docs.crawl.stage.find_chromium", lambda _path: None)
     with capture_logs() as logs:
         pages = await crawl([site.url(SPECIAL_PATHS["js_only"])], tmp_path, mode="auto")
-    assert pages[0].ok
     assert pages[0].mode == "http"
     assert JS_TEXT not in pages[0].markdown
+    assert "may need JavaScript" in (pages[0].error or "")  # the empty shell, with a hint
     warnings = [entry["message"] for entry in logs if entry["event"] == "warning"]
     assert len(warnings) == 1
     assert "No Chromium found" in warnings[0]

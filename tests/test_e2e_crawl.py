@@ -57,13 +57,18 @@ def test_a_javascript_only_page(tmp_path: Path, mode: str, rendered: bool) -> No
         )
         text = setup.output.read_text()
         assert (JS_TEXT in text) is rendered, result
-        modes = [
-            line
-            for line in log.read_text().splitlines()
-            if '"page_crawled"' in line and "js-only" in line
-        ]
-        assert len(modes) == 1
-        assert ('"mode":"browser"' in modes[0]) is rendered
+        lines = [line for line in log.read_text().splitlines() if "js-only" in line]
+        crawled = [line for line in lines if '"page_crawled"' in line]
+        failed = [line for line in lines if '"page_failed"' in line]
+        if rendered:
+            assert len(crawled) == 1
+            assert '"mode":"browser"' in crawled[0]
+            assert result.code == 0, result
+        else:  # over plain HTTP the shell is empty: a failed page with a hint, exit 1
+            assert crawled == []
+            assert len(failed) == 1
+            assert "may need JavaScript" in failed[0]
+            assert result.code == 1, result
 
 
 def test_failures_are_reported_per_page_and_the_run_goes_on(tmp_path: Path) -> None:

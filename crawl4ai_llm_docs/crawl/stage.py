@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import msgspec
 import structlog
 import trio
 
@@ -286,6 +287,22 @@ class _Crawler:
 
     @staticmethod
     def _crawled(page: Page) -> Page:
+        if not page.markdown.strip():
+            # Nothing to clean or write: one verdict for the page, in the log and the output.
+            reason = "no text content found on the page"
+            if page.mode == "http":
+                reason += " (it may need JavaScript: try --crawler auto or browser)"
+            page = msgspec.structs.replace(page, error=reason)
+            structlog.get_logger().warning(
+                "page_failed",
+                url=page.url,
+                mode=page.mode,
+                status=page.status,
+                elapsed_ms=round(page.elapsed * 1000),
+                bytes=page.bytes,
+                reason=page.error,
+            )
+            return page
         structlog.get_logger().info(
             "page_crawled",
             url=page.url,
