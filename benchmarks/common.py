@@ -107,7 +107,7 @@ class Provider:
         self.args = list(args)
         self.process, self.base_url = start_subprocess(self.args)
         self.root = self.base_url.removesuffix("/v1")
-        self._http = httpx.Client(timeout=10)
+        self._http = httpx.Client(timeout=10, trust_env=False)  # loopback: no proxy
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._http.get(f"{self.root}/_stats").json()
