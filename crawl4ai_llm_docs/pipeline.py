@@ -43,7 +43,7 @@ from crawl4ai_llm_docs.errors import (
 from crawl4ai_llm_docs.estimate import Estimate
 from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.chunking import split_page
+from crawl4ai_llm_docs.llm.chunking import preload_encoder, split_page
 from crawl4ai_llm_docs.llm.client import ChatClient
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
@@ -140,6 +140,8 @@ class Run:
         """Split pages into chunks; failed pages go straight to the collector."""
         max_tokens = chunk_size(self.config.llm)
         try:
+            # Off the trio thread, while the first pages are still being crawled.
+            await trio.to_thread.run_sync(preload_encoder)
             await self._chunk_pages(pages, chunks, collector, max_tokens)
         finally:
             if chunks is not None:

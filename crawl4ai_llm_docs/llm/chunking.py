@@ -43,6 +43,11 @@ _encoder: Any = None
 _encoder_loaded = False
 
 
+def preload_encoder() -> None:
+    """Load the tokenizer now (~150 ms); call it from a worker thread before the first page."""
+    _load_encoder()
+
+
 def _load_encoder() -> Any:
     global _encoder, _encoder_loaded
     if _encoder_loaded:

@@ -107,7 +107,8 @@ def _normalise(line: str) -> str:
 
 
 def _non_space(text: str) -> int:
-    return sum(1 for char in text if not char.isspace())
+    # str.split() drops exactly the white space; far faster than a per-character loop.
+    return len("".join(text.split()))
 
 
 def check_faithful(source: str, answer: str, *, min_ratio: float) -> str | None:
