@@ -88,7 +88,9 @@ async def test_real_docs_keep_code_and_drop_navigation(
     site, pages = await crawl_directory(nursery, root, tmp_path)
     assert len(pages) == len(site.page_paths) >= (25 if package == "python-click-doc" else 15)
     failed = [(page.url, page.error) for page in pages if not page.ok]
-    assert failed == []
+    # Sphinx's search page is an empty shell filled by JavaScript: over HTTP it has no text.
+    assert [url.rsplit("/", 1)[1] for url, _ in failed] in ([], ["search.html"])
+    assert all("no text content" in (error or "") for _, error in failed)
     by_name = {page.url.rsplit("/", 1)[-1]: page for page in pages}
     for name in inspect:
         markdown = by_name[name].markdown
