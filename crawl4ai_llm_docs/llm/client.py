@@ -145,7 +145,7 @@ class ChatClient:
         }
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._secret = api_key or ""
+        self._secret = (api_key or "").encode()  # removed from every error body
         self._pool: httpx.AsyncClient | None = None
 
     def _new_client(self, connections: int) -> httpx.AsyncClient:
@@ -275,7 +275,7 @@ class ChatClient:
                     if outcome.action is Action.RETRY and verdict.retry_after_s:
                         reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
                         outcome = Decision(Action.RETRY, reason, overload=outcome.overload)
-        return self._scrub(outcome), status, sent_at, trio.current_time()
+        return outcome, status, sent_at, trio.current_time()
 
     def _transport_failure(self, exc: httpx.TransportError) -> Decision:
         """No answer: retry a network blip, but stop on what retrying cannot change."""
@@ -289,16 +289,9 @@ class ChatClient:
         return Decision(Action.RETRY, f"connection error: {type(exc).__name__}")
 
     def _scrub_bytes(self, body: bytes) -> bytes:
-        if self._secret and self._secret.encode() in body:
-            return body.replace(self._secret.encode(), b"[REDACTED]")
+        if self._secret and self._secret in body:
+            return body.replace(self._secret, b"[REDACTED]")
         return body
-
-    def _scrub(self, outcome: Completion | Decision) -> Completion | Decision:
-        """Some providers echo the key in error messages; reasons reach logs and exceptions."""
-        if isinstance(outcome, Decision) and self._secret and self._secret in outcome.reason:
-            reason = outcome.reason.replace(self._secret, "[REDACTED]")
-            return msgspec.structs.replace(outcome, reason=reason)
-        return outcome
 
     def _record(self, outcome: Completion | Decision, status: int | None) -> None:
         """Tell the breaker; inside its guard, because this attempt may be its probe."""
