@@ -216,6 +216,25 @@ async def run(
             help="Write the crawled Markdown directly, without an LLM (no API key needed).",
         ),
     ] = False,
+    batch: Annotated[
+        bool,
+        Parameter(
+            name="--batch",
+            negative="",
+            group=MODE,
+            help="Use the provider's Batch API (results within 24 h, about half the price; "
+            "llm.mode = \"batch\"). An interrupted run resumes the same batches when run again.",
+        ),
+    ] = False,
+    batch_fallback: Annotated[
+        Literal["batch", "live"] | None,
+        Parameter(
+            name="--batch-fallback",
+            group=MODE,
+            help="Batch mode: send failed or expired lines again in a next batch, or live "
+            "[default: batch].",
+        ),
+    ] = None,
 ) -> int:
     """Crawl URLS_FILE and write LLM-ready documentation."""
     overrides = _overrides(
@@ -257,6 +276,8 @@ async def run(
         no_cache=("output.cache", "--no-cache", False if no_cache else None),
         insecure_llm=("llm.verify_tls", "--insecure", False if insecure else None),
         insecure_crawl=("crawl.verify_tls", "--insecure", False if insecure else None),
+        batch=("llm.mode", "--batch", "batch" if batch else None),
+        batch_fallback=("llm.batch_fallback", "--batch-fallback", batch_fallback),
     )
     if insecure:
         Console(stderr=True).print(

@@ -43,6 +43,11 @@ class LLMConfig(Base, frozen=True):
     output_price_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
     system_prompt: Annotated[str, Meta(min_length=1)] = "Clean this documentation page."
     user_prompt: Annotated[str, Meta(min_length=1)] = "<document>\n{content}\n</document>"
+    # Batch mode (issue 19): the OpenAI Batch API instead of live requests.
+    mode: Literal["live", "batch"] = "live"
+    batch_fallback: Literal["batch", "live"] = "batch"
+    batch_poll_initial_s: Seconds = 5.0
+    batch_poll_max_s: Seconds = 60.0
 
     def __post_init__(self) -> None:
         if self.chunk_min_tokens > self.chunk_max_tokens:
@@ -52,6 +57,11 @@ class LLMConfig(Base, frozen=True):
             )
         if "{content}" not in self.user_prompt:
             raise ValueError("llm.user_prompt must contain the placeholder {content}")
+        if self.batch_poll_initial_s > self.batch_poll_max_s:
+            raise ValueError(
+                f"llm.batch_poll_initial_s ({self.batch_poll_initial_s:g}) must not exceed "
+                f"llm.batch_poll_max_s ({self.batch_poll_max_s:g})"
+            )
 
 
 class CrawlConfig(Base, frozen=True):

@@ -41,6 +41,7 @@ from crawl4ai_llm_docs.errors import (
     ProviderFatalError,
 )
 from crawl4ai_llm_docs.estimate import Estimate
+from crawl4ai_llm_docs.llm import batch as batch_stage
 from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.chunking import preload_encoder, split_page
@@ -276,6 +277,8 @@ class Run:
             workers=self.llm_limit,
             on_fatal=self._on_fatal,
         )
+        if self.config.llm.mode == "batch":
+            llm = functools.partial(batch_stage.run, *llm.args, **llm.keywords, cache_dir=cache_dir)
         async with client, trio.open_nursery() as nursery:
             nursery.start_soon(self._upstream, url_send, crawl, page_recv, chunk_send, collector)
             nursery.start_soon(llm)

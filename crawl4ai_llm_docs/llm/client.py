@@ -147,6 +147,7 @@ class ChatClient:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._secret = (api_key or "").encode()  # removed from every error body
         self._pool: httpx.AsyncClient | None = None
+        self._side: httpx.AsyncClient | None = None  # other endpoints when pooling is off
 
     def _new_client(self, connections: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -166,10 +167,28 @@ class ChatClient:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for client in (self._pool, self._side):
+            if client is not None:
+                with trio.move_on_after(5, shield=True):
+                    await client.aclose()
+        self._pool = self._side = None
+
+    @property
+    def request_timeout(self) -> float:
+        return self._parallel.request_timeout
+
+    @property
+    def secret(self) -> str | None:
+        return self._secret.decode() or None
+
+    def http(self) -> httpx.AsyncClient:
+        """The run's pooled client (auth headers set), for the provider's other endpoints
+        such as the Batch API's files and batches."""
         if self._pool is not None:
-            with trio.move_on_after(5, shield=True):
-                await self._pool.aclose()
-            self._pool = None
+            return self._pool
+        if self._side is None:
+            self._side = self._new_client(2)
+        return self._side
 
     async def _post(self, payload: bytes) -> httpx.Response:
         if self._pool is not None:

@@ -19,7 +19,7 @@ from crawl4ai_llm_docs.cache import ResultCache
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError
 from crawl4ai_llm_docs.llm.chunking import merge_results, split_chunk
-from crawl4ai_llm_docs.llm.client import ChatClient, NeedsSplitError
+from crawl4ai_llm_docs.llm.client import ChatClient, Completion, NeedsSplitError
 from crawl4ai_llm_docs.llm.prompts import build_messages, check_faithful, parse_answer
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
@@ -29,7 +29,7 @@ log = structlog.get_logger()
 PROMPT_OVERHEAD_TOKENS = 400
 
 
-def _fallback(chunk: Chunk, warning: str) -> ChunkResult:
+def fallback_result(chunk: Chunk, warning: str) -> ChunkResult:
     return ChunkResult(
         page_index=chunk.page_index,
         chunk_index=chunk.chunk_index,
@@ -49,12 +49,27 @@ class ChunkProcessor:
         self._cache = cache
         self._llm = llm
 
-    async def process(self, chunk: Chunk) -> ChunkResult:
+    @property
+    def client(self) -> ChatClient:
+        return self._client
+
+    @property
+    def llm(self) -> LLMConfig:
+        return self._llm
+
+    async def lookup(self, chunk: Chunk) -> tuple[str, ChunkResult | None]:
+        """The chunk's cache key, and its cached result when there is one."""
         key = ResultCache.key_for(chunk, self._llm)
         cached = await self._cache.get(key)
+        if cached is None:
+            return key, None
+        log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
+        return key, cached.to_result(chunk)
+
+    async def process(self, chunk: Chunk) -> ChunkResult:
+        key, cached = await self.lookup(chunk)
         if cached is not None:
-            log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
-            return cached.to_result(chunk)
+            return cached
         try:
             completion = await self._client.complete(
                 build_messages(chunk, self._llm),
@@ -63,7 +78,7 @@ class ChunkProcessor:
                 chunk=chunk.chunk_index,
             )
         except NeedsSplitError as exc:
-            return await self._split(chunk, str(exc))
+            return await self.split(chunk, str(exc))
         except ProviderFatalError:
             raise
         except ProviderError as exc:
@@ -72,8 +87,11 @@ class ChunkProcessor:
                 "warning",
                 message=f"{chunk.url} part {chunk.chunk_index + 1}: {exc}; kept the crawled Markdown",
             )
-            return _fallback(chunk, f"LLM request failed: {exc}")
+            return fallback_result(chunk, f"LLM request failed: {exc}")
+        return await self.finish(chunk, key, completion)
 
+    async def finish(self, chunk: Chunk, key: str, completion: Completion) -> ChunkResult:
+        """Parse an answer, check it kept the content, and cache it (live and batch alike)."""
         description, markdown = parse_answer(completion.content)
         problem = check_faithful(chunk.text, markdown, min_ratio=self._llm.min_output_ratio)
         if problem is not None:
@@ -96,7 +114,8 @@ class ChunkProcessor:
             await self._cache.put(key, result)
         return result
 
-    async def _split(self, chunk: Chunk, reason: str) -> ChunkResult:
+    async def split(self, chunk: Chunk, reason: str) -> ChunkResult:
+        """Halve a chunk the provider found too large and process the halves in order."""
         halves = await trio.to_thread.run_sync(
             lambda: split_chunk(chunk, min_tokens=self._llm.chunk_min_tokens)
         )
@@ -105,7 +124,7 @@ class ChunkProcessor:
                 "warning",
                 message=f"{chunk.url} part {chunk.chunk_index + 1} cannot be split further ({reason}); kept the crawled Markdown",
             )
-            return _fallback(
+            return fallback_result(
                 chunk, f"too large for the provider and cannot be split further: {reason}"
             )
         return merge_results([await self.process(half) for half in halves])

@@ -132,6 +132,41 @@ class RunFinished(Event, tag="run_finished"):
     incomplete: bool
 
 
+class BatchCreated(Event, tag="batch_created"):
+    batch_id: str
+    lines: int
+    round: int  # 1 for first sends, higher for lines sent again
+
+
+class BatchResumed(Event, tag="batch_resumed"):
+    batch_id: str | None  # None: uploaded, the batch itself not yet created
+    lines: int
+
+
+class BatchProgress(Event, tag="batch_progress"):
+    batch_id: str
+    status: str  # validating | in_progress | finalizing | completed | expired | cancelling | ...
+    completed: int
+    failed: int
+    total: int
+    elapsed_s: float  # since the input file was uploaded
+
+
+class BatchFinished(Event, tag="batch_finished"):
+    batch_id: str
+    status: str
+    completed: int
+    failed: int
+
+
+class BatchResult(Event, tag="batch_result"):
+    url: str
+    chunk: int
+    source: str  # "llm" | "fallback" | ... as in ChunkResult.source
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class Warning_(Event, tag="warning"):
     message: str
 
@@ -154,6 +189,11 @@ AnyEvent = (
     | Retry
     | Metrics
     | RunFinished
+    | BatchCreated
+    | BatchResumed
+    | BatchProgress
+    | BatchFinished
+    | BatchResult
     | Warning_
     | Error
 )
@@ -174,6 +214,11 @@ EVENT_NAMES: tuple[str, ...] = tuple(
         Retry,
         Metrics,
         RunFinished,
+        BatchCreated,
+        BatchResumed,
+        BatchProgress,
+        BatchFinished,
+        BatchResult,
         Warning_,
         Error,
     )

@@ -93,6 +93,8 @@ def render(snapshot: MetricsSnapshot) -> RenderableType:
     title = Text.assemble(
         ("crawl4ai-llm-docs", "bold"), f"  {s.stage}  elapsed {format_duration(s.elapsed_s)}"
     )
+    if s.batch:
+        return Group(title, bars, figures, Text(f"batch {s.batch}"))
     return Group(title, bars, figures)
 
 
@@ -106,6 +108,7 @@ def plain_line(snapshot: MetricsSnapshot) -> str:
         f"  in-flight {s.in_flight}/{s.effective_limit}"
         f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s"
         f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
+        + (f"  batch {s.batch}" if s.batch else "")
     )
 
 

@@ -38,6 +38,7 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _CONSOLE_AT_INFO = frozenset(
     {"page_failed", "retry", "rate_limit", "circuit_breaker", "faithfulness_fallback"}
     | {"warning", "error", "run_started"}
+    | {"batch_created", "batch_resumed", "batch_progress", "batch_finished"}
 )
 _THROTTLED = frozenset({"retry", "rate_limit"})  # can come in storms under a 429 burst
 _CONSOLE_ONLY_KEYS = ("exception",)  # tracebacks are for people; not in the JSON contract
@@ -186,6 +187,11 @@ _CONSOLE_TEXT = {
     "in-flight {in_flight}/{effective_limit}, {requests_per_s:.1f} req/s",
     "warning": "{message}",
     "error": "{message}",
+    "batch_created": "batch {batch_id} created: {lines} lines (round {round})",
+    "batch_resumed": "resuming stored batch {batch_id} ({lines} lines)",
+    "batch_progress": "batch {batch_id} {status}: {completed}/{total} done, {failed} failed, "
+    "{elapsed_s:.0f} s",
+    "batch_finished": "batch {batch_id} {status}: {completed} done, {failed} failed",
 }
 
 

@@ -117,6 +117,7 @@ class RunMetrics:
         self._finished = False
         self._pages_total_set = False
         self._c = Counts()
+        self._batch = ""
         self._latencies: list[float] = []  # reservoir: every sample up to max_samples
         self._latency_count = 0
         self._recent: deque[_Request] = deque()  # requests inside the window
@@ -201,6 +202,16 @@ class RunMetrics:
                 self._breaker_state = str(event.get("new_state", self._breaker_state))
             elif name == "faithfulness_fallback":
                 c.fallbacks += 1
+            elif name == "batch_result":
+                c.prompt_tokens += int(_number(event.get("prompt_tokens")))
+                c.completion_tokens += int(_number(event.get("completion_tokens")))
+                self._chunk_done(now)
+            elif name == "batch_progress":
+                self._batch = (
+                    f"{event.get('batch_id')} {event.get('status')} "
+                    f"{event.get('completed')}/{event.get('total')} done, "
+                    f"{event.get('failed')} failed"
+                )
             elif name == "run_started" and not self._pages_total_set:
                 c.pages_total = int(_number(event.get("urls")))
 
@@ -314,6 +325,7 @@ class RunMetrics:
                 breaker_state=breaker or self._breaker_state,
                 rss_mb=self._rss_mb,
                 peak_rss_mb=max(self._peak_rss_mb, self._rss_mb),
+                batch=self._batch,
             )
 
     def _stage(self) -> Stage:

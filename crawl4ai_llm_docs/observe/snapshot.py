@@ -91,6 +91,7 @@ class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
     breaker_state: str
     rss_mb: float
     peak_rss_mb: float
+    batch: str = ""  # batch mode: the latest batch_progress, e.g. "batch_1 in_progress 12/28"
 
     @property
     def pages_attempted(self) -> int:

@@ -19,6 +19,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, S
 
 from . import provider_errors as errors
 from .provider_answers import Answer, ChatRequest, answer, document_digest, prompt_tokens
+from .provider_batch import BatchService
 from .provider_config import ProviderConfig
 from .provider_limits import Headers, ceil_seconds
 from .provider_state import ProviderState
@@ -31,6 +32,7 @@ class ProviderApp:
 
     def __init__(self, state: ProviderState) -> None:
         self.state = state
+        self.batches = BatchService(state)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -67,6 +69,8 @@ class ProviderApp:
             await _send_json(send, 200, state.stats)
         elif path == "/_control" and method in ("GET", "POST"):
             await self._control(method, body, send)
+        elif BatchService.handles(path):
+            await self.batches.route(scope, body, send, check_key=_check_key)
         else:
             await _send_json(send, *errors.invalid_url(method, path))
 

@@ -49,6 +49,14 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     require_api_key: str | None = None
     # Empty means any model name is accepted.
     models: tuple[str, ...] = ()
+    # Batch API (`provider_batch`): false answers 404 on /v1/files and /v1/batches.
+    batch_api: bool = True
+    # Seconds from a batch's creation to `completed` (validating, in_progress, finalizing).
+    batch_latency: Seconds = 1.0
+    # Share of the lines sent for the first time that fail (HTTP 500 in the error file).
+    batch_error_rate: Rate = 0.0
+    # The first N batches created expire, with half their lines answered.
+    batch_expire_first: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         if not self.error_codes:
