@@ -56,6 +56,7 @@ app = App(
 )
 config_app = App(name="config", help="Show, create or locate configuration files.")
 app.command(config_app)
+app.command("crawl4ai_llm_docs.cli_batch:batch_app", name="batch")
 
 ConfigFile = Annotated[
     Path | None,

@@ -12,6 +12,8 @@ from crawl4ai_llm_docs.models import Chunk
 PROMPT_OVERHEAD_TOKENS = 400
 FIRST_TOKEN_S = 1.0
 OUTPUT_TOKENS_PER_S = 60.0
+# The Batch API's price relative to live requests (OpenAI: 50% off, results within 24 h).
+BATCH_PRICE_FACTOR = 0.5
 
 
 class Estimate:
@@ -78,9 +80,21 @@ class Estimate:
             + f" (assumes ~{FIRST_TOKEN_S:g} s to first token, ~{OUTPUT_TOKENS_PER_S:g} tokens/s)",
         ]
         cost = self.cost()
-        lines.append(
-            f"  estimated cost:    ~${cost:.4f}"
-            if cost is not None
-            else "  estimated cost:    unknown (set llm.input_price_per_mtok / output_price_per_mtok)"
-        )
+        batch = self._config.llm.mode == "batch"
+        if batch:
+            lines[-1] = (
+                "  estimated time:    within 24 h (the Batch API's completion window; "
+                "often much sooner)"
+            )
+        if cost is None:
+            lines.append(
+                "  estimated cost:    unknown (set llm.input_price_per_mtok / output_price_per_mtok)"
+            )
+        elif batch:
+            lines.append(
+                f"  estimated cost:    ~${cost * BATCH_PRICE_FACTOR:.4f} with the Batch API "
+                f"({BATCH_PRICE_FACTOR:.0%} of ~${cost:.4f} live)"
+            )
+        else:
+            lines.append(f"  estimated cost:    ~${cost:.4f}")
         return "\n".join(lines)

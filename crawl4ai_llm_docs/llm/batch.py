@@ -88,6 +88,8 @@ class BatchJob:
         self.waiting: dict[str, list[ChunkRef]] = {}  # cache key -> chunks awaiting its answer
         self._covered: dict[str, BatchRecord] = {}  # key -> stored batch already sending it
         self.active: dict[str, BatchRecord] = {}  # local id -> batch this run waits for
+        self._last_seen: dict[str, tuple[str, int, int]] = {}  # batch id -> last progress
+        self._resumed: set[str] = set()  # local ids of batches an earlier run created
         self._attempts: dict[str, int] = {}
         self._reasons: dict[str, str] = {}
         self._input: InputFile | None = None
@@ -118,6 +120,7 @@ class BatchJob:
             if record.local_id not in self.active:
                 log.info("batch_resumed", batch_id=record.batch_id, lines=record.lines)
             self.active[record.local_id] = record
+            self._resumed.add(record.local_id)
             return
         await self._write(chunk, key)
 
@@ -199,6 +202,10 @@ class BatchJob:
                 assert record.batch_id is not None
                 batch = await self._api.retrieve(record.batch_id)
                 counts = batch.counts
+                seen = (batch.status, counts.completed, counts.failed)
+                if self._last_seen.get(batch.id) == seen:
+                    continue  # no news: say nothing, ask again later
+                self._last_seen[batch.id] = seen
                 log.info(
                     "batch_progress",
                     batch_id=batch.id,
@@ -234,7 +241,8 @@ class BatchJob:
         for key in leftover:
             if key in handled:
                 continue
-            if batch.status == "cancelled":
+            if batch.status == "cancelled" and local_id not in self._resumed:
+                # Cancelled while this run waited (`batch cancel`): stop spending on it now.
                 await self._give_up(key, f"batch {batch.id} was cancelled; run again to send it")
             else:
                 self._reasons[key] = f"unfinished when batch {batch.id} ended {batch.status}"
@@ -292,8 +300,12 @@ class BatchJob:
             await self._give_up(key, f"the provider rejected the request: {outcome.reason}")
 
     async def _rejected(self, record: BatchRecord, batch: Batch) -> None:
-        """A batch that failed validation: name the bad lines; their chunks keep their text."""
+        """A batch that failed validation: name the bad line; those chunks keep their text."""
         problems = batch.errors.data if batch.errors else []
+        if not problems:
+            log.error("error", message=f"The provider rejected batch {batch.id} without a reason.")
+            return
+        described: list[str] = []
         for problem in problems:
             key = None
             if problem.line is not None:
@@ -304,12 +316,15 @@ class BatchJob:
             refs = self.waiting.get(key or "")
             if refs:
                 where += f" ({refs[0].url}, part {refs[0].chunk_index + 1})"
-            message = f"The provider rejected batch {batch.id}: {where}: {problem.message}"
-            log.error("error", message=message)
+            described.append(f"{where}: {problem.message}")
             if key is not None and key in self.waiting:
-                await self._give_up(key, f"rejected by the provider: {problem.message}")
-        if not problems:
-            log.error("error", message=f"The provider rejected batch {batch.id} without a reason.")
+                await self._give_up(key, f"rejected by the provider: {problem.message}", quiet=True)
+        more = f" (and {len(described) - 1} more line(s))" if len(described) > 1 else ""
+        log.error(
+            "error",
+            message=f"The provider rejected batch {batch.id}: {described[0]}{more}. "
+            "Those chunks keep their crawled text; the other lines are sent again.",
+        )
 
     # ------------------------------------------------------------ sending again
 
@@ -350,12 +365,14 @@ class BatchJob:
     async def _chunk(self, key: str) -> Chunk:
         return await trio.to_thread.run_sync(self._work.chunk, self.waiting[key][0])
 
-    async def _give_up(self, key: str, warning: str) -> None:
+    async def _give_up(self, key: str, warning: str, *, quiet: bool = False) -> None:
         chunk = await self._chunk(key)
-        log.warning(
-            "warning",
-            message=f"{chunk.url} part {chunk.chunk_index + 1}: {warning}; kept the crawled Markdown",
-        )
+        if not quiet:
+            log.warning(
+                "warning",
+                message=f"{chunk.url} part {chunk.chunk_index + 1}: {warning}; "
+                "kept the crawled Markdown",
+            )
         await self._emit(key, fallback_result(chunk, warning))
 
     async def _emit(self, key: str, result: ChunkResult) -> None:
