@@ -418,7 +418,11 @@ async def run(
         retries=llm.max_retries,
     )
     async with receive, send:
-        await api.probe()  # before any work: a provider without a Batch API says so now
+        try:
+            await api.probe()  # before any work: a provider without a Batch API says so now
+        except ProviderFatalError as exc:
+            on_fatal(exc)
+            return
         work = await trio.to_thread.run_sync(WorkDir, cache_dir)
         job = BatchJob(
             processor=processor,
