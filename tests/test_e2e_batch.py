@@ -195,3 +195,46 @@ def test_dry_run_estimates_the_batch_price(tmp_path: Path) -> None:
     live_cost = float(live_result.stdout.split("estimated cost:")[1].split("$")[1].split()[0])
     batch_cost = float(result.stdout.split("estimated cost:")[1].split("$")[1].split()[0])
     assert batch_cost == pytest.approx(live_cost / 2, rel=0.01)
+
+
+def test_batch_cancel_then_the_same_command_sends_the_rest(tmp_path: Path) -> None:
+    with running(tmp_path, pages=8, provider={"batch_latency": 4.0}) as setup:
+        command = setup.args("--batch")
+        empty = setup.run("batch", "status", env=batch_env(setup))
+        no_args = setup.run("batch", "cancel", env=batch_env(setup))
+        unknown = setup.run("batch", "cancel", "batch_nope", env=batch_env(setup))
+        process = setup.start(*command, env=batch_env(setup))
+        try:
+            wait_until(
+                lambda: any(
+                    '"batch_id":"batch' in p.read_text() for p in batch_dir(setup).glob("*.json")
+                ),
+                what="the stored batch id",
+            )
+            wait_until(
+                lambda: batches(setup)["batches"][0]["request_counts"]["completed"] >= 2,
+                what="two lines done",
+            )
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        batch_id = batches(setup)["batches"][0]["id"]
+        cancelled = setup.run("batch", "cancel", batch_id, env=batch_env(setup))
+        result = setup.run(*command, env=batch_env(setup))
+        seen = batches(setup)
+    assert "No stored batches" in empty.stdout
+    assert no_args.code == 2, no_args
+    assert "--all" in no_args.stderr
+    assert unknown.code == 2, unknown
+    assert "batch_nope" in unknown.stderr
+    assert cancelled.code == 0, cancelled
+    assert f"Cancelling {batch_id}" in cancelled.stdout
+    assert seen["stats"]["batches_cancelled"] == 1
+    assert seen["batches"][0]["status"] == "cancelled"
+    # The cancelled batch's finished lines were collected; the rest went into one more batch.
+    assert seen["stats"]["batches_created"] == 2
+    done = seen["batches"][0]["request_counts"]["completed"]
+    assert 2 <= done < 8
+    assert seen["batches"][1]["request_counts"]["total"] == 8 - done
+    assert result.code == 0, result
+    assert_all_cleaned(setup)
