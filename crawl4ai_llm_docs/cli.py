@@ -224,7 +224,7 @@ async def run(
             negative="",
             group=MODE,
             help="Use the provider's Batch API (results within 24 h, about half the price; "
-            "llm.mode = \"batch\"). An interrupted run resumes the same batches when run again.",
+            'llm.mode = "batch"). An interrupted run resumes the same batches when run again.',
         ),
     ] = False,
     batch_fallback: Annotated[

@@ -107,7 +107,9 @@ async def test_transient_errors_are_retried_then_reported(autojump_clock: trio.a
 
 async def test_a_refused_key_is_fatal(autojump_clock: trio.abc.Clock) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"error": {"message": "bad key", "code": "invalid_api_key"}})
+        return httpx.Response(
+            401, json={"error": {"message": "bad key", "code": "invalid_api_key"}}
+        )
 
     with pytest.raises(ProviderFatalError):
         await api_with(handler).probe()
@@ -123,13 +125,13 @@ async def test_404_means_no_batch_api(
     api = api_with(handler)
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"{}\n")
+    calls = {
+        "probe": api.probe,
+        "upload": lambda: api.upload(source),
+        "create": lambda: api.create("file-1", {}),
+    }
     with pytest.raises(BatchUnsupportedError) as caught:
-        if path == "probe":
-            await api.probe()
-        elif path == "upload":
-            await api.upload(source)
-        else:
-            await api.create("file-1", {})
+        await calls[path]()
     assert BASE in caught.value.message
     assert caught.value.exit_code == 2
 

@@ -17,6 +17,16 @@ import httpx
 import pytest
 from e2e_support import Setup, failed_section, finish, running, sections, wait_until
 
+from crawl4ai_llm_docs.observe.events import (
+    BatchCreated,
+    BatchProgress,
+    BatchResult,
+    Error,
+    LLMRequest,
+    RunFinished,
+    decode_event,
+)
+
 pytestmark = pytest.mark.slow
 
 FAST_POLL = {
@@ -53,8 +63,10 @@ def assert_all_cleaned(setup: Setup) -> None:
 
 def test_batch_28_pages_one_batch_no_live_requests(tmp_path: Path) -> None:
     llms = tmp_path / "llms"
+    log_file = tmp_path / "run.jsonl"
     with running(tmp_path, pages=28, provider={"batch_latency": 1.0}) as setup:
-        result = setup.run(*setup.args("--batch", "--llms-txt", str(llms)), env=batch_env(setup))
+        args = setup.args("--batch", "--llms-txt", str(llms), "--log-json", str(log_file))
+        result = setup.run(*args, env=batch_env(setup))
         seen = batches(setup)
         live = setup.provider.stats()
     assert result.code == 0, result
@@ -67,7 +79,19 @@ def test_batch_28_pages_one_batch_no_live_requests(tmp_path: Path) -> None:
     assert "Fake summary" in (llms / "llms.txt").read_text()
     # The batch was collected: no record is left behind to be polled again.
     assert list(batch_dir(setup).glob("*.json")) == []
-    assert "batch_progress" in result.stderr or "completed" in result.stderr
+    assert "in_progress" in result.stderr  # progress while polling
+    # Every event decodes strictly (the JSON contract), and the batch's life is in the log.
+    events = [decode_event(line) for line in log_file.read_bytes().splitlines()]
+    assert not [e for e in events if isinstance(e, Error)]
+    assert sum(isinstance(e, BatchCreated) for e in events) == 1
+    progress = [e for e in events if isinstance(e, BatchProgress)]
+    assert {"validating", "in_progress", "completed"} <= {e.status for e in progress}
+    assert progress[-1].completed == progress[-1].total == 28
+    assert sum(isinstance(e, BatchResult) for e in events) == 28
+    assert not [e for e in events if isinstance(e, LLMRequest)]
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    assert finished.documents == 28
+    assert finished.prompt_tokens > 0
 
 
 def test_kill_9_while_the_batch_runs_then_rerun_polls_the_same_batch(tmp_path: Path) -> None:

@@ -443,12 +443,6 @@ async def run(
                 else:
                     await job.add(chunk, key)
             await job.submit()
-            if job.active:
-                log.info(
-                    "batch_waiting",
-                    batches=len(job.active),
-                    lines=sum(record.lines for record in job.active.values()),
-                )
             await job.collect(initial=llm.batch_poll_initial_s, maximum=llm.batch_poll_max_s)
         except ProviderFatalError as exc:
             on_fatal(exc)
