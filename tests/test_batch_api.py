@@ -20,7 +20,7 @@ from crawl4ai_llm_docs.errors import ProviderFatalError
 from crawl4ai_llm_docs.llm.batch import BatchJob
 from crawl4ai_llm_docs.llm.batch_api import BatchApi, BatchApiError, BatchUnsupportedError
 from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore
-from crawl4ai_llm_docs.testing.provider_batch import _multipart
+from crawl4ai_llm_docs.testing.provider_batch_io import multipart
 
 BASE = "https://provider.example/v1"
 SECRET = "sk-unit-SECRET-42"
@@ -48,7 +48,7 @@ async def test_upload_streams_a_multipart_body_the_provider_can_read(
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = request.read()
-        seen["fields"] = _multipart(body, request.headers["content-type"])
+        seen["fields"] = multipart(body, request.headers["content-type"])
         seen["length"] = int(request.headers["content-length"])
         seen["size"] = len(body)
         return httpx.Response(200, json={"id": "file-1", "object": "file", "bytes": len(body)})

@@ -29,21 +29,18 @@ import trio
 
 from crawl4ai_llm_docs.errors import ProviderFatalError
 from crawl4ai_llm_docs.llm import batch_api
-from crawl4ai_llm_docs.llm.batch_api import Batch, BatchApi, BatchApiError
+from crawl4ai_llm_docs.llm.batch_api import Batch, BatchApi, BatchApiError, BatchNotFoundError
 from crawl4ai_llm_docs.llm.batch_files import (
     MAX_BYTES,
     MAX_LINES,
-    ChunkRef,
     InputFile,
     WorkDir,
-    output_line_decoder,
     request_line,
 )
+from crawl4ai_llm_docs.llm.batch_results import Answers
 from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore, new_local_id
-from crawl4ai_llm_docs.llm.classify import Action, Decision, classify
-from crawl4ai_llm_docs.llm.client import Completion, decode_completion
 from crawl4ai_llm_docs.llm.prompts import build_messages
-from crawl4ai_llm_docs.llm.stage import ChunkProcessor, fallback_result
+from crawl4ai_llm_docs.llm.stage import ChunkProcessor
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()
@@ -85,13 +82,13 @@ class BatchJob:
         self._workers = workers
         self._max_lines = max_lines
         self._max_bytes = max_bytes
-        self.waiting: dict[str, list[ChunkRef]] = {}  # cache key -> chunks awaiting its answer
+        self.answers = Answers(processor=processor, send=send, work=work, store=store)
+        self.waiting = self.answers.waiting  # cache key -> chunks awaiting its answer
         self._covered: dict[str, BatchRecord] = {}  # key -> stored batch already sending it
         self.active: dict[str, BatchRecord] = {}  # local id -> batch this run waits for
         self._last_seen: dict[str, tuple[str, int, int]] = {}  # batch id -> last progress
         self._resumed: set[str] = set()  # local ids of batches an earlier run created
         self._attempts: dict[str, int] = {}
-        self._reasons: dict[str, str] = {}
         self._input: InputFile | None = None
         self._round = 1
 
@@ -200,7 +197,25 @@ class BatchJob:
                 if record.batch_id is None:
                     record = await self._create(record)
                 assert record.batch_id is not None
-                batch = await self._api.retrieve(record.batch_id)
+                try:
+                    batch = await self._api.retrieve(record.batch_id)
+                except BatchNotFoundError:
+                    log.warning(
+                        "warning",
+                        message=f"The provider does not know the stored batch {record.batch_id} "
+                        "(deleted, or made with another account): sending its lines again.",
+                    )
+                    batch = Batch(id=record.batch_id, status="lost")
+                except BatchApiError as exc:
+                    if not exc.transient:
+                        raise
+                    # A network blip must not end a wait that may last hours: ask again later.
+                    log.warning(
+                        "warning",
+                        message=f"Could not check batch {record.batch_id} ({exc}); "
+                        f"trying again in {interval:g} s.",
+                    )
+                    continue
                 counts = batch.counts
                 seen = (batch.status, counts.completed, counts.failed)
                 if self._last_seen.get(batch.id) == seen:
@@ -215,7 +230,7 @@ class BatchJob:
                     total=counts.total or record.lines,
                     elapsed_s=round(time.time() - record.created_at, 1),
                 )
-                if batch.status in batch_api.TERMINAL:
+                if batch.status in batch_api.TERMINAL or batch.status == "lost":
                     await self._harvest(record, batch, retry, split)
             if split:
                 await self._live(split, split=True)
@@ -230,9 +245,9 @@ class BatchJob:
     ) -> None:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                await self._read(file_id, retry, split)
+                await self.answers.read(self._api, file_id, retry, split)
         if batch.status == "failed":
-            await self._rejected(record, batch)
+            await self.answers.rejected(record, batch)
         local_id = record.local_id
         leftover = await trio.to_thread.run_sync(
             lambda: [k for k in self._store.iter_keys(local_id) if k in self.waiting]
@@ -243,9 +258,11 @@ class BatchJob:
                 continue
             if batch.status == "cancelled" and local_id not in self._resumed:
                 # Cancelled while this run waited (`batch cancel`): stop spending on it now.
-                await self._give_up(key, f"batch {batch.id} was cancelled; run again to send it")
+                await self.answers.give_up(
+                    key, f"batch {batch.id} was cancelled; run again to send it"
+                )
             else:
-                self._reasons[key] = f"unfinished when batch {batch.id} ended {batch.status}"
+                self.answers.reasons[key] = f"unfinished when batch {batch.id} ended {batch.status}"
                 retry.append(key)
         # Every answer is cached (or downstream): the record has done its job.
         with trio.CancelScope(shield=True):
@@ -259,73 +276,6 @@ class BatchJob:
             failed=batch.counts.failed,
         )
 
-    async def _read(self, file_id: str, retry: list[str], split: list[str]) -> None:
-        target = self._work.path / f"{file_id}.jsonl"
-        await self._api.download(file_id, target)
-        async with await trio.open_file(target, "rb") as handle:
-            async for raw in handle:
-                if raw.strip():
-                    await self._line(raw, retry, split)
-        await trio.Path(target).unlink()
-
-    async def _line(self, raw: bytes, retry: list[str], split: list[str]) -> None:
-        try:
-            line = output_line_decoder.decode(raw)
-        except Exception:
-            log.warning("warning", message=f"ignored an unreadable batch result line: {raw[:80]!r}")
-            return
-        key = line.custom_id
-        if key not in self.waiting:
-            return  # another run's chunk, or already answered
-        response = line.response
-        outcome: Completion | Decision
-        if response is not None and response.status_code == 200:
-            outcome = decode_completion(bytes(response.body))
-        elif response is not None and response.status_code:
-            outcome = classify(response.status_code, bytes(response.body), {})
-        else:
-            error = line.error
-            reason = f"{error.code}: {error.message}" if error else "no response"
-            outcome = Decision(Action.RETRY, reason)
-        if isinstance(outcome, Completion):
-            chunk = await self._chunk(key)
-            result = await self._processor.finish(chunk, key, outcome)
-            await self._emit(key, result)
-        elif outcome.action is Action.SPLIT:
-            split.append(key)
-        elif outcome.action is Action.RETRY:
-            self._reasons[key] = outcome.reason
-            retry.append(key)
-        else:
-            await self._give_up(key, f"the provider rejected the request: {outcome.reason}")
-
-    async def _rejected(self, record: BatchRecord, batch: Batch) -> None:
-        """A batch that failed validation: name the bad line; those chunks keep their text."""
-        problems = batch.errors.data if batch.errors else []
-        if not problems:
-            log.error("error", message=f"The provider rejected batch {batch.id} without a reason.")
-            return
-        described: list[str] = []
-        for problem in problems:
-            key = None
-            if problem.line is not None:
-                key = await trio.to_thread.run_sync(
-                    self._store.key_at, record.local_id, problem.line
-                )
-            where = f"line {problem.line}" if problem.line is not None else "the input file"
-            refs = self.waiting.get(key or "")
-            if refs:
-                where += f" ({refs[0].url}, part {refs[0].chunk_index + 1})"
-            described.append(f"{where}: {problem.message}")
-            if key is not None and key in self.waiting:
-                await self._give_up(key, f"rejected by the provider: {problem.message}", quiet=True)
-        more = f" (and {len(described) - 1} more line(s))" if len(described) > 1 else ""
-        log.error(
-            "error",
-            message=f"The provider rejected batch {batch.id}: {described[0]}{more}. "
-            "Those chunks keep their crawled text; the other lines are sent again.",
-        )
-
     # ------------------------------------------------------------ sending again
 
     async def _resend(self, keys: list[str]) -> None:
@@ -336,65 +286,40 @@ class BatchJob:
         for key in keys:
             attempts = self._attempts.get(key, 1) + 1
             if attempts > BATCH_ROUNDS:
-                reason = self._reasons.get(key, "failed")
-                await self._give_up(key, f"batch line failed {BATCH_ROUNDS} times ({reason})")
+                reason = self.answers.reasons.get(key, "failed")
+                await self.answers.give_up(
+                    key, f"batch line failed {BATCH_ROUNDS} times ({reason})"
+                )
                 continue
             self._attempts[key] = attempts
-            await self._write(await self._chunk(key), key)
+            await self._write(await self.answers.chunk(key), key)
         await self.submit()
 
     async def _live(self, keys: list[str], *, split: bool) -> None:
         """Send these chunks as ordinary requests (``batch_fallback = "live"``, or a split)."""
         limiter = trio.CapacityLimiter(self._workers)
+        fatal: list[ProviderFatalError] = []
 
         async def one(key: str) -> None:
             async with limiter:
-                chunk = await self._chunk(key)
-                if split:
-                    result = await self._processor.split(chunk, "too large for one request")
-                else:
-                    result = await self._processor.process(chunk)
-                await self._emit(key, result)
+                if fatal:
+                    return
+                chunk = await self.answers.chunk(key)
+                try:
+                    if split:
+                        result = await self._processor.split(chunk, "too large for one request")
+                    else:
+                        result = await self._processor.process(chunk)
+                except ProviderFatalError as exc:
+                    fatal.append(exc)  # raised once, below, not as an exception group
+                    return
+                await self.answers.emit(key, result)
 
         async with trio.open_nursery() as nursery:
             for key in keys:
                 nursery.start_soon(one, key)
-
-    # ------------------------------------------------------------ results
-
-    async def _chunk(self, key: str) -> Chunk:
-        return await trio.to_thread.run_sync(self._work.chunk, self.waiting[key][0])
-
-    async def _give_up(self, key: str, warning: str, *, quiet: bool = False) -> None:
-        chunk = await self._chunk(key)
-        if not quiet:
-            log.warning(
-                "warning",
-                message=f"{chunk.url} part {chunk.chunk_index + 1}: {warning}; "
-                "kept the crawled Markdown",
-            )
-        await self._emit(key, fallback_result(chunk, warning))
-
-    async def _emit(self, key: str, result: ChunkResult) -> None:
-        """Send ``result`` for every chunk waiting on ``key`` (duplicates share one answer)."""
-        refs = self.waiting.pop(key, [])
-        for ref in refs:
-            log.info(
-                "batch_result",
-                url=ref.url,
-                chunk=ref.chunk_index,
-                source=result.source,
-                prompt_tokens=result.prompt_tokens if ref is refs[0] else 0,
-                completion_tokens=result.completion_tokens if ref is refs[0] else 0,
-            )
-            if ref is not refs[0]:
-                result = msgspec.structs.replace(
-                    result,
-                    page_index=ref.page_index,
-                    chunk_index=ref.chunk_index,
-                    chunk_count=ref.chunk_count,
-                )
-            await self._send.send(result)
+        if fatal:
+            raise fatal[0]
 
 
 async def run(

@@ -99,6 +99,10 @@ class BatchApiError(ProviderError):
         self.transient = transient
 
 
+class BatchNotFoundError(BatchApiError):
+    """The provider does not know this batch (deleted, expired long ago, another account)."""
+
+
 class BatchUnsupportedError(UsageError):
     """The provider has no Batch API (404 on /batches or /files)."""
 
@@ -193,7 +197,7 @@ class BatchApi:
 
     def _decode(self, response: httpx.Response, kind: type[T], what: str) -> T:
         if response.status_code == 404:
-            raise BatchApiError(f"{what}: 404 Not Found ({self._scrub(response.content)[:200]!r})")
+            raise BatchNotFoundError(f"{what}: 404 Not Found")
         try:
             return msgspec.json.decode(response.content, type=kind)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

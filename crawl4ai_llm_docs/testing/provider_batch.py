@@ -29,11 +29,20 @@ import msgspec
 from hypercorn.typing import ASGISendCallable, HTTPScope
 
 from . import provider_errors as errors
-from .provider_answers import ChatRequest, answer
+from .provider_answers import ChatRequest
+from .provider_batch_io import (
+    answer_line,
+    error_line,
+    expired_line,
+    missing,
+    multipart,
+    query,
+    send_json,
+    send_raw,
+)
 from .provider_state import ProviderState
 
 ENDPOINTS = ("/v1/chat/completions",)
-_EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
 
 class BatchStats(msgspec.Struct, kw_only=True):
@@ -116,51 +125,51 @@ class BatchService:
             for batch in self.batches.values():
                 self._advance(batch)
             listing = [self._object(b) for b in self.batches.values()]
-            await _json(send, 200, {"stats": self.stats, "batches": listing})
+            await send_json(send, 200, {"stats": self.stats, "batches": listing})
             return
         if not self.state.config.batch_api:
-            await _json(send, *errors.invalid_url(method, path))
+            await send_json(send, *errors.invalid_url(method, path))
             return
         refused = check_key(self.state.config, scope)
         if refused is not None:
-            await _json(send, *refused)
+            await send_json(send, *refused)
             return
         parts = path.strip("/").split("/")[1:]  # after "v1"
-        query = _query(scope)
+        params = query(scope)
         if parts == ["files"] and method == "POST":
-            await _json(send, *self._upload(scope, body))
+            await send_json(send, *self._upload(scope, body))
         elif parts[:1] == ["files"] and len(parts) == 2 and method == "GET":
             found = self.files.get(parts[1])
-            await _json(
-                send, *(_missing("file", parts[1]) if found is None else (200, found.object()))
+            await send_json(
+                send, *(missing("file", parts[1]) if found is None else (200, found.object()))
             )
         elif parts[:1] == ["files"] and len(parts) == 3 and parts[2] == "content":
             found = self.files.get(parts[1])
             if found is None:
-                await _json(send, *_missing("file", parts[1]))
+                await send_json(send, *missing("file", parts[1]))
             else:
                 self.stats.downloads += 1
-                await _raw(send, found.data)
+                await send_raw(send, found.data)
         elif parts == ["batches"] and method == "POST":
-            await _json(send, *self._create(body))
+            await send_json(send, *self._create(body))
         elif parts == ["batches"] and method == "GET":
-            await _json(send, 200, self._list(query))
+            await send_json(send, 200, self._list(params))
         elif parts[:1] == ["batches"] and len(parts) == 2 and method == "GET":
             wanted = self.batches.get(parts[1])
             if wanted is None:
-                await _json(send, *_missing("batch", parts[1]))
+                await send_json(send, *missing("batch", parts[1]))
             else:
-                await _json(send, 200, self._object(wanted))
+                await send_json(send, 200, self._object(wanted))
         elif parts[:1] == ["batches"] and parts[2:] == ["cancel"] and method == "POST":
-            await _json(send, *self._cancel(parts[1]))
+            await send_json(send, *self._cancel(parts[1]))
         else:
-            await _json(send, *errors.invalid_url(method, path))
+            await send_json(send, *errors.invalid_url(method, path))
 
     # ------------------------------------------------------------ files
 
     def _upload(self, scope: HTTPScope, body: bytes) -> errors.ErrorResponse:
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-        fields = _multipart(body, content_type)
+        fields = multipart(body, content_type)
         if fields is None:
             return errors.invalid_request("Expected a multipart/form-data body.")
         purpose = fields.get("purpose", (None, b""))[1].decode()
@@ -283,7 +292,7 @@ class BatchService:
     def _cancel(self, batch_id: str) -> errors.ErrorResponse:
         batch = self.batches.get(batch_id)
         if batch is None:
-            return _missing("batch", batch_id)
+            return missing("batch", batch_id)
         status = self._advance(batch)
         if status in ("completed", "expired", "failed"):
             return errors.invalid_request(f"Cannot cancel a batch with status {status}.")
@@ -338,15 +347,15 @@ class BatchService:
         for number, (custom_id, body) in enumerate(batch.lines):
             if number >= done:
                 if status == "expired":
-                    failed.append(_expired_line(custom_id, f"batch_req_{batch.id}_{number}"))
+                    failed.append(expired_line(custom_id, f"batch_req_{batch.id}_{number}"))
                     self.stats.lines_expired += 1
                 continue
             request_id = f"batch_req_{batch.id}_{number}"
             if custom_id in batch.failing:
-                failed.append(_error_line(custom_id, request_id))
+                failed.append(error_line(custom_id, request_id))
                 self.stats.lines_failed += 1
             else:
-                answered.append(self._answer_line(custom_id, request_id, body))
+                answered.append(answer_line(self.state, custom_id, request_id, body))
                 self.stats.lines_answered += 1
         self.state.rng.shuffle(answered)
         self.state.rng.shuffle(failed)
@@ -354,33 +363,6 @@ class BatchService:
         batch.error_file_id = self._new_file(failed, "batch_output")
         batch.counts = {"completed": len(answered), "failed": len(failed)}
         batch.final = status
-
-    def _answer_line(self, custom_id: str, request_id: str, body: bytes) -> bytes:
-        request = msgspec.json.decode(body, type=ChatRequest)
-        result = answer(request, self.state.config.max_output_tokens)
-        completion = {
-            "id": self.state.next_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result.content, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": result.finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "total_tokens": result.prompt_tokens + result.completion_tokens,
-            },
-        }
-        response = {"status_code": 200, "request_id": request_id, "body": completion}
-        return msgspec.json.encode(
-            {"id": request_id, "custom_id": custom_id, "response": response, "error": None}
-        )
 
     def _object(self, batch: _Batch) -> dict[str, Any]:
         status = self._advance(batch)
@@ -411,80 +393,3 @@ class BatchService:
             "request_counts": {"total": len(batch.lines), **batch.counts},
             "metadata": batch.metadata,
         }
-
-
-def _error_line(custom_id: str, request_id: str) -> bytes:
-    body = {
-        "error": {
-            "message": "The server had an error while processing your request. Sorry about that!",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    response = {"status_code": 500, "request_id": request_id, "body": body}
-    return msgspec.json.encode(
-        {"id": request_id, "custom_id": custom_id, "response": response, "error": None}
-    )
-
-
-def _expired_line(custom_id: str, request_id: str) -> bytes:
-    error = {"code": "batch_expired", "message": _EXPIRED_MESSAGE}
-    return msgspec.json.encode(
-        {"id": request_id, "custom_id": custom_id, "response": None, "error": error}
-    )
-
-
-def _missing(kind: str, identifier: str) -> errors.ErrorResponse:
-    return errors.openai_error(
-        404, f"No such {kind}: '{identifier}'", "invalid_request_error", None, "id"
-    )
-
-
-def _query(scope: HTTPScope) -> dict[str, str]:
-    pairs = scope["query_string"].decode("latin-1").split("&")
-    return dict(pair.partition("=")[::2] for pair in pairs if pair)
-
-
-def _multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]] | None:
-    """The fields of a multipart/form-data body: name -> (filename, data)."""
-    kind, _, params = content_type.partition(";")
-    if kind.strip().lower() != "multipart/form-data" or "boundary=" not in params:
-        return None
-    boundary = params.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode()
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in body.split(b"--" + boundary)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, _, data = part.partition(b"\r\n\r\n")
-        disposition = next(
-            (
-                line
-                for line in head.decode("latin-1").split("\r\n")
-                if line.lower().startswith("content-disposition")
-            ),
-            "",
-        )
-        attrs = dict(
-            item.strip().partition("=")[::2] for item in disposition.split(";")[1:] if "=" in item
-        )
-        name = attrs.get("name", "").strip('"')
-        filename = attrs["filename"].strip('"') if "filename" in attrs else None
-        fields[name] = (filename, data.removesuffix(b"\r\n"))
-    return fields
-
-
-async def _json(send: ASGISendCallable, status: int, payload: Any) -> None:
-    await _raw(send, msgspec.json.encode(payload), status=status, kind=b"application/json")
-
-
-async def _raw(
-    send: ASGISendCallable,
-    data: bytes,
-    *,
-    status: int = 200,
-    kind: bytes = b"application/octet-stream",
-) -> None:
-    headers = [(b"content-type", kind), (b"content-length", b"%d" % len(data))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data, "more_body": False})
