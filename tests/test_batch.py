@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.cache import ResultCache
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
@@ -295,3 +296,186 @@ async def test_intake_memory_is_flat_in_the_number_of_lines(tmp_path: Path) -> N
     # ~12 KB lines, 10x more of them: memory grows by the key and position only.
     assert per_line < 600, f"{per_line:.0f} bytes per line"
     assert large < 4_000_000, f"{large} bytes for 2000 lines of ~12 KB"
+
+
+async def test_failed_lines_go_live_with_batch_fallback_live(tmp_path: Path) -> None:
+    chunks = [make_chunk(i) for i in range(10)]
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(
+            serve, make_config({"batch_latency": 0.2, "batch_error_rate": 0.3})
+        )
+        llm = llm_config(provider, batch_fallback="live")
+        results, _, _ = await run_stage(provider, chunks, tmp_path, llm=llm)
+        live = provider.stats()
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert listing["stats"]["batches_created"] == 1
+    assert live.successes == 3
+    assert sorted(r.page_index for r in results) == list(range(10))
+    assert {r.source for r in results} == {"llm"}
+
+
+async def test_lines_failing_every_round_keep_the_crawled_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_stage, "BATCH_ROUNDS", 1)
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(
+            serve, make_config({"batch_latency": 0.2, "batch_error_rate": 0.5})
+        )
+        results, _, _ = await run_stage(provider, [make_chunk(i) for i in range(4)], tmp_path)
+        nursery.cancel_scope.cancel()
+    kept = [r for r in results if r.source == "fallback"]
+    assert len(results) == 4
+    assert len(kept) == 2
+    assert all("failed 1 times" in (r.warning or "") and r.llm_failed for r in kept)
+
+
+async def test_an_expired_batch_sends_its_unfinished_half_again(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(
+            serve, make_config({"batch_latency": 0.2, "batch_expire_first": 1})
+        )
+        results, _, _ = await run_stage(provider, [make_chunk(i) for i in range(6)], tmp_path)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert [b["status"] for b in listing["batches"]] == ["expired", "completed"]
+    assert [b["request_counts"]["total"] for b in listing["batches"]] == [6, 3]
+    assert {r.source for r in results} == {"llm"}
+
+
+async def test_a_rejected_batch_keeps_the_crawled_text_of_the_named_lines(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(serve, make_config({"models": ["fake-model"]}))
+        llm = llm_config(provider, model="other-model")
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(
+                provider, [make_chunk(i) for i in range(2)], tmp_path, llm=llm
+            )
+        nursery.cancel_scope.cancel()
+    assert {r.source for r in results} == {"fallback"}
+    errors = [e["message"] for e in logs if e["event"] == "error"]
+    assert len(errors) == 1
+    assert "line 1 (https://docs.example/page/0, part 1)" in errors[0]
+    assert "other-model" in errors[0]
+    assert "(and 1 more line(s))" in errors[0]
+
+
+async def test_an_upload_whose_batch_was_never_created_is_created_on_resume(
+    tmp_path: Path,
+) -> None:
+    """Killed between the upload and ``POST /v1/batches``: the next run creates that batch."""
+    chunks = [make_chunk(i) for i in range(3)]
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(serve, make_config({"batch_latency": 0.2}))
+        llm = llm_config(provider)
+        store = BatchStore(tmp_path / "cache")
+        client = ChatClient(
+            llm=llm,
+            parallel=ParallelConfig(),
+            api_key=None,
+            limiter=AdaptiveRateLimiter(max_concurrent=1),
+            breaker=CircuitBreaker(),
+        )
+        async with client:
+            work = WorkDir(tmp_path / "cache")
+            processor = ChunkProcessor(client=client, cache=ResultCache.disabled(), llm=llm)
+            send, _recv = trio.open_memory_channel[ChunkResult](10)
+            api = batch_stage.BatchApi(client.http(), base_url=llm.base_url, timeout=10)
+            job = batch_stage.BatchJob(
+                processor=processor, send=send, api=api, store=store, work=work, workers=1
+            )
+            for chunk in chunks:
+                await job.add(chunk, ResultCache.key_for(chunk, llm))
+            assert job._input is not None
+            current = job._input
+            current.commit()
+            uploaded = await api.upload(current.path)
+            store.save(
+                batch_stage.BatchRecord(
+                    local_id=current.local_id,
+                    base_url=api.base_url,
+                    model=llm.model,
+                    input_file_id=uploaded.id,
+                    lines=current.lines,
+                    created_at=1.0,
+                )
+            )
+            work.close()
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(provider, chunks, tmp_path, llm=llm)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert listing["stats"]["files_uploaded"] == 1  # not uploaded again
+    assert listing["stats"]["batches_created"] == 1
+    assert {r.source for r in results} == {"llm"}
+    assert [e["batch_id"] for e in logs if e["event"] == "batch_resumed"] == [None]
+    assert store.load_all() == []
+
+
+async def test_a_stored_batch_the_provider_does_not_know_is_sent_again(tmp_path: Path) -> None:
+    chunk = make_chunk(0)
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(serve, make_config({"batch_latency": 0.2}))
+        llm = llm_config(provider)
+        store = BatchStore(tmp_path / "cache")
+        key = ResultCache.key_for(chunk, llm)
+        keys = store.open_keys("gone")
+        keys.write(key + "\n")
+        store.commit_keys("gone", keys)
+        record = batch_stage.BatchRecord(
+            local_id="gone",
+            base_url=provider.base_url,
+            model=llm.model,
+            input_file_id="file-old",
+            batch_id="batch_forgotten",
+            lines=1,
+            created_at=1.0,
+        )
+        store.save(record)
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(provider, [chunk], tmp_path, llm=llm)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert [r.source for r in results] == ["llm"]
+    assert listing["stats"]["batches_created"] == 1
+    assert any("batch_forgotten" in e.get("message", "") for e in logs if e["event"] == "warning")
+
+
+def test_dry_run_batch_price_is_half_the_live_price() -> None:
+    from crawl4ai_llm_docs.config import AppConfig
+    from crawl4ai_llm_docs.estimate import Estimate
+
+    prices = {"input_price_per_mtok": 1.0, "output_price_per_mtok": 4.0}
+    live = Estimate(msgspec.convert({"llm": prices}, AppConfig))
+    batch = Estimate(msgspec.convert({"llm": {**prices, "mode": "batch"}}, AppConfig))
+    for estimate in (live, batch):
+        estimate.add_page([make_chunk(0)])
+    live_cost = live.cost()
+    assert live_cost is not None
+    text = batch.render(1)
+    assert f"~${live_cost / 2:.4f} with the Batch API (50% of ~${live_cost:.4f} live)" in text
+    assert "within 24 h" in text
+    unpriced = Estimate(msgspec.convert({"llm": {"mode": "batch"}}, AppConfig))
+    assert "unknown" in unpriced.render(0)
+
+
+async def test_cancelled_while_polling_says_how_to_collect_and_keeps_the_record(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(serve, make_config({"batch_latency": 30.0}))
+        with capture_logs() as logs, trio.move_on_after(1.5):
+            await run_stage(provider, [make_chunk(0)], tmp_path)
+        nursery.cancel_scope.cancel()
+    hints = [e["message"] for e in logs if "keep running at the provider" in e.get("message", "")]
+    assert len(hints) == 1
+    assert "batch_fake" in hints[0]
+    assert "Run the same command again" in hints[0]
+    records = BatchStore(tmp_path / "cache").load_all()
+    assert len(records) == 1
+    assert records[0].batch_id is not None
+    # The work directory (chunk spool, JSONL) is gone; the keys file stays with the record.
+    assert not list((tmp_path / "cache" / "spool").glob("spool-*"))
