@@ -479,3 +479,35 @@ async def test_cancelled_while_polling_says_how_to_collect_and_keeps_the_record(
     assert records[0].batch_id is not None
     # The work directory (chunk spool, JSONL) is gone; the keys file stays with the record.
     assert not list((tmp_path / "cache" / "spool").glob("spool-*"))
+
+
+def test_batch_events_feed_the_metrics_and_the_live_view() -> None:
+    from rich.console import Console
+
+    from crawl4ai_llm_docs.observe.live import plain_line, render
+    from crawl4ai_llm_docs.observe.metrics import RunMetrics
+
+    metrics = RunMetrics(clock=lambda: 0.0)
+    metrics.observe(
+        {
+            "event": "batch_progress",
+            "batch_id": "batch_7",
+            "status": "in_progress",
+            "completed": 3,
+            "failed": 1,
+            "total": 9,
+            "elapsed_s": 12.0,
+        }
+    )
+    for _ in range(2):
+        metrics.observe(
+            {"event": "batch_result", "prompt_tokens": 100, "completion_tokens": 40, "url": "u"}
+        )
+    snap = metrics.snapshot()
+    assert snap.batch == "batch_7 in_progress 3/9 done, 1 failed"
+    assert snap.chunks_done == 2
+    assert (snap.prompt_tokens, snap.completion_tokens) == (200, 80)
+    assert "batch batch_7 in_progress 3/9 done, 1 failed" in plain_line(snap)
+    console = Console(record=True, width=160, color_system=None)
+    console.print(render(snap))
+    assert "batch batch_7 in_progress" in console.export_text()
