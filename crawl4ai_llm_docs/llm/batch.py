@@ -264,6 +264,9 @@ class BatchJob:
             else:
                 self.answers.reasons[key] = f"unfinished when batch {batch.id} ended {batch.status}"
                 retry.append(key)
+                if batch.status == "failed":
+                    # A rejection may hold for every line (a quota, a bad model): one more try.
+                    self._attempts[key] = max(self._attempts.get(key, 1), BATCH_ROUNDS - 1)
         # Every answer is cached (or downstream): the record has done its job.
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._store.remove, local_id)
@@ -283,7 +286,7 @@ class BatchJob:
             await self._live(keys, split=False)
             return
         self._round += 1
-        for key in keys:
+        for key in dict.fromkeys(keys):  # a custom_id must be unique within a batch
             attempts = self._attempts.get(key, 1) + 1
             if attempts > BATCH_ROUNDS:
                 reason = self.answers.reasons.get(key, "failed")

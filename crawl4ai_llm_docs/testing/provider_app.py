@@ -1,7 +1,8 @@
 """The fake provider's ASGI app: routing and the chat-completions decision chain.
 
 Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /_stats`, `POST /_reset`,
-`GET|POST /_control`. A chat request goes through, in order: API key, body, model, context
+`GET|POST /_control`, and the Batch API's `/v1/files*`, `/v1/batches*` and `/_batches`
+(`provider_batch`). A chat request goes through, in order: API key, body, model, context
 limit, quota, rate limits, then at most one injected fault, then latency and the answer.
 Counters and live config live in `provider_state`.
 """
