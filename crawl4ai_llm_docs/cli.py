@@ -56,7 +56,11 @@ app = App(
 )
 config_app = App(name="config", help="Show, create or locate configuration files.")
 app.command(config_app)
-app.command("crawl4ai_llm_docs.cli_batch:batch_app", name="batch")
+app.command(
+    "crawl4ai_llm_docs.cli_batch:batch_app",
+    name="batch",
+    help="List or cancel the Batch API batches stored by runs with --batch.",
+)
 
 ConfigFile = Annotated[
     Path | None,

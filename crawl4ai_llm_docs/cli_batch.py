@@ -24,6 +24,7 @@ from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore
 batch_app = App(
     name="batch",
     help="List or cancel the Batch API batches stored by runs with --batch.",
+    help_epilogue="Exit codes: 0 done; 1 a batch could not be cancelled; 2 usage or config error.",
 )
 
 
@@ -152,10 +153,7 @@ async def status(*, config: ConfigOption = None) -> int:
 
 @batch_app.command(name="cancel")
 async def cancel(
-    batch_ids: Annotated[
-        list[str] | None, Parameter(help="Batch ids (as `batch status` shows them).")
-    ] = None,
-    *,
+    *batch_ids: Annotated[str, Parameter(help="Batch ids, as `batch status` shows them.")],
     all_batches: Annotated[
         bool, Parameter(name="--all", negative="", help="Cancel every stored batch.")
     ] = False,
@@ -167,4 +165,4 @@ async def cancel(
             "Name the batches to cancel (see `crawl4ai-llm-docs batch status`), or use --all."
         )
     loaded = load_config(config_file=config)
-    return await _cancel(loaded.config, list(batch_ids or []), all_batches)
+    return await _cancel(loaded.config, list(batch_ids), all_batches)
