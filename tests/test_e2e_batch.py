@@ -80,6 +80,8 @@ def test_batch_28_pages_one_batch_no_live_requests(tmp_path: Path) -> None:
     # The batch was collected: no record is left behind to be polled again.
     assert list(batch_dir(setup).glob("*.json")) == []
     assert "in_progress" in result.stderr  # progress while polling
+    assert "Batch API:" in result.stderr
+    assert "completed 28/28 done, 0 failed" in result.stderr
     # Every event decodes strictly (the JSON contract), and the batch's life is in the log.
     events = [decode_event(line) for line in log_file.read_bytes().splitlines()]
     assert not [e for e in events if isinstance(e, Error)]

@@ -63,6 +63,8 @@ def _rows(
         ),
         ("Peak memory", f"{s.peak_rss_mb:.0f} MB"),
     ]
+    if s.batch:
+        rows.append(("Batch API", f"last batch {s.batch}"))
     if s.rate_limit_waits:
         rows.append(("Rate-limit waits", f"{s.rate_limit_waits} ({s.rate_limit_wait_s:.1f} s)"))
     if s.fallbacks:
