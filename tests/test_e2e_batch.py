@@ -26,6 +26,7 @@ from crawl4ai_llm_docs.observe.events import (
     RunFinished,
     decode_event,
 )
+from crawl4ai_llm_docs.testing.site import SiteConfig
 
 pytestmark = pytest.mark.slow
 
@@ -264,3 +265,30 @@ def test_batch_cancel_then_the_same_command_sends_the_rest(tmp_path: Path) -> No
     assert seen["batches"][1]["request_counts"]["total"] == 8 - done
     assert result.code == 0, result
     assert_all_cleaned(setup)
+
+
+def test_batch_output_is_the_same_as_live_output_with_many_chunks(tmp_path: Path) -> None:
+    site = SiteConfig(pages=5, sections=8, paragraphs=6)
+    env_extra = {
+        "CRAWL4AI_LLM_DOCS_LLM__CHUNK_MAX_TOKENS": "300",
+        "CRAWL4AI_LLM_DOCS_LLM__CHUNK_MIN_TOKENS": "100",
+        **FAST_POLL,
+    }
+    with running(tmp_path, site=site, provider={"batch_latency": 0.3}) as setup:
+        env = {**setup.env, **env_extra}
+        live_out, batch_out = tmp_path / "live" / "docs.md", tmp_path / "batch" / "docs.md"
+        live = setup.run(*setup.args("--no-cache", output=live_out), env=env)
+        live_requests = setup.provider.stats().requests
+        batch = setup.run(*setup.args("--no-cache", "--batch", output=batch_out), env=env)
+        seen = batches(setup)
+    assert live.code == 0, live
+    assert batch.code == 0, batch
+    assert live_requests > 5  # several chunks per page
+    assert [b["request_counts"]["total"] for b in seen["batches"]] == [live_requests]
+
+    def stable(path: Path) -> str:
+        return "\n".join(
+            line for line in path.read_text().splitlines() if not line.startswith("Generated")
+        )
+
+    assert stable(batch_out) == stable(live_out)
