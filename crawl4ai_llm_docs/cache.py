@@ -160,6 +160,14 @@ class ResultCache:
         # A JSON array: unambiguous where plain concatenation of the parts would not be.
         return hashlib.sha256(_encoder.encode(parts)).hexdigest()
 
+    def has(self, key: str) -> bool:
+        """Whether an entry for ``key`` exists (blocking; not counted in ``stats``)."""
+        return (
+            self.directory is not None
+            and _KEY.match(key) is not None
+            and self.path_for(key).is_file()
+        )
+
     def path_for(self, key: str) -> Path:
         if self.directory is None:
             raise RuntimeError("the cache is disabled")

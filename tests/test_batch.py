@@ -511,3 +511,26 @@ def test_batch_events_feed_the_metrics_and_the_live_view() -> None:
     console = Console(record=True, width=160, color_system=None)
     console.print(render(snap))
     assert "batch batch_7 in_progress" in console.export_text()
+
+
+async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected(
+    tmp_path: Path,
+) -> None:
+    """One page in two URL lists: neither run may drop the other's paid answers."""
+    first, second = make_chunk(0), make_chunk(1)
+    store = BatchStore(tmp_path / "cache")
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(serve, make_config({"batch_latency": 1.0}))
+        with trio.move_on_after(0.5):  # interrupted while its batch runs
+            await run_stage(provider, [first, second], tmp_path)
+        assert len(store.load_all()) == 1
+        only_first, _, _ = await run_stage(provider, [first], tmp_path)
+        kept = store.load_all()
+        only_second, _, _ = await run_stage(provider, [second], tmp_path)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert [r.source for r in only_first] == ["llm"]
+    assert len(kept) == 1  # the second chunk's answer was still only at the provider
+    assert [r.source for r in only_second] == ["llm"]
+    assert store.load_all() == []
+    assert listing["stats"]["batches_created"] == 1

@@ -243,6 +243,7 @@ class BatchJob:
     async def _harvest(
         self, record: BatchRecord, batch: Batch, retry: list[str], split: list[str]
     ) -> None:
+        self.answers.foreign = 0
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
                 await self.answers.read(self._api, file_id, retry, split)
@@ -267,9 +268,16 @@ class BatchJob:
                 if batch.status == "failed":
                     # A rejection may hold for every line (a quota, a bad model): one more try.
                     self._attempts[key] = max(self._attempts.get(key, 1), BATCH_ROUNDS - 1)
-        # Every answer is cached (or downstream): the record has done its job.
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self._store.remove, local_id)
+        if self.answers.foreign:
+            log.info(
+                "warning",
+                message=f"Batch {batch.id} also answered {self.answers.foreign} chunk(s) of "
+                "another URL list; it stays stored until that command runs again.",
+            )
+        else:
+            # Every answer is cached (or downstream): the record has done its job.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._store.remove, local_id)
         self.active.pop(local_id, None)
         log.info(
             "batch_finished",

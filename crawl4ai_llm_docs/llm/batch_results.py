@@ -42,6 +42,7 @@ class Answers:
         self._store = store
         self.waiting: dict[str, list[ChunkRef]] = {}  # cache key -> chunks awaiting its answer
         self.reasons: dict[str, str] = {}  # key -> why its last send failed
+        self.foreign = 0  # answers read for chunks this run does not have, not cached
 
     async def read(self, api: BatchApi, file_id: str, retry: list[str], split: list[str]) -> None:
         target = self._work.path / f"{file_id}.jsonl"
@@ -60,7 +61,11 @@ class Answers:
             return
         key = line.custom_id
         if key not in self.waiting:
-            return  # another run's chunk, or already answered
+            # Another run's chunk (one page in two URL lists): unless its answer is cached,
+            # the batch must stay stored for that run to collect.
+            if not await trio.to_thread.run_sync(self._processor.cache.has, key):
+                self.foreign += 1
+            return
         response = line.response
         outcome: Completion | Decision
         if response is not None and response.status_code == 200:

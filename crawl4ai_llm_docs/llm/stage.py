@@ -57,6 +57,10 @@ class ChunkProcessor:
     def llm(self) -> LLMConfig:
         return self._llm
 
+    @property
+    def cache(self) -> ResultCache:
+        return self._cache
+
     async def lookup(self, chunk: Chunk) -> tuple[str, ChunkResult | None]:
         """The chunk's cache key, and its cached result when there is one."""
         key = ResultCache.key_for(chunk, self._llm)
