@@ -158,15 +158,20 @@ class BatchJob:
         await trio.to_thread.run_sync(self._store.save, record)
         self.active[record.local_id] = record
         await trio.to_thread.run_sync(current.path.unlink)
-        await self._create(record)
+        await self._create(record, fresh=True)
 
-    async def _create(self, record: BatchRecord) -> BatchRecord:
-        """``POST /v1/batches`` for an uploaded file, unless an earlier attempt already did."""
+    async def _create(self, record: BatchRecord, *, fresh: bool = False) -> BatchRecord:
+        """``POST /v1/batches`` for an uploaded file, unless an earlier attempt already did.
+
+        ``fresh``: the file was uploaded just now by this run, so no batch can exist yet and
+        the provider's batch list need not be searched before the first attempt.
+        """
         batch: Batch | None = None
         for attempt in range(1, self._llm.max_retries + 2):
-            batch = await self._api.find_by_input(record.input_file_id)
-            if batch is not None:
-                break
+            if not (fresh and attempt == 1):
+                batch = await self._api.find_by_input(record.input_file_id)
+                if batch is not None:
+                    break
             try:
                 batch = await self._api.create(
                     record.input_file_id, {"crawl4ai_llm_docs": record.local_id}
