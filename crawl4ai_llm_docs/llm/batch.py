@@ -338,6 +338,12 @@ class BatchJob:
             raise fatal[0]
 
 
+def _hint(job: BatchJob) -> None:
+    running = [r.batch_id for r in job.active.values() if r.batch_id is not None]
+    if running:
+        log.warning("warning", message=collect_hint(running))
+
+
 async def run(
     receive: trio.MemoryReceiveChannel[Chunk],
     send: trio.MemorySendChannel[ChunkResult],
@@ -386,14 +392,14 @@ async def run(
             await job.submit()
             await job.collect(initial=llm.batch_poll_initial_s, maximum=llm.batch_poll_max_s)
         except ProviderFatalError as exc:
+            _hint(job)
             on_fatal(exc)
         except BatchApiError as exc:
             log.error("error", message=f"Batch mode stopped: {exc}")
+            _hint(job)
             on_fatal(ProviderFatalError(f"batch mode stopped: {exc}"))
         except trio.Cancelled:
-            running = [r.batch_id for r in job.active.values() if r.batch_id is not None]
-            if running:
-                log.warning("warning", message=collect_hint(running))
+            _hint(job)
             raise
         finally:
             with trio.CancelScope(shield=True):

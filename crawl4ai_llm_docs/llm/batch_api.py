@@ -286,26 +286,40 @@ class BatchApi:
         return None
 
     async def download(self, file_id: str, target: Path) -> None:
-        """``GET /files/{id}/content`` streamed into ``target`` (memory flat in its size)."""
-        url = f"{self.base_url}/files/{file_id}/content"
+        """``GET /files/{id}/content`` streamed into ``target`` (memory flat in its size).
+
+        A transfer may take long, but never ``timeout`` seconds without a byte arriving.
+        """
+        what = f"GET /v1/files/{file_id}/content"
         for attempt in range(1, self._retries + 2):
-            try:
-                async with self._http.stream("GET", url) as response:
-                    if response.status_code != 200:
-                        body = self._scrub(await response.aread())
-                        decision = classify(response.status_code, body, response.headers)
-                        if decision.action is not Action.RETRY or attempt > self._retries:
-                            raise BatchApiError(
-                                f"GET /v1/files/{file_id}/content: {decision.reason}"
-                            )
-                    else:
-                        async with await trio.open_file(target, "wb") as handle:
-                            async for data in response.aiter_bytes(_CHUNK):
-                                await handle.write(data)
+            reason = "no data"
+            with trio.CancelScope(deadline=trio.current_time() + self._timeout) as idle:
+                try:
+                    if await self._download_once(file_id, target, idle, what):
                         return
-            except httpx.TransportError as exc:
-                if attempt > self._retries:
-                    raise BatchApiError(
-                        f"GET /v1/files/{file_id}/content: {type(exc).__name__}"
-                    ) from None
+                except httpx.TransportError as exc:
+                    reason = type(exc).__name__
+            if idle.cancelled_caught:
+                reason = f"no data for {self._timeout:g} s"
+            if attempt > self._retries:
+                raise BatchApiError(f"{what}: {reason} after {attempt} attempts", transient=True)
+            log.info("retry", url=what, reason=reason, delay_s=0.0, attempt=attempt)
             await trio.sleep(backoff_delay(attempt, self._rng))
+
+    async def _download_once(
+        self, file_id: str, target: Path, idle: trio.CancelScope, what: str
+    ) -> bool:
+        """One attempt; True when the whole file arrived, False for a transient failure."""
+        url = f"{self.base_url}/files/{file_id}/content"
+        async with self._http.stream("GET", url) as response:
+            if response.status_code != 200:
+                body = self._scrub(await response.aread())
+                decision = classify(response.status_code, body, response.headers)
+                if decision.action is not Action.RETRY:
+                    raise BatchApiError(f"{what}: {decision.reason}")
+                return False
+            async with await trio.open_file(target, "wb") as handle:
+                async for data in response.aiter_bytes(_CHUNK):
+                    idle.deadline = trio.current_time() + self._timeout
+                    await handle.write(data)
+        return True
