@@ -56,7 +56,7 @@ class Answers:
     async def line(self, raw: bytes, retry: list[str], split: list[str]) -> None:
         try:
             line = output_line_decoder.decode(raw)
-        except Exception:
+        except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("warning", message=f"ignored an unreadable batch result line: {raw[:80]!r}")
             return
         key = line.custom_id
@@ -112,7 +112,7 @@ class Answers:
         log.error(
             "error",
             message=f"The provider rejected batch {batch.id}: {described[0]}{more}. "
-            "Those chunks keep their crawled text; the other lines are sent again.",
+            "Those chunks keep their crawled text; any other lines are sent again.",
         )
 
     async def chunk(self, key: str) -> Chunk:
