@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 
 from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.llm.chunking import reassemble
+from crawl4ai_llm_docs.llm.reassemble import reassemble
 from crawl4ai_llm_docs.models import ChunkResult, Document, Page
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 

@@ -43,9 +43,10 @@ from crawl4ai_llm_docs.errors import (
 from crawl4ai_llm_docs.estimate import Estimate
 from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.chunking import preload_encoder, split_page
+from crawl4ai_llm_docs.llm.chunking import split_page
 from crawl4ai_llm_docs.llm.client import ChatClient
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
+from crawl4ai_llm_docs.llm.tokens import preload_encoder
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.live import run_live_view
 from crawl4ai_llm_docs.observe.logging import configure_logging
