@@ -124,7 +124,7 @@ async def run(
 
     Concurrency on the wire is bounded by the rate limiter's CapacityLimiter, not by the
     worker count; workers only keep that many chunks in hand. A fatal provider error is handed
-    to ``on_fatal`` (the pipeline cancels the run's scope) instead of crashing the nursery.
+    to ``on_fatal`` (the wiring stops the upstream stages and the run) instead of crashing the nursery.
     """
 
     async def worker(
