@@ -61,7 +61,11 @@ def llm_concurrency(par: ParallelConfig) -> int:
 
 
 class Stages:
-    """The wiring: which stage runs, fed by which channel. ``Run.execute`` calls it once."""
+    """The wiring: which stage runs, fed by which channel. ``Run.execute`` calls it once.
+
+    Two seams are one line each: the source (``source = ...`` below; a source also gets
+    every crawled page back) and the LLM stage (``_llm_stage``).
+    """
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -82,6 +86,7 @@ class Stages:
         chunk_send, chunk_recv = trio.open_memory_channel[Chunk](CHANNEL_SIZE)
         result_send, result_recv = trio.open_memory_channel[ChunkResult](CHANNEL_SIZE)
 
+        # Which source: the URL file's entries.
         source = functools.partial(url_file.run, crawled_recv, url_send, entries=run.entries)
         crawl = functools.partial(
             crawl_stage.run,
