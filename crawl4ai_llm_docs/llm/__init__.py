@@ -7,6 +7,9 @@
   stops the run for good after repeated failed probes or a fatal error.
 - `connect`: builds the limiter, breaker, pooled `ChatClient` and result cache of one run.
 - `stage`: the live LLM stage, workers sending chunks as fast as the limiter admits.
+- `batch`: the other LLM stage, through the provider's Batch API (`--batch`); with
+  `batch_api` (Files/Batches calls), `batch_store` (batch ids kept in the cache directory),
+  `batch_files` (chunk spool, streamed JSONL) and `batch_results` (answers back to chunks).
 - `tokens`, `markdown_blocks`, `chunking`, `reassemble`: token counting, Markdown block
   structure, splitting pages and chunks to a token budget, and putting results back together.
 """
