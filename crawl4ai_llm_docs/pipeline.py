@@ -52,6 +52,7 @@ from crawl4ai_llm_docs.observe.logging import configure_logging
 from crawl4ai_llm_docs.observe.metrics import RunMetrics, log_metrics, report_metrics
 from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
 from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.page_state import PageStateStore
 from crawl4ai_llm_docs.paths import check_output_locations, output_paths
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.urls import read_url_file
@@ -116,6 +117,10 @@ class Run:
         pool = par.max_connections_per_host if par.enable_session_pooling else 100
         self.llm_limit = min(par.effective_max_concurrent_requests, pool)
         self.cache = ResultCache.disabled()
+        self.page_states = PageStateStore(
+            config.cache_directory() if config.output.cache else None,
+            conditional=config.crawl.refresh == "changed",
+        )
 
     # ------------------------------------------------------------ stages
 
@@ -253,7 +258,12 @@ class Run:
         url_send, url_recv = trio.open_memory_channel[UrlEntry](CHANNEL_SIZE)
         page_send, page_recv = trio.open_memory_channel[Page](CHANNEL_SIZE)
         crawl = functools.partial(
-            crawl_stage.run, url_recv, page_send, config=self.crawl_config, cache_dir=cache_dir
+            crawl_stage.run,
+            url_recv,
+            page_send,
+            config=self.crawl_config,
+            cache_dir=cache_dir,
+            page_states=self.page_states,
         )
         if self.options.no_llm or self.options.dry_run:
             async with trio.open_nursery() as nursery:
@@ -381,12 +391,22 @@ class Run:
             )  # input order
             if not self.options.dry_run:
                 outputs = await self._write_outputs(spool, failures)
+                await self._note_removed_pages()
             # A run shorter than the progress interval was never sampled.
             await self.metrics.refresh_memory()
             # Still under the signal watcher: a second Ctrl-C here exits at once, cleanly.
             exit_code = await self._finish(collector, outputs, failures)
             outer.cancel_scope.cancel()
         return exit_code
+
+    async def _note_removed_pages(self) -> None:
+        """Count the pages the last run of this output had and this one has not, then
+        remember this run's list for the next."""
+        markdown_path, _, _ = output_paths(self.options, self.config)
+        urls = [entry.url for entry in self.entries]
+        removed = await self.page_states.removed_since_last_run(markdown_path, urls)
+        self.metrics.set_removed(len(removed))
+        await self.page_states.record_output(markdown_path, urls)
 
     def _unfinished(self, collector: Collector) -> list[tuple[str, str]]:
         """Every URL without a document: not reached, or cut off mid-way by the stop.
