@@ -18,7 +18,11 @@ from .headers import RateLimitInfo
 if TYPE_CHECKING:
     from .ratelimit import AdaptiveRateLimiter
 
-WaitReason = Literal["concurrency", "requests", "tokens", "retry_after", "static_rpm", "static_tpm"]
+WaitReason = Literal[
+    "concurrency", "requests", "tokens", "retry_after", "static_rpm", "static_tpm", "probe"
+]
+"""Why a request waited; "probe" is the spacing of sends while a silent provider's rate is
+unknown (see `pacing`)."""
 FailureKind = Literal["timeout", "connection", "overload"]
 VerdictKind = Literal[
     "ok", "rate_limited", "overloaded", "quota_exhausted", "server_error", "client_error"
@@ -66,6 +70,11 @@ class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     waits: int
     wait_s_total: float
     rate_limited: int
+    # Per-minute headers read as a rate: the burst sends may use beyond it (None: not paced).
+    paced_rate_per_s: float | None = None
+    paced_burst: float | None = None
+    enforcement_window_s: float | None = None  # shown by a 429 shorter than the minute
+    learned_rate_per_s: float | None = None  # a silent provider's rate, learned from 429s
 
 
 class Permit:
@@ -80,6 +89,7 @@ class Permit:
         self.verdict: Verdict | None = None
         self.failure: FailureKind | None = None
         self.usage: int | None = None
+        self.pace_debt: float | None = None  # how much of the learned burst its send used
         self.done = False
 
     def observe(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Verdict:

@@ -14,11 +14,10 @@ It sends requests as fast as the provider allows and never faster:
   smooth spacing with a small burst, and never more than the cap in any 60 s.
 - Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
   backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
-- Learned rate, for providers that advertise no budgets at all: their bucket was empty when
-  each burst of 429s began, so the requests it accepted between two bursts, over the time
-  between them, is its refill rate. Requests are then spaced at that rate less the reserve
-  (and it creeps up with every success, to heal an underestimate), so the 429s stop instead
-  of recurring after every pause.
+- Learned pacing (`pacing.Pacer`): per-minute headers read as a rate with a learned burst,
+  where they describe a per-minute view rather than the bucket that enforces; and, for
+  providers that advertise nothing, the rate measured between 429s.
+- Waits shorter than 10 ms are counted in the snapshot but not reported to `on_wait`.
 
 `adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.
 Nothing polls: a waiter sleeps until a deadline computed from the state, or until a response
@@ -59,9 +58,9 @@ from collections.abc import Callable, Mapping
 import trio
 
 from .buckets import EPS as _EPS
-from .buckets import MINUTE as _MINUTE
 from .buckets import Bucket, StaticCap
 from .headers import parse_rate_limit, retry_delay_from_body
+from .pacing import Pacer
 from .permits import (
     FailureKind,
     LimiterSnapshot,
@@ -77,9 +76,7 @@ __all__ = ["AdaptiveRateLimiter", "LimiterSnapshot", "Permit", "Verdict", "WaitE
 
 _JITTER_S = 0.05  # spread released waiters so they do not hit the provider in one burst
 _BACKOFF_S = (1.0, 60.0)  # first and largest pause after a 429 that names no delay
-# A learned rate grows this much with every accepted request (+10 % in about 50), so an
-# underestimate heals; an overestimate shows as the next 429 burst, about 1 in 50 requests.
-_LEARNED_GROWTH = 0.002
+_EVENT_MIN_WAIT_S = 0.01  # shorter waits are scheduling noise, not a `rate_limit` event
 
 
 class AdaptiveRateLimiter:
@@ -132,9 +129,7 @@ class AdaptiveRateLimiter:
         self._rpm = StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
         self._tpm = StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
-        self._learned: StaticCap | None = None  # the request rate learned from 429s
-        self._mark: tuple[int, float] | None = None  # (seq, sent_at) of a burst's first 429
-        self._refused_since_mark = 0  # 429s to requests sent after the mark
+        self._pacer = Pacer(self._reserve)  # per-minute headers as a rate; silent providers
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
@@ -186,6 +181,7 @@ class AdaptiveRateLimiter:
             waits=self._waits,
             wait_s_total=self._wait_s,
             rate_limited=self._rate_limited,
+            **self._pacer.describe(),
         )
 
     # --- admission ---------------------------------------------------------------------------
@@ -234,8 +230,8 @@ class AdaptiveRateLimiter:
             plans.append((math.inf, "concurrency", None))  # woken when a request finishes
         if self._rpm is not None:
             plans.append((self._rpm.wait_s(now, 1), "static_rpm", self._rpm.bucket))
-        if self._learned is not None:
-            plans.append((self._learned.wait_s(now, 1), "requests", self._learned.bucket))
+        if self.adaptive:
+            plans.extend(self._pacer.plan(now))
         if self._tpm is not None and tokens:
             plans.append((self._tpm.wait_s(now, tokens), "static_tpm", self._tpm.bucket))
         if self.adaptive:
@@ -262,8 +258,8 @@ class AdaptiveRateLimiter:
         taken["tokens"] = self._tokens.take(now, tokens, self._seq)
         if self._rpm is not None:
             taken["static_rpm"] = self._rpm.take(now, 1)
-        if self._learned is not None:
-            self._learned.take(now, 1)
+        if self.adaptive:
+            self._pacer.dispatched(permit, now)
         if self._tpm is not None:
             taken["static_tpm"] = self._tpm.take(now, tokens)
         self._in_flight += 1
@@ -280,7 +276,7 @@ class AdaptiveRateLimiter:
     ) -> None:
         self._waits += 1
         self._wait_s += wait_s
-        if self._on_wait is not None:
+        if self._on_wait is not None and wait_s >= _EVENT_MIN_WAIT_S:
             self._on_wait(
                 WaitEvent(
                     reason=reason,
@@ -310,17 +306,22 @@ class AdaptiveRateLimiter:
                 self._tokens.refund(now, permit.entries["tokens"], permit.estimated_tokens)
             self._requests.reconcile(info.requests, now, permit.seq)
             self._tokens.reconcile(info.tokens, now, permit.seq)
-            if self._requests.level is not None or self._tokens.level is not None:
-                self._learned = None  # advertised budgets are better than a guess
         self._learning = False
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
             retry_after = retry_delay_from_body(body)
         pause = 0.0
-        if kind == "rate_limited":
-            self._learn_rate(permit)  # before _back_off marks this burst as seen
-        elif kind == "ok" and self._learned is not None:
-            self._learned.raise_rate(_LEARNED_GROWTH * self._learned.per_minute)
+        if self.adaptive:  # before _back_off marks this burst as seen
+            self._pacer.answered(
+                permit,
+                kind,
+                info,
+                retry_after,
+                now,
+                self._requests,
+                self._tokens,
+                self._reacted_seq,
+            )
         if kind in ("rate_limited", "overloaded"):
             self._rate_limited += 1
             pause = self._back_off(permit, now, retry_after)
@@ -353,28 +354,6 @@ class AdaptiveRateLimiter:
         if self.adaptive and surplus < 0:
             self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
-
-    def _learn_rate(self, permit: Permit) -> None:
-        """Space requests at the rate a silent provider accepted them between 429 bursts.
-
-        Counted by send time, as the provider's bucket saw them: the sends between the first
-        429s of two bursts, less those refused, over the time between those two sends.
-        """
-        advertised = self._requests.level is not None or self._tokens.level is not None
-        if not self.adaptive or advertised:
-            return  # the advertised budgets model the provider already
-        seq0, sent0 = self._mark or (0, math.nan)
-        if permit.seq <= self._reacted_seq or permit.seq <= seq0:
-            self._refused_since_mark += permit.seq > seq0  # an echo of a burst already seen
-            return
-        if self._mark is not None:
-            accepted = permit.seq - seq0 - 1 - self._refused_since_mark
-            if accepted <= 0 or permit.sent_at <= sent0:
-                self._refused_since_mark += 1  # none got through: measure a longer span
-                return
-            rate = accepted / (permit.sent_at - sent0) * (1.0 - self._reserve)
-            self._learned = StaticCap(rate * _MINUTE, 1.0)
-        self._mark, self._refused_since_mark = (permit.seq, permit.sent_at), 0
 
     def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
         """Pause every worker; halve concurrency once per burst of rate-limit answers."""
