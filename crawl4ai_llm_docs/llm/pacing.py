@@ -10,8 +10,8 @@
   headers said there was room, shows the same thing for headers that looked exact: from
   then on they are read as a rate too. Headers that describe the bucket itself (remaining
   never above a burst smaller than the limit) keep the exact model in `buckets.Bucket`.
-- A silent provider (no headers): until its rate is known, consecutive sends are a few
-  milliseconds apart, so a 429 stops the rest of a burst instead of arriving with its
+- A silent provider (no headers): after its first answer and until its rate is known,
+  consecutive sends are 25 ms (or 1.5 x a 429's round trip, at most 0.5 s) apart, so a 429 stops the rest of a burst instead of arriving with its
   siblings. Every worker waits out the first 429's delay (Retry-After or the body's "try
   again in 1s"); the bucket refills meanwhile, and the next refusal comes when that refill
   is spent: the requests accepted between the two refusals, over the time between them, is
@@ -34,6 +34,7 @@ from .permits import Permit, VerdictKind
 PaceReason = Literal["requests", "probe"]
 
 PROBE_GAP_S = 0.025  # between sends while nothing is known about a silent provider's limit
+_MAX_GAP_S = 0.5
 PROBE_SENDS = 64  # ... for at most this many sends (a provider without limits loses ~1.6 s)
 _PER_MINUTE_SHARE = 0.9  # a bucket this close to the limit is a per-minute view, not the bucket
 _BURST_GROWTH = 0.25  # the burst grows by this / burst per success that used it fully
@@ -92,6 +93,8 @@ class Pacer:
         self._refused_since_mark = 0
         self._sends = 0
         self._last_send = -math.inf
+        self._silent = False  # an answer came without budgets (the first wave goes at once)
+        self._gap = PROBE_GAP_S  # grows to the 429s' round trip, so one stops the next send
         self.advertised = False  # headers have shown budgets at some point
 
     def describe(self) -> dict[str, float | None]:
@@ -112,8 +115,8 @@ class Pacer:
             plans.append((self.pace.bucket.wait_s(now, 1, 0.0), "requests", self.pace.bucket))
         if self.learned is not None:
             plans.append((self.learned.wait_s(now, 1), "requests", self.learned.bucket))
-        elif not self.advertised and (self._sends < PROBE_SENDS or self._mark is not None):
-            plans.append((self._last_send + PROBE_GAP_S - now, "probe", None))
+        elif self._silent and (self._sends < PROBE_SENDS or self._mark is not None):
+            plans.append((self._last_send + self._gap - now, "probe", None))
         return plans
 
     def dispatched(self, permit: Permit, now: float) -> None:
@@ -158,6 +161,9 @@ class Pacer:
             elif debt is not None and kind == "ok":
                 self.pace.accepted(now, debt)
         if not self.advertised:
+            self._silent = True
+            if kind == "rate_limited":  # a refusal takes this long to come back
+                self._gap = max(self._gap, min(_MAX_GAP_S, 1.5 * (now - permit.sent_at)))
             self._learn_silent(permit, kind, reacted_seq)
 
     @staticmethod
