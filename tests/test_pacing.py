@@ -300,3 +300,24 @@ def test_static_cap_is_never_exceeded_in_any_60_s() -> None:
     bucket = Bucket(capacity=2.0, rate=1.0)
     bucket.take(0.0, 2)
     assert bucket.wait_s(0.0, 1, 0.0) == pytest.approx(1.0)
+
+
+def test_spacing_is_only_for_providers_that_stay_silent() -> None:
+    from crawl4ai_llm_docs.llm.headers import parse_rate_limit
+    from crawl4ai_llm_docs.llm.pacing import Pacer
+    from crawl4ai_llm_docs.llm.permits import Permit
+
+    pacer = Pacer(0.1)
+    requests, tokens = Bucket(), Bucket()
+    permit = Permit(make_limiter(), 0)
+    assert pacer.plan(0.0) == []  # the first wave goes at once
+    pacer.dispatched(permit, 0.0)
+    requests.take(0.0, 1, 1)  # as the limiter's dispatch does
+    silent = parse_rate_limit({}, now=WALL)
+    pacer.answered(permit, "ok", silent, None, 1.0, requests, tokens, 0)
+    assert [reason for _, reason, _ in pacer.plan(1.0)] == ["probe"]
+    headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "9"}
+    advertised = parse_rate_limit(headers | {"x-ratelimit-reset-requests": "1s"}, now=WALL)
+    requests.reconcile(advertised.requests, 1.0, 1)
+    pacer.answered(permit, "ok", advertised, None, 1.0, requests, tokens, 0)
+    assert pacer.plan(1.0) == []  # budgets advertised: the exact model paces, no probing

@@ -34,8 +34,8 @@ from .permits import Permit, VerdictKind
 PaceReason = Literal["requests", "probe"]
 
 PROBE_GAP_S = 0.025  # between sends while nothing is known about a silent provider's limit
-_MAX_GAP_S = 0.5
-PROBE_SENDS = 64  # ... for at most this many sends (a provider without limits loses ~1.6 s)
+_MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
+PROBE_SENDS = 64  # ... for at most this many sends unless a 429 came (no limit, it seems)
 _PER_MINUTE_SHARE = 0.9  # a bucket this close to the limit is a per-minute view, not the bucket
 _BURST_GROWTH = 0.25  # the burst grows by this / burst per success that used it fully
 _CREEP = 0.002  # a measured rate grows +0.2 % per success (about +10 % in 50 requests)
@@ -115,7 +115,7 @@ class Pacer:
             plans.append((self.pace.bucket.wait_s(now, 1, 0.0), "requests", self.pace.bucket))
         if self.learned is not None:
             plans.append((self.learned.wait_s(now, 1), "requests", self.learned.bucket))
-        elif self._silent and (self._sends < PROBE_SENDS or self._mark is not None):
+        elif self._silent and not self.advertised and (self._sends < PROBE_SENDS or self._mark):
             plans.append((self._last_send + self._gap - now, "probe", None))
         return plans
 
