@@ -5,8 +5,9 @@
   periods (60,000 RPM as 1,000 per second): "59 remaining" while a burst of 8 is refused.
   When the headers look like that (a bucket as large as the limit: a per-minute view), sends
   are spread at `limit / 60` per second plus a burst the provider has really accepted: at
-  first the largest burst already sent and answered, growing slowly on success and cut below
-  the refused one on a 429. A 429 with a Retry-After shorter than the minute, while the
+  first the deepest burst already sent and answered, growing on success (by one per success
+  that used it fully until a first 429, slowly after) and cut below the refused one on a
+  429, never to grow past that again. A 429 with a Retry-After shorter than the minute, while the
   headers said there was room, shows the same thing for headers that looked exact: from
   then on they are read as a rate too. Headers that describe the bucket itself (remaining
   never above a burst smaller than the limit) keep the exact model in `buckets.Bucket`.
@@ -71,7 +72,14 @@ class Pace:
         self.bucket.level, self.bucket.at = burst - debt, now
 
     def accepted(self, now: float, debt: float) -> None:
-        if debt >= self.burst - 0.5:  # the burst was used to the full and it was enough
+        """A send that used `debt` of the burst was accepted: grow the burst if it was full.
+
+        Until a first refusal, by one per such success (about doubling per round trip, as
+        TCP's slow start); after it, slowly (+1 per `burst / _BURST_GROWTH` successes).
+        """
+        if self.ceiling == math.inf and debt >= self.burst - 1.5:
+            self.resize(now, self.burst + 1.0)
+        elif debt >= self.burst - 0.5:
             self.resize(now, self.burst + _BURST_GROWTH / self.burst)
 
     def refused(self, now: float, debt: float) -> None:
