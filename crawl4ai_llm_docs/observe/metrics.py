@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import psutil
@@ -33,98 +33,30 @@ import structlog
 import trio
 
 from crawl4ai_llm_docs.observe.events import Stage
+from crawl4ai_llm_docs.observe.snapshot import (
+    Counts,
+    LimiterState,
+    LimiterView,
+    MetricsSnapshot,
+)
+
+# The snapshot types are part of this module's interface.
+__all__ = [
+    "Counts",
+    "LimiterState",
+    "LimiterView",
+    "MetricsSnapshot",
+    "RunMetrics",
+    "log_metrics",
+    "metrics_fields",
+    "percentile",
+    "process_tree_rss_mb",
+    "report_metrics",
+]
 
 _MB = 1024 * 1024
 _DONE_OUTCOMES = frozenset({"ok", "failed"})
 _OK_OUTCOMES = frozenset({"ok", "split"})
-
-
-class LimiterView(Protocol):
-    """What the limiter probe returns; ``llm.ratelimit.LimiterSnapshot`` has this shape."""
-
-    @property
-    def in_flight(self) -> int: ...
-    @property
-    def max_concurrent(self) -> int: ...  # configured maximum concurrency
-    @property
-    def effective_limit(self) -> int: ...  # the adaptive limit in force now
-    @property
-    def requests_remaining(self) -> int | None: ...  # provider headroom, from headers
-    @property
-    def requests_limit(self) -> int | None: ...
-    @property
-    def tokens_remaining(self) -> int | None: ...
-    @property
-    def tokens_limit(self) -> int | None: ...
-
-
-class LimiterState(msgspec.Struct, frozen=True, kw_only=True):
-    """A plain ``LimiterView`` (for tests and for limiters without a snapshot of their own)."""
-
-    in_flight: int = 0
-    max_concurrent: int = 0
-    effective_limit: int = 0
-    requests_remaining: int | None = None
-    requests_limit: int | None = None
-    tokens_remaining: int | None = None
-    tokens_limit: int | None = None
-
-
-class Counts(msgspec.Struct, kw_only=True):
-    """The running totals (``RunMetrics`` keeps a mutable one; a snapshot holds a copy)."""
-
-    pages_total: int = 0
-    pages_crawled: int = 0
-    pages_failed: int = 0
-    chunks_total: int = 0
-    chunks_done: int = 0
-    chunks_cached: int = 0
-    documents_written: int = 0
-    requests: int = 0
-    request_errors: int = 0
-    rate_limited: int = 0  # HTTP 429 responses
-    rate_limit_waits: int = 0
-    rate_limit_wait_s: float = 0.0
-    retries: int = 0
-    fallbacks: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_sum_s: float = 0.0  # what the same requests would take one after another
-
-
-# msgspec allows a frozen subclass of a mutable struct; mypy's dataclass model does not.
-class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
-    in_flight: int  # from the limiter probe; zero (None) without one
-    limit: int  # LimiterView.max_concurrent
-    effective_limit: int
-    requests_remaining: int | None
-    requests_limit: int | None
-    tokens_remaining: int | None
-    tokens_limit: int | None
-    elapsed_s: float
-    stage: Stage
-    requests_per_s: float  # over the recent window
-    requests_per_s_overall: float
-    tokens_per_s: float  # over the recent window
-    tokens_per_s_overall: float
-    error_rate: float  # recent window; overall while the window is empty
-    error_rate_overall: float
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    latency_p99_ms: float | None
-    speedup: float | None  # latency_sum_s / wall time
-    eta_s: float | None
-    breaker_state: str
-    rss_mb: float
-    peak_rss_mb: float
-
-    @property
-    def pages_attempted(self) -> int:
-        return self.pages_crawled + self.pages_failed
-
-    @property
-    def documents_expected(self) -> int:
-        return max(self.pages_total - self.pages_failed, 0)
 
 
 class _Request(msgspec.Struct, frozen=True, array_like=True):
