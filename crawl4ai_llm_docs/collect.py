@@ -63,7 +63,14 @@ class Collector:
             await self.add_failed(page)
             return
         await self._store(
-            Document(index=page.index, url=page.url, title=page.title, markdown=page.markdown)
+            Document(
+                index=page.index,
+                url=page.url,
+                title=page.title,
+                markdown=page.markdown,
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
+            )
         )
 
     async def add_result(self, result: ChunkResult) -> None:
@@ -93,6 +100,8 @@ class Collector:
                 title=page.title,
                 markdown=reassemble(ordered),
                 description=description,
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
             )
         )
 
