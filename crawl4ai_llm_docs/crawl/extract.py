@@ -15,6 +15,8 @@ from urllib.parse import urljoin
 import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
+from crawl4ai_llm_docs.crawl.codelinks import fix_links, scrub_markdown
+from crawl4ai_llm_docs.crawl.generators import detect
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 
 # Known main-content containers, most specific first. The first selector that matches an
@@ -112,10 +114,14 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
     except (ValueError, lxml.etree.ParserError):
         return Extracted(title="", markdown="", words=0)
     base = _base_url(doc, url)
-    containers = _select(doc, css_selector)
+    profile = detect(doc)
+    containers = _select(doc, css_selector, profile.main if profile else ())
     is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
     for container in containers:
+        if profile is not None:
+            profile.clean(container)
         _clean(container, drop_layout=is_body)
+        fix_links(container)
     title = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
@@ -142,8 +148,8 @@ def _base_url(doc: Any, url: str) -> str:
     return url
 
 
-def _select(doc: Any, css_selector: str) -> list[Any]:
-    selectors = (css_selector,) if css_selector else MAIN_SELECTORS
+def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any]:
+    selectors = (css_selector,) if css_selector else (*preferred, *MAIN_SELECTORS)
     for selector in selectors:
         found = [el for el in doc.cssselect(selector) if el.text_content().strip()]
         if found:
@@ -174,6 +180,10 @@ def _clean(container: Any, *, drop_layout: bool) -> None:
         code = lxml.html.Element("code")
         code.text = text
         signature.append(code)
+    for heading in container.iter("h1", "h2", "h3", "h4", "h5", "h6"):
+        for anchor in list(heading.iter("a")):
+            if (anchor.get("href") or "").startswith("#"):  # a permalink to itself
+                anchor.drop_tag()
     for pre in container.iter("pre"):
         language = _language(pre)
         if language:
@@ -227,7 +237,7 @@ def _to_markdown(html: str, base_url: str) -> str:
     scraped = LXMLWebScrapingStrategy().scrap(base_url, html, keep_data_attributes=True)
     generator = DefaultMarkdownGenerator(options={"single_line_break": False})
     result = generator.generate_markdown(scraped.cleaned_html, base_url=base_url, citations=False)
-    return _tidy(str(result.raw_markdown))
+    return scrub_markdown(_tidy(str(result.raw_markdown)))
 
 
 def _tidy(markdown: str) -> str:
