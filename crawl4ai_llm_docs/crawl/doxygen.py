@@ -131,6 +131,8 @@ def _member_table(table: Any) -> None:
             last_description = lxml.etree.SubElement(tr, "td")
         elif kind == "memdesc" and last_description is not None and cells:
             brief = cells[-1]
+            for br in list(brief.iter("br")):
+                br.drop_tree()  # a line break would end the Markdown table row
             last_description.text = brief.text
             for child in list(brief):
                 last_description.append(child)

@@ -94,6 +94,7 @@ _LANG_ALIASES = {
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _CELL_PADDING = re.compile(r" {2,}\|")
+_HEADING_SPACES = re.compile(r"^(#{1,6}) {2,}")
 
 
 class Extracted(Struct, frozen=True, kw_only=True):
@@ -261,6 +262,8 @@ def _tidy(markdown: str) -> str:
                 line = ""
                 if out:  # a hard line break before a paragraph end means nothing
                     out[-1] = out[-1].rstrip()
+            elif line.startswith("#"):
+                line = _HEADING_SPACES.sub(r"\1 ", line)
             elif line.lstrip().startswith("|"):
                 # html2text pads table cells and ends rows with hard-break spaces.
                 line = _CELL_PADDING.sub(" |", line.rstrip())

@@ -138,6 +138,8 @@ def _item_tables(container: Any) -> None:
             item = lxml.etree.SubElement(listing, "li")
             _move_content(name, item)
             if summary is not None and text_of(summary):
+                for paragraph in summary.cssselect("p"):
+                    paragraph.drop_tag()  # a one-line summary, on the item's line
                 separator = lxml.etree.SubElement(item, "span")
                 separator.text = " — "
                 _move_content(summary, item)
