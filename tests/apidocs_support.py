@@ -259,7 +259,14 @@ def _line_breaks(main: Any) -> None:
         element.tail = "\n" + (element.tail or "")
     for pre in main.cssselect("pre, code"):
         for element in pre.iter("div", "p"):
+            if element is pre:
+                continue
             element.tail = "\n" + (element.tail or "")
+            previous = element.getprevious()
+            if previous is not None:
+                previous.tail = (previous.tail or "") + "\n"
+            elif element.getparent() is not None:
+                element.getparent().text = (element.getparent().text or "") + "\n"
 
 
 def _mark_read_more(doc: Any) -> None:

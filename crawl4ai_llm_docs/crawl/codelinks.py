@@ -51,7 +51,7 @@ def fix_links(container: Any) -> None:
         if code.tag == "pre":
             _to_text(code, code_text(code, block=True))
         elif not _single_link(code):
-            _to_text(code, code_text(code, block=False))
+            _inline_text(code, code_text(code, block=False))
     for anchor in list(container.iter("a")):
         if anchor.getparent() is None:
             continue
@@ -74,8 +74,36 @@ def code_text(element: Any, *, block: bool) -> str:
         if child.tag == "br" or (block and child.tag in _BLOCKS):
             if not (child.tail or "").startswith("\n"):
                 child.tail = "\n" + (child.tail or "")
+        if block and child.tag in _BLOCKS:  # a block also starts on a line of its own
+            _break_before(child)
     text = element.text_content().replace("\xa0", " ")
     return _without_zero_width(text)
+
+
+def _break_before(element: Any) -> None:
+    previous = element.getprevious()
+    if previous is not None:
+        if previous.tail and not previous.tail.endswith("\n"):
+            previous.tail += "\n"
+        elif not previous.tail and previous.tag not in _BLOCKS and previous.tag != "br":
+            previous.tail = "\n"
+    else:
+        parent = element.getparent()
+        if parent is not None and parent.text and not parent.text.endswith("\n"):
+            parent.text += "\n"
+
+
+def _inline_text(code: Any, text: str) -> None:
+    """Inline code shows its whitespace collapsed; space at its edges goes outside it."""
+    if text[:1].isspace():
+        previous = code.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + " "
+        elif (parent := code.getparent()) is not None:
+            parent.text = (parent.text or "") + " "
+    if text[-1:].isspace():
+        code.tail = " " + (code.tail or "")
+    _to_text(code, " ".join(text.split()))
 
 
 def _to_text(element: Any, text: str) -> None:
@@ -101,7 +129,7 @@ def _single_link(code: Any) -> bool:
         link.set("title", title)
     link.tail = code.tail
     code.tail = None
-    text = code_text(anchor, block=False)
+    text = " ".join(code_text(anchor, block=False).split())
     parent.replace(code, link)
     _to_text(code, text)
     link.append(code)

@@ -70,7 +70,10 @@ def clean(container: Any) -> None:
         ):
             title.tag = "h1"
     for fragment in container.cssselect("div.fragment"):
-        lines = [line.text_content().rstrip() for line in fragment.cssselect("div.line")]
+        lines = [
+            line.text_content().replace("\n", "").rstrip()
+            for line in fragment.cssselect("div.line")
+        ]
         text = "\n".join(lines) if lines else fragment.text_content()
         replace_with(fragment, pre_element(text.replace("\xa0", " ")))
     for proto in container.cssselect("div.memproto"):

@@ -94,6 +94,7 @@ _LANG_ALIASES = {
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _CELL_PADDING = re.compile(r" {2,}\|")
+_CELL_START = re.compile(r"\| {2,}")
 _HEADING_SPACES = re.compile(r"^(#{1,6}) {2,}")
 
 
@@ -266,6 +267,6 @@ def _tidy(markdown: str) -> str:
                 line = _HEADING_SPACES.sub(r"\1 ", line)
             elif line.lstrip().startswith("|"):
                 # html2text pads table cells and ends rows with hard-break spaces.
-                line = _CELL_PADDING.sub(" |", line.rstrip())
+                line = _CELL_START.sub("| ", _CELL_PADDING.sub(" |", line.rstrip()))
         out.append(line)
     return "\n".join(out).strip() + "\n" if out else ""

@@ -86,8 +86,8 @@ def clean(container: Any) -> None:
 def _signature_text(signature: Any) -> str:
     """The signature's text with its line breaks (annotations stand on their own line)."""
     text = signature.text_content().replace("\xa0", " ").replace("\u200b", "")
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return "\n".join(line for line in lines if line)
+    lines = [line.rstrip() for line in text.splitlines()]  # shown as pre-wrap: keep them
+    return "\n".join(line for line in lines if line.strip())
 
 
 def _grid_to_table(grid: Any) -> None:

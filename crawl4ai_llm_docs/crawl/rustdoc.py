@@ -154,7 +154,7 @@ def _next_tag(element: Any, tag: str) -> Any | None:
 def _move_content(source: Any, target: Any) -> None:
     """Append the inline content of ``source`` to ``target``."""
     holder = lxml.html.Element("span")
-    holder.text = source.text
+    holder.text = (source.text or "").lstrip()
     for child in list(source):
         holder.append(child)
     target.append(holder)
