@@ -74,7 +74,7 @@ _RUSTDOC_CHROME = (
     "Show 40 variants",
     "variants](",
     "collapse all docs",
-    "[−]",
+    "[\u2212]",
     "[+]",
     "Read more",
     "Notable traits for",
@@ -246,7 +246,9 @@ def expected_code(html: str, docset: DocSet) -> Expected:
                 inline.setdefault(text)
         if docset.signatures:
             found.signatures += [
-                text for s in main.cssselect(docset.signatures) if (text := spaces(s.text_content()))
+                text
+                for s in main.cssselect(docset.signatures)
+                if (text := spaces(s.text_content()))
             ]
     found.inline = list(inline)
     found.summary = bool(docset.summary and doc.cssselect(docset.summary))

@@ -101,8 +101,10 @@ async def test_real_pages_keep_their_code_and_lose_their_chrome(
         blocks_kept += result.blocks_kept
         inline += result.inline
         inline_kept += result.inline_kept
-    assert blocks > 0 and blocks_kept == blocks
-    assert inline > 0 and inline_kept >= 0.99 * inline
+    assert blocks > 0
+    assert blocks_kept == blocks
+    assert inline > 0
+    assert inline_kept >= 0.99 * inline
 
 
 def _one_page_per_generator() -> list[tuple[DocSet, str]]:
@@ -138,7 +140,9 @@ def test_cli_no_llm_over_http_writes_clean_api_docs(tmp_path: Path) -> None:
         urls_file = write_urls(tmp_path / "urls.txt", urls)
         output = tmp_path / "docs.md"
         args = [str(urls_file), "-o", str(output), "--no-llm", "--crawler", "http"]
-        result = run_cli([*args, "--no-progress"], cwd=tmp_path, env=cli_env(tmp_path, api_key=None))
+        result = run_cli(
+            [*args, "--no-progress"], cwd=tmp_path, env=cli_env(tmp_path, api_key=None)
+        )
     assert result.code == 0, result
     _assert_clean_sections(output.read_text(encoding="utf-8"), chosen)
 
@@ -154,7 +158,9 @@ def test_cli_browser_mode_on_a_rustdoc_page(tmp_path: Path) -> None:
         )
         output = tmp_path / "docs.md"
         args = [str(urls_file), "-o", str(output), "--no-llm", "--crawler", "browser"]
-        result = run_cli([*args, "--no-progress"], cwd=tmp_path, env=cli_env(tmp_path, api_key=None))
+        result = run_cli(
+            [*args, "--no-progress"], cwd=tmp_path, env=cli_env(tmp_path, api_key=None)
+        )
     assert result.code == 0, result
     markdown = output.read_text(encoding="utf-8")
     _assert_clean_sections(markdown, chosen)

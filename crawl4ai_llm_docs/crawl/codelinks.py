@@ -32,7 +32,9 @@ _TARGET_BODY = re.compile(_TARGET_REST)
 _REAL_TARGET = re.compile(r"\s*<?\s*(?:[a-zA-Z][\w+.-]*:|#|/|\.)")
 _CODE_SPAN = re.compile(r"(`+[^`]*?`+)")
 _JS_LINK = re.compile(
-    r"(!?)\[((?:\\.|[^\[\]\\\n]|\[[^\[\]\n]*\])*)\]\(\s*<?\s*(?:javascript|vbscript):" + _TARGET_REST, re.IGNORECASE
+    r"(!?)\[((?:\\.|[^\[\]\\\n]|\[[^\[\]\n]*\])*)\]\(\s*<?\s*(?:javascript|vbscript):"
+    + _TARGET_REST,
+    re.IGNORECASE,
 )
 
 
@@ -71,9 +73,9 @@ def code_text(element: Any, *, block: bool) -> str:
     for child in element.iter():
         if child is element or not isinstance(child.tag, str):
             continue
-        if child.tag == "br" or (block and child.tag in _BLOCKS):
-            if not (child.tail or "").startswith("\n"):
-                child.tail = "\n" + (child.tail or "")
+        ends_line = child.tag == "br" or (block and child.tag in _BLOCKS)
+        if ends_line and not (child.tail or "").startswith("\n"):
+            child.tail = "\n" + (child.tail or "")
         if block and child.tag in _BLOCKS:  # a block also starts on a line of its own
             _break_before(child)
     text = element.text_content().replace("\xa0", " ")

@@ -7,8 +7,8 @@ Handles the layouts of rustdoc 1.5x-1.6x (Debian's ``rust-doc``: ``.rustdoc-togg
 Kept: item declarations (``<pre>``), member signatures (``.code-header``, one code span each),
 attributes, "since" versions, stability, portability (feature gate) and deprecation notes, the
 lists of trait implementations with their signatures. Dropped: toggle labels ("Expand
-description", "Show 40 variants"), ``[−]`` and other ``javascript:`` toggles, source links,
-"Run" playground links, notable-trait pop-ups, "Read more" links, and the bodies of
+description", "Show 40 variants"), the "collapse all" toggle and other ``javascript:``
+toggles, source links, "Run" playground links, notable-trait pop-ups, "Read more" links, and the bodies of
 implementations that only repeat the trait's documentation (blanket implementations, and
 trait-implementation docs that end in "Read more").
 """
