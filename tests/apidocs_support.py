@@ -52,6 +52,7 @@ LANG3 = Path("/usr/share/doc/libcommons-lang3-java/api")
 JDK = Path("/usr/share/doc/openjdk-17-doc/api")
 JSONCPP = Path("/usr/share/doc/libjsoncpp-doc")
 FLAC = Path("/usr/share/doc/libflac-doc/api")
+MODERN_RUSTDOC = Path(__file__).resolve().parent / "fixtures" / "rustdoc-1.95" / "democrate"
 
 _JAVADOC_CHROME = (
     "Skip navigation links",
@@ -123,6 +124,27 @@ DOC_SETS: dict[str, DocSet] = {
         dropped="#blanket-implementations-list .impl-items, .impl-items .docblock.read-more",
         signatures=".code-header",
         chrome=_RUSTDOC_CHROME,
+    ),
+    "rustdoc-modern": DocSet(
+        generator="rustdoc 1.95",
+        package="(fixture: tests/fixtures/rustdoc-1.95)",
+        root=MODERN_RUSTDOC,
+        main="#main-content",
+        pages=(
+            "struct.Canvas.html",
+            "enum.DrawError.html",
+            "enum.Shape.html",
+            "trait.Drawable.html",
+            "fn.square.html",
+            "macro.canvas.html",
+            "index.html",
+            "geometry/index.html",
+            "geometry/struct.Point.html",
+        ),
+        not_code="summary.hideme, a.tooltip[data-notable-ty]",
+        dropped="#blanket-implementations-list .impl-items, .impl-items .docblock.read-more",
+        signatures=".code-header",
+        chrome=_RUSTDOC_CHROME + ("§",),
     ),
     "javadoc8": DocSet(
         generator="Javadoc, JDK 8 doclet",
@@ -256,13 +278,11 @@ def expected_code(html: str, docset: DocSet) -> Expected:
 
 
 def _line_breaks(main: Any) -> None:
-    """A ``<br>``, and a block element inside code, is a line break on screen: whitespace."""
+    """A ``<br>`` or the boundary of a block element is a line break on screen: whitespace."""
     for element in main.iter("br"):
         element.tail = "\n" + (element.tail or "")
-    for pre in main.cssselect("pre, code"):
-        for element in pre.iter("div", "p"):
-            if element is pre:
-                continue
+    for element in main.iter("div", "p"):
+        if element is not main:
             element.tail = "\n" + (element.tail or "")
             previous = element.getprevious()
             if previous is not None:

@@ -93,6 +93,7 @@ _LANG_ALIASES = {
     "shell-session": "console",
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693"))
 _CELL_PADDING = re.compile(r" {2,}\|")
 _CELL_START = re.compile(r"\| {2,}")
 _HEADING_SPACES = re.compile(r"^(#{1,6}) {2,}")
@@ -185,7 +186,10 @@ def _clean(container: Any, *, drop_layout: bool) -> None:
     for heading in container.iter("h1", "h2", "h3", "h4", "h5", "h6"):
         for anchor in list(heading.iter("a")):
             if (anchor.get("href") or "").startswith("#"):  # a permalink to itself
-                anchor.drop_tag()
+                if anchor.text_content().strip() in _PERMALINK_MARKS:
+                    anchor.drop_tree()
+                else:
+                    anchor.drop_tag()
     for pre in container.iter("pre"):
         language = _language(pre)
         if language:

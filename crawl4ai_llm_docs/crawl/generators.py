@@ -21,6 +21,7 @@ import lxml.etree  # type: ignore[import-untyped]
 import lxml.html  # type: ignore[import-untyped]
 
 _SPACES = re.compile(r"\s+")
+_BREAKS = ("br", "div", "p", "li", "dt", "dd")
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,17 @@ def remove(container: Any, selector: str) -> None:
 
 
 def text_of(element: Any) -> str:
-    """The element's text on one line as shown: a ``<br>`` is a space; non-breaking and
-    zero-width spaces normalised."""
-    for br in element.iter("br"):
-        br.tail = " " + (br.tail or "")
+    """The element's text on one line as shown: a ``<br>`` or a block boundary is a space;
+    non-breaking and zero-width spaces normalised."""
+    for child in element.iter(_BREAKS):
+        if child is not element:
+            child.tail = " " + (child.tail or "")
+            if child.tag != "br":  # a block starts on a line of its own
+                previous = child.getprevious()
+                if previous is not None:
+                    previous.tail = (previous.tail or "") + " "
+                elif (parent := child.getparent()) is not None:
+                    parent.text = (parent.text or "") + " "
     text = element.text_content().replace("\xa0", " ").replace("\u200b", "")
     return _SPACES.sub(" ", text).strip()
 
