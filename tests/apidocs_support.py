@@ -144,7 +144,7 @@ DOC_SETS: dict[str, DocSet] = {
         not_code="summary.hideme, a.tooltip[data-notable-ty]",
         dropped="#blanket-implementations-list .impl-items, .impl-items .docblock.read-more",
         signatures=".code-header",
-        chrome=_RUSTDOC_CHROME + ("§",),
+        chrome=(*_RUSTDOC_CHROME, "§"),
     ),
     "javadoc8": DocSet(
         generator="Javadoc, JDK 8 doclet",
