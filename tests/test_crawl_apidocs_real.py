@@ -1,7 +1,7 @@
 """Real rustdoc, Javadoc (JDK 8, 11, 17 doclets), Doxygen and Sphinx pages from Debian packages,
 served on loopback and crawled over HTTP by the crawl stage and by the real CLI.
 
-For each page, the checker of ``apidocs_support`` (which reads the HTML, not the extractor)
+For each page, the checker of ``code_checker`` (which reads the HTML, not the extractor)
 lists the code blocks, inline code and signatures of the main content; the Markdown must keep
 all blocks and at least 99% of the inline-code texts, and contain no ``[](``, no
 ``javascript:`` link and none of the generator's chrome phrases. Needs the ``*-doc`` packages
@@ -11,12 +11,15 @@ that ``.ci/run`` installs; a missing package skips its set.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
-from apidocs_support import DOC_SETS, DocSet, check, expected_code, without_code
+from apidocs_support import DOC_SETS, SPHINX_SETS
+from code_checker import DocSet, check, expected_code, without_code
 from e2e_support import cli_env, run_cli, sections, write_urls
 
 from crawl4ai_llm_docs.config import CrawlConfig
@@ -24,27 +27,7 @@ from crawl4ai_llm_docs.crawl import run
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, run_site_in_thread, serve_site
 
-SPHINX = {
-    "sphinx-alabaster": DocSet(
-        generator="Sphinx (alabaster)",
-        package="python-click-doc",
-        root=Path("/usr/share/doc/python-click-doc/html"),
-        main="div[role=main]",
-        not_code=".linenos",
-        dropped="a.headerlink",
-        pages=("options.html", "api.html", "commands.html", "testing.html", "utils.html"),
-    ),
-    "sphinx-rtd": DocSet(
-        generator="Sphinx (Read the Docs)",
-        package="python-attr-doc",
-        root=Path("/usr/share/doc/python-attr-doc/html"),
-        main="div[itemprop=articleBody]",
-        not_code=".linenos",
-        dropped="a.headerlink",
-        pages=("examples.html", "api.html", "init.html"),
-    ),
-}
-ALL_SETS = {**DOC_SETS, **SPHINX}
+ALL_SETS = {**DOC_SETS, **SPHINX_SETS}
 HAS_CHROMIUM = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
 
 
@@ -112,8 +95,15 @@ def _one_page_per_generator() -> list[tuple[DocSet, str]]:
     return [(docset, page) for docset, page in chosen if docset.available()]
 
 
-def _url_path(docset: DocSet, page: str) -> str:
-    return "/" + (docset.root / page).relative_to("/usr/share/doc").as_posix()
+@contextmanager
+def _sites(chosen: list[tuple[DocSet, str]]) -> Iterator[list[str]]:
+    """One loopback site per documentation root; the URLs of the chosen pages, in order."""
+    with ExitStack() as stack:
+        sites = {
+            root: stack.enter_context(run_site_in_thread(SiteConfig(directory=str(root))))
+            for root in dict.fromkeys(docset.root for docset, _ in chosen)
+        }
+        yield [sites[docset.root].url("/" + page) for docset, page in chosen]
 
 
 def _assert_clean_sections(markdown: str, chosen: list[tuple[DocSet, str]]) -> None:
@@ -135,8 +125,7 @@ def test_cli_no_llm_over_http_writes_clean_api_docs(tmp_path: Path) -> None:
     chosen = _one_page_per_generator()
     if len(chosen) < len(DOC_SETS):
         pytest.skip("some API doc packages are missing: see .ci/run")
-    with run_site_in_thread(SiteConfig(directory="/usr/share/doc")) as site:
-        urls = [site.url(_url_path(docset, page)) for docset, page in chosen]
+    with _sites(chosen) as urls:
         urls_file = write_urls(tmp_path / "urls.txt", urls)
         output = tmp_path / "docs.md"
         args = [str(urls_file), "-o", str(output), "--no-llm", "--crawler", "http"]
@@ -152,10 +141,8 @@ def test_cli_no_llm_over_http_writes_clean_api_docs(tmp_path: Path) -> None:
 def test_cli_browser_mode_on_a_rustdoc_page(tmp_path: Path) -> None:
     docset = _docset("rustdoc")
     chosen = [(docset, "std/io/enum.ErrorKind.html")]
-    with run_site_in_thread(SiteConfig(directory="/usr/share/doc")) as site:
-        urls_file = write_urls(
-            tmp_path / "urls.txt", [site.url(_url_path(docset, page)) for _, page in chosen]
-        )
+    with _sites(chosen) as urls:
+        urls_file = write_urls(tmp_path / "urls.txt", urls)
         output = tmp_path / "docs.md"
         args = [str(urls_file), "-o", str(output), "--no-llm", "--crawler", "browser"]
         result = run_cli(

@@ -14,6 +14,7 @@ search boxes and the copyright footer.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lxml.etree  # type: ignore[import-untyped]
@@ -70,6 +71,11 @@ def clean(container: Any) -> None:
         replace_with(signature, pre_element(_signature_text(signature), "java"))
     for grid in container.cssselect("div.summary-table"):
         _grid_to_table(grid)
+    for tree in container.cssselect(".inheritance"):
+        if tree.getparent() is not None and not any(
+            "inheritance" in (a.get("class") or "").split() for a in tree.iterancestors()
+        ):
+            _inheritance(tree)
     retag(container, _LAYOUT_LISTS, "div")
     for pre in container.iter("pre"):
         # JDK 8-15 signatures: the <pre> right under a member heading or the type's header.
@@ -81,6 +87,44 @@ def clean(container: Any) -> None:
             in_description and previous is not None and previous.tag in ("br", "hr")
         ):
             pre.set("data-language", "java")
+
+
+def _inheritance(tree: Any) -> None:
+    """The nested inheritance tree becomes one line: ``Object → Node → Element``."""
+    line = lxml.html.Element("p")
+    level: Any = tree
+    while level is not None:
+        inner = next((e for e in level.iterdescendants() if _is_tree(e)), None)
+        own = copy.deepcopy(level)  # the level without the levels nested in it
+        for nested in [e for e in own.iterdescendants() if _is_tree(e)]:
+            if nested.getparent() is not None:
+                nested.drop_tree()
+        anchor = next((a for a in own.iter("a") if text_of(a)), None)
+        label = _copy_link(anchor) if anchor is not None else text_of(own)
+        if label is not None and label != "":
+            _append(line, " → " if len(line) or line.text else "")
+            _append(line, label)
+        level = inner
+    replace_with(tree, line)
+
+
+def _append(parent: Any, item: Any) -> None:
+    if not isinstance(item, str):
+        parent.append(item)
+    elif len(parent):
+        parent[-1].tail = (parent[-1].tail or "") + item
+    else:
+        parent.text = (parent.text or "") + item
+
+
+def _is_tree(element: Any) -> bool:
+    return "inheritance" in (element.get("class") or "").split()
+
+
+def _copy_link(anchor: Any) -> Any:
+    link = lxml.html.Element("a", {"href": anchor.get("href") or ""})
+    link.text = text_of(anchor)
+    return link
 
 
 def _signature_text(signature: Any) -> str:
