@@ -423,3 +423,21 @@ def test_doxygen_member_tables_prototypes_and_fragments() -> None:
         "    1",
     ):
         assert chrome not in markdown, chrome
+
+
+def test_a_layout_the_profile_did_not_foresee_falls_back_to_generic_cleaning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crawl4ai_llm_docs.crawl import rustdoc
+    from crawl4ai_llm_docs.crawl.generators import Profile
+
+    def broken(container: object) -> None:
+        raise AttributeError("no such element")
+
+    monkeypatch.setattr(
+        rustdoc, "PROFILE", Profile(name="rustdoc", main=rustdoc.MAIN, clean=broken)
+    )
+    body = '<section id="main-content"><h1>Struct S</h1><pre><a href="x">T</a>(u8)</pre></section>'
+    markdown = _md(body, head='<meta name="generator" content="rustdoc">')
+    assert "# Struct S" in markdown
+    assert "```\nT(u8)\n```" in markdown

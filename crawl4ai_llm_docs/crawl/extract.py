@@ -16,7 +16,7 @@ import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
 from crawl4ai_llm_docs.crawl.codelinks import fix_links, scrub_markdown
-from crawl4ai_llm_docs.crawl.generators import detect
+from crawl4ai_llm_docs.crawl.generators import Profile, detect
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 
 # Known main-content containers, most specific first. The first selector that matches an
@@ -93,6 +93,7 @@ _LANG_ALIASES = {
     "shell-session": "console",
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_LAYOUT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, lxml.etree.LxmlError)
 _PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693"))
 _CELL_PADDING = re.compile(r" {2,}\|")
 _CELL_START = re.compile(r"\| {2,}")
@@ -118,13 +119,14 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
         return Extracted(title="", markdown="", words=0)
     base = _base_url(doc, url)
     profile = detect(doc)
-    containers = _select(doc, css_selector, profile.main if profile else ())
-    is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
-    for container in containers:
-        if profile is not None:
-            profile.clean(container)
-        _clean(container, drop_layout=is_body)
-        fix_links(container)
+    try:
+        containers = _prepare(doc, css_selector, profile)
+    except _LAYOUT_ERRORS:
+        if profile is None:
+            raise
+        # A layout of the generator's that its profile did not foresee: clean generically.
+        doc = lxml.html.document_fromstring(html)
+        containers = _prepare(doc, css_selector, None)
     title = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
@@ -141,6 +143,18 @@ def preload() -> None:
     from crawl4ai.markdown_generation_strategy import (  # noqa: F401
         DefaultMarkdownGenerator,
     )
+
+
+def _prepare(doc: Any, css_selector: str, profile: Profile | None) -> list[Any]:
+    """The main containers of ``doc``, cleaned in place."""
+    containers = _select(doc, css_selector, profile.main if profile else ())
+    is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
+    for container in containers:
+        if profile is not None:
+            profile.clean(container)
+        _clean(container, drop_layout=is_body)
+        fix_links(container)
+    return containers
 
 
 def _base_url(doc: Any, url: str) -> str:

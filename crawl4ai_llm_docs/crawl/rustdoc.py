@@ -46,8 +46,7 @@ NOISE = ", ".join(
     )
 )
 _IMPL_LISTS = (
-    "#trait-implementations-list, #synthetic-implementations-list, "
-    "#blanket-implementations-list, #implementations-list"
+    "#trait-implementations-list, #synthetic-implementations-list, #blanket-implementations-list"
 )
 _READ_MORE = "read more"
 
