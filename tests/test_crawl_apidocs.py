@@ -311,6 +311,8 @@ extends <a href="http://docs.oracle.com/Object.html">Object</a></pre></li></ul><
 <div class="details"><ul class="blockList"><li class="blockList"><h3>Method Detail</h3>
 <a name="abs-double-"><!-- --></a><ul class="blockListLast"><li class="blockList"><h4>abs</h4>
 <pre>public static&nbsp;double&nbsp;abs(double&nbsp;x)</pre><div class="block">Absolute value.</div>
+<dl><dt><span class="paramLabel">Parameters:</span></dt><dd><code>x</code> - a value</dd>
+<dd><code>y</code> - another</dd><dt><span class="returnLabel">Returns:</span></dt><dd>|x|</dd></dl>
 </li></ul></li></ul></div></div>
 <div class="bottomNav"><a name="navbar.bottom"><!-- --></a><ul class="navList">
 <li><a href="help-doc.html">Help</a></li></ul></div>
@@ -329,6 +331,9 @@ def test_javadoc_old_doclet_drops_navigation_and_tab_captions() -> None:
     assert "| Modifier and Type | Method and Description |" in markdown
     assert "| `static double` | `abs(double x)` Absolute value. |" in markdown
     assert "```java\npublic static double abs(double x)\n```" in markdown
+    assert "**Parameters:**\n\n  * `x` - a value\n  * `y` - another\n\n**Returns:**\n\n  * |x|" in (
+        markdown
+    )
     for chrome in (
         "Skip navigation",
         "JavaScript is disabled",

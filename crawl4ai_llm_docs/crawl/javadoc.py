@@ -77,6 +77,8 @@ def clean(container: Any) -> None:
         ):
             _inheritance(tree)
     retag(container, _LAYOUT_LISTS, "div")
+    for notes in container.cssselect("dl"):
+        _notes(notes)
     for pre in container.iter("pre"):
         # JDK 8-15 signatures: the <pre> right under a member heading or the type's header.
         previous = pre.getprevious()
@@ -115,6 +117,25 @@ def _append(parent: Any, item: Any) -> None:
         parent[-1].tail = (parent[-1].tail or "") + item
     else:
         parent.text = (parent.text or "") + item
+
+
+def _notes(notes: Any) -> None:
+    """ "Parameters:", "Returns:", "Throws:" ...: each label a line, each of its entries an item
+    (a Markdown definition list would run the entries of one label together)."""
+    items = [child for child in notes if child.tag in ("dt", "dd")]
+    if not items or items[0].tag != "dt" or notes.getparent() is None:
+        return
+    block = lxml.html.Element("div")
+    listing: Any = None
+    for item in items:
+        if item.tag == "dt":
+            lxml.etree.SubElement(lxml.etree.SubElement(block, "p"), "strong").text = text_of(item)
+            listing = lxml.etree.SubElement(block, "ul")
+        else:
+            item.tag = "li"
+            item.attrib.clear()
+            listing.append(item)
+    replace_with(notes, block)
 
 
 def _is_tree(element: Any) -> bool:
