@@ -27,12 +27,14 @@ def _md(body: str, head: str = "") -> str:
 
 def test_links_inside_code_keep_their_text_and_lose_their_target() -> None:
     body = (
-        "<main><pre><code>pub enum Expr {\n    Array(<a href='struct.ExprArray.html' "
+        "<main><p>E.g.: <code><pre>Jsoup.connect(url)\n .post();</pre></code> then.</p>"
+        "<pre><code>pub enum Expr {\n    Array(<a href='struct.ExprArray.html' "
         "title='struct syn::ExprArray'>ExprArray</a>),\n}</code></pre>"
         "<p>See <code>Option&lt;<a href='s.html'>String</a>&gt;</code> and "
         "<code><a href='m.html#map'>map</a></code> and <code>f(<i>x</i>)</code>.</p></main>"
     )
     markdown = _md(body)
+    assert "```\nJsoup.connect(url)\n .post();\n```" in markdown
     assert "```\npub enum Expr {\n    Array(ExprArray),\n}\n```" in markdown
     assert "`Option<String>`" in markdown
     assert "[`map`](https://docs.example.org/api/m.html#map)" in markdown
@@ -294,7 +296,9 @@ JAVADOC8 = """
 <div class="subNav"><ul class="navList"><li><a href="Prev.html">Prev&nbsp;Class</a></li></ul></div>
 <div class="header"><div class="subTitle">org.example</div><h2 title="Class FastMath"
  class="title">Class FastMath</h2></div>
-<div class="contentContainer"><ul class="inheritance"><li><a href="Object.html">java.lang.Object
+<div class="contentContainer"><a href="#I:A">A</a>&nbsp;<a href="#I:B">B</a>&nbsp;<br>
+<a href="allclasses-index.html">All&nbsp;Classes</a>&nbsp;<a href="allpackages-index.html">All&nbsp;
+Packages</a><ul class="inheritance"><li><a href="Object.html">java.lang.Object
 </a></li><li><ul class="inheritance"><li>org.example.FastMath</li></ul></li></ul>
 <div class="description"><ul class="blockList"><li class="blockList">
 <hr><br><pre>public class <span class="typeNameLabel">FastMath</span>
@@ -341,6 +345,9 @@ def test_javadoc_old_doclet_drops_navigation_and_tab_captions() -> None:
         "Prev Class",
         "All Methods",
         "Static Methods",
+        "All Classes",
+        "All Packages",
+        "[A]",
         "Help",
         "Copyright",
         "javascript",

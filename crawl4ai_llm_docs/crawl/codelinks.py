@@ -50,7 +50,9 @@ def fix_links(container: Any) -> None:
     for code in list(container.iter("pre", "code")):
         if code.getparent() is None or any(a.tag == "pre" for a in code.iterancestors()):
             continue  # the <code> of a <pre> goes with it
-        if code.tag == "pre":
+        if code.tag == "code" and code.find(".//pre") is not None:
+            code.drop_tag()  # <code><pre>…</pre></code>: the block inside is the code
+        elif code.tag == "pre":
             _to_text(code, code_text(code, block=True))
         elif not _single_link(code):
             _inline_text(code, code_text(code, block=False))

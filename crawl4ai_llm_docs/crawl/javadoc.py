@@ -52,6 +52,11 @@ NOISE = ", ".join(
         "table caption",  # JDK 8-15 captions, tabs included
         "a[name^=navbar]",
         "a[id^=navbar]",
+        # The index's letter bar: A B C … All Classes All Packages
+        "a[href^='#I:']",
+        "a[href$='allclasses-index.html']",
+        "a[href$='allpackages-index.html']",
+        "a[href$='allclasses-noframe.html']",
     )
 )
 # Layout lists: every summary and detail is an <li> of a <ul> of an <li> ...
