@@ -31,7 +31,8 @@ def test_links_inside_code_keep_their_text_and_lose_their_target() -> None:
         "<pre><code>pub enum Expr {\n    Array(<a href='struct.ExprArray.html' "
         "title='struct syn::ExprArray'>ExprArray</a>),\n}</code></pre>"
         "<p>See <code>Option&lt;<a href='s.html'>String</a>&gt;</code> and "
-        "<code><a href='m.html#map'>map</a></code> and <code>f(<i>x</i>)</code>.</p></main>"
+        "<code><a href='m.html#map'>map</a></code> and <code>f(<i>x</i>)</code> and "
+        "<code>[ \\ ] ^ _ `</code> and <code>a``b</code>.</p></main>"
     )
     markdown = _md(body)
     assert "```\nJsoup.connect(url)\n .post();\n```" in markdown
@@ -39,6 +40,8 @@ def test_links_inside_code_keep_their_text_and_lose_their_target() -> None:
     assert "`Option<String>`" in markdown
     assert "[`map`](https://docs.example.org/api/m.html#map)" in markdown
     assert "`f(x)`" in markdown  # no emphasis inside code
+    assert "`` [ \\ ] ^ _ ` ``" in markdown  # a backtick inside: a longer fence
+    assert "```a``b```" in markdown
     assert "[](" not in markdown
 
 

@@ -107,7 +107,29 @@ def _inline_text(code: Any, text: str) -> None:
             parent.text = (parent.text or "") + " "
     if text[-1:].isspace():
         code.tail = " " + (code.tail or "")
-    _to_text(code, " ".join(text.split()))
+    text = " ".join(text.split())
+    if "`" in text:  # the Markdown writer would end the span at the first backtick
+        _replace_by_text(code, _code_span(text))
+    else:
+        _to_text(code, text)
+
+
+def _code_span(text: str) -> str:
+    """A CommonMark code span for text with backticks: a longer fence, padded if needed."""
+    longest = max(len(run) for run in re.findall(r"`+", text))
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _replace_by_text(element: Any, text: str) -> None:
+    text += element.tail or ""
+    previous, parent = element.getprevious(), element.getparent()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + text
+    else:
+        parent.text = (parent.text or "") + text
+    parent.remove(element)
 
 
 def _to_text(element: Any, text: str) -> None:
