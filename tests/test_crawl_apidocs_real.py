@@ -138,9 +138,11 @@ def test_cli_no_llm_over_http_writes_clean_api_docs(tmp_path: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.skipif(not HAS_CHROMIUM, reason="no Chromium on PATH (apt-get install chromium)")
-def test_cli_browser_mode_on_a_rustdoc_page(tmp_path: Path) -> None:
+def test_cli_browser_mode_on_api_docs(tmp_path: Path) -> None:
+    """Rendered by Chromium (the generators' scripts run): the same clean Markdown."""
     docset = _docset("rustdoc")
-    chosen = [(docset, "std/io/enum.ErrorKind.html")]
+    others = [(d, page) for d, page in _one_page_per_generator() if d.generator != docset.generator]
+    chosen = [(docset, "std/io/enum.ErrorKind.html"), *others]
     with _sites(chosen) as urls:
         urls_file = write_urls(tmp_path / "urls.txt", urls)
         output = tmp_path / "docs.md"
