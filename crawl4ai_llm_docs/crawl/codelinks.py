@@ -4,9 +4,12 @@ API reference generators (rustdoc, Javadoc, Doxygen) link every type name inside
 ``<pre>Array(<a href="struct.ExprArray.html">ExprArray</a>)</pre>``. The Markdown writer turns
 such a link into ``ExprArray[](url)`` inside the code, which corrupts it. Here:
 
-- inside ``<pre>`` and ``<code>`` every link is unwrapped: its text stays, its target goes;
+- ``<pre>`` and ``<code>`` get their text only, as a browser shows it: links keep their text
+  and lose their target, emphasis goes (no ``_x_`` inside code), a ``<br>`` or a nested block
+  is a line break in a block and a space inline;
 - an inline ``<code>`` that is exactly one link becomes ``<a><code>text</code></a>``, which the
-  Markdown writer renders as ``[`text`](url)``;
+  Markdown writer renders as ``[`text`](url)``; inline code holding backticks gets a longer
+  run of backticks around it, as CommonMark allows;
 - ``javascript:`` links lose their target everywhere; links with no text and images with no
   alternative text (which would render as ``[](url)`` or ``![](src)``) go;
 - zero-width spaces, which Javadoc puts between a method name and its parameters, leave code.
