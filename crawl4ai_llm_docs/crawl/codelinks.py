@@ -50,14 +50,12 @@ def fix_links(container: Any) -> None:
     for image in list(container.iter("img")):
         if not (image.get("alt") or "").strip():
             _drop(image)
-    for code in list(container.iter("pre", "code")):
-        if code.getparent() is None or any(a.tag == "pre" for a in code.iterancestors()):
-            continue  # the <code> of a <pre> goes with it
-        if code.tag == "code" and code.find(".//pre") is not None:
-            code.drop_tag()  # <code><pre>…</pre></code>: the block inside is the code
-        elif code.tag == "pre":
-            _to_text(code, code_text(code, block=True))
-        elif not _single_link(code):
+    for code in [c for c in container.iter("code") if c.find(".//pre") is not None]:
+        code.drop_tag()  # <code><pre>…</pre></code>: the block inside is the code
+    for pre in list(container.iter("pre")):
+        _to_text(pre, code_text(pre, block=True))  # its <code> and links go with its children
+    for code in list(container.iter("code")):  # what is left is inline code
+        if code.getparent() is not None and not _single_link(code):
             _inline_text(code, code_text(code, block=False))
     for anchor in list(container.iter("a")):
         if anchor.getparent() is None:
