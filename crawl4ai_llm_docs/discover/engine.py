@@ -126,7 +126,9 @@ class Discovery:
             for root in self.roots:
                 self.seen.add(url_key(root))
                 self.counts.discovered += 1
-                await self.frontier.push(Queued(url=root, depth=0, via="root"))
+                # A root an --include leaves out is still crawled: its links lead to the rest.
+                listed = self.scope.classify(root)[0] == "list"
+                await self.frontier.push(Queued(url=root, depth=0, via="root", listed=listed))
             while (item := await self._next_item()) is not None:
                 index = self._emitted
                 self._emitted += 1

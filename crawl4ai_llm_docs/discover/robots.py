@@ -24,9 +24,16 @@ class HostRules:
     """What one host's robots.txt says for our user agent."""
 
     def __init__(
-        self, origin: str, parser: Protego | None, *, allow_all: bool, note: str = ""
+        self,
+        origin: str,
+        parser: Protego | None,
+        *,
+        allow_all: bool,
+        note: str = "",
+        unreachable: str = "",
     ) -> None:
         self.origin = origin
+        self.unreachable = unreachable  # the host gave no answer at all: why
         self._parser = parser
         self._allow_all = allow_all
         self.note = note  # why everything is allowed or disallowed, for messages
@@ -83,18 +90,21 @@ class Robots:
             with trio.fail_after(ROBOTS_TIMEOUT_S):
                 _, text = await read_text(self._client, url, max_bytes=MAX_ROBOTS_BYTES)
         except trio.TooSlowError:
-            return self._unreadable(origin, url, f"timed out after {ROBOTS_TIMEOUT_S:g} s")
+            reason = f"timed out after {ROBOTS_TIMEOUT_S:g} s"
+            return self._unreadable(origin, url, reason, unreachable=reason)
         except FetchFailure as failure:
             if failure.status is not None and 400 <= failure.status < 500:
                 return HostRules(origin, None, allow_all=True, note=f"{url}: {failure.reason}")
-            return self._unreadable(origin, url, failure.reason)
+            no_answer = failure.reason if failure.status is None else ""
+            return self._unreadable(origin, url, failure.reason, unreachable=no_answer)
         return parse_rules(origin, text)
 
     @staticmethod
-    def _unreadable(origin: str, url: str, reason: str) -> HostRules:
+    def _unreadable(origin: str, url: str, reason: str, *, unreachable: str) -> HostRules:
         note = f"{url} could not be read ({reason}), which means everything is disallowed"
-        structlog.get_logger().warning("warning", message=note + " (RFC 9309).")
-        return HostRules(origin, None, allow_all=False, note=note)
+        if not unreachable:
+            structlog.get_logger().warning("warning", message=note + " (RFC 9309).")
+        return HostRules(origin, None, allow_all=False, note=note, unreachable=unreachable)
 
     async def pace(self, origin: str) -> None:
         """Wait until the host's Crawl-delay since the previous request has passed."""

@@ -35,6 +35,12 @@ async def check_robots(discovery: Discovery) -> None:
     robots = discovery.robots
     for root in discovery.roots:
         rules = await robots.rules(_origin(root))
+        if rules.unreachable:
+            raise InputError(
+                f"The root URL {root} did not answer ({rules.unreachable}), so there is nothing "
+                "to discover and nothing was written. Check the address and your network, or "
+                "pass a URL file instead."
+            )
         if not rules.allowed(root, robots.user_agent):
             why = f" ({rules.note})" if rules.note else ""
             raise InputError(

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 import msgspec
 import trio
 
+from crawl4ai_llm_docs.testing.site_discovery import file_response, sitemap_response
 from crawl4ai_llm_docs.testing.site_pages import (
     JS_SHELL,
     JS_TEXT,
@@ -87,6 +88,9 @@ class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float = 1.0  # Retry-After seconds sent with those answers
     delays: dict[str, float] = msgspec.field(default_factory=dict)  # path -> seconds
     statuses: dict[str, int] = msgspec.field(default_factory=dict)  # path -> forced status
+    files: dict[str, str] = msgspec.field(default_factory=dict)  # path -> text (robots.txt ...)
+    sitemap: bool = False  # publish every page in /sitemap.xml (an index of .xml.gz when large)
+    sitemap_size: int = 50_000  # URLs per generated sitemap file
 
 
 class SiteHandle:
@@ -98,6 +102,7 @@ class SiteHandle:
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
         self.page_paths: list[str] = []
+        self.requests: list[str] = []  # every path asked for, in order (query included)
         self._hit_events: dict[str, trio.Event] = {}
 
     async def wait_for_hit(self, path: str) -> None:
@@ -171,11 +176,15 @@ class _SiteApp:
             return
         path: str = scope["path"]
         hits = self.handle._record_hit(path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.handle.requests.append(path + ("?" + query if query else ""))
         site = self.site
         if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
             await trio.sleep(delay)
         if forced := site.statuses.get(path):
             await _respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
+        elif (found := self._discovery_file(path)) is not None:
+            await _respond(send, 200, *found)
         elif path.startswith("/special/"):
             await self._special(path, hits, send)
         elif self.root is not None:
@@ -194,6 +203,15 @@ class _SiteApp:
             await _html(send, page)
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
+
+    def _discovery_file(self, path: str) -> tuple[bytes, str] | None:
+        if (found := file_response(self.site.files, path, self.handle.base_url)) is not None:
+            return found
+        if self.site.sitemap:
+            return sitemap_response(
+                self.handle.base_url, self.handle.page_paths, path, size=self.site.sitemap_size
+            )
+        return None
 
     async def _special(self, path: str, hits: int, send: Send) -> None:
         site, sp = self.site, SPECIAL_PATHS
