@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from cyclopts import App, Group, Parameter
 from rich.console import Console
@@ -191,6 +191,10 @@ async def map_command(
         bool,
         Parameter(name="--insecure", negative="", help="Do not verify TLS certificates."),
     ] = False,
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"] | None,
+        Parameter(name="--log-level", help="Console log level [default: info]."),
+    ] = None,
     flags: DiscoverFlags = NO_FLAGS,
 ) -> int:
     """Discover the pages of a documentation site and write them as a URL file.
@@ -205,6 +209,8 @@ async def map_command(
     overrides = flags.overrides()
     if crawl_concurrency is not None:
         overrides["crawl.max_concurrent"] = (crawl_concurrency, "flag --crawl-concurrency")
+    if log_level is not None:
+        overrides["logging.level"] = (log_level, "flag --log-level")
     if insecure:
         overrides["crawl.verify_tls"] = (False, "flag --insecure")
     loaded = load_config(config_file=config, overrides=overrides)

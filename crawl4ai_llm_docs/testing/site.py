@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import mimetypes
+import os
 import posixpath
 import queue
 import threading
@@ -316,7 +317,12 @@ async def serve_site(
 
 
 def _html_files(root: Path) -> list[str]:
-    return sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*.html"))
+    # Symlinked directories are followed: a site can be put together from several doc sets.
+    found = []
+    for directory, _, names in os.walk(root, followlinks=True):
+        base = Path(directory).relative_to(root)
+        found += ["/" + (base / name).as_posix() for name in names if name.endswith(".html")]
+    return sorted(path.replace("/./", "/") for path in found)
 
 
 @contextmanager
