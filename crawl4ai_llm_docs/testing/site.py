@@ -365,8 +365,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", type=int, default=28)
     parser.add_argument("--directory", default="", help="serve this directory instead")
     parser.add_argument("--urls-file", default="", help="write the page URLs to this file")
+    parser.add_argument("--sections", type=int, default=3, help="sections per generated page")
+    parser.add_argument("--paragraphs", type=int, default=3, help="paragraphs per section")
+    parser.add_argument("--sitemap", action="store_true", help="publish /sitemap.xml")
+    parser.add_argument("--robots-txt", default="", help="serve this file as /robots.txt")
     args = parser.parse_args(argv)
-    site = SiteConfig(pages=args.pages, directory=args.directory)
+    files = {"/robots.txt": Path(args.robots_txt).read_text()} if args.robots_txt else {}
+    site = SiteConfig(
+        pages=args.pages,
+        directory=args.directory,
+        sections=args.sections,
+        paragraphs=args.paragraphs,
+        sitemap=args.sitemap,
+        files=files,
+    )
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
