@@ -12,14 +12,19 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+import trio
 from cyclopts import App, Group, Parameter
 from rich.console import Console
 
 from crawl4ai_llm_docs.config import load_config
-from crawl4ai_llm_docs.config_schema import DiscoverSource
+from crawl4ai_llm_docs.config_schema import AppConfig, DiscoverSource
 from crawl4ai_llm_docs.errors import InputError
+
+if TYPE_CHECKING:
+    from crawl4ai_llm_docs.discover.engine import Discovery
+    from crawl4ai_llm_docs.discover.mapper import MapResult
 
 DISCOVER = Group(
     "Discovery (when given root URLs)",
@@ -167,6 +172,37 @@ def roots_stem(roots: list[str]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(words)).strip("-") or "site"
 
 
+async def _map_with_progress(
+    roots: list[str], config: AppConfig, output: Path | None, console: Console
+) -> MapResult:
+    """``map_site`` with discovery's counts on the terminal (a line per interval otherwise)."""
+    from rich.live import Live
+
+    from crawl4ai_llm_docs.discover.mapper import map_site
+    from crawl4ai_llm_docs.observe.live import discovery_line
+
+    holder: list[Discovery] = []
+    interval = config.parallel.progress_update_interval
+
+    def line() -> str:
+        return "map: " + discovery_line(holder[0].snapshot()) if holder else "map: starting"
+
+    async def show() -> None:
+        if console.is_terminal:
+            with Live(get_renderable=line, console=console, transient=True):
+                await trio.sleep_forever()
+        while True:
+            await trio.sleep(interval)
+            console.print(line())
+
+    async with trio.open_nursery() as nursery:
+        if config.logging.progress:
+            nursery.start_soon(show)
+        result = await map_site(roots, config, output, on_start=holder.append)
+        nursery.cancel_scope.cancel()
+    return result
+
+
 def register(app: App) -> None:
     app.command(map_command, name="map")
 
@@ -195,6 +231,9 @@ async def map_command(
         Literal["debug", "info", "warning", "error"] | None,
         Parameter(name="--log-level", help="Console log level [default: info]."),
     ] = None,
+    no_progress: Annotated[
+        bool, Parameter(name="--no-progress", negative="", help="No live progress display.")
+    ] = False,
     flags: DiscoverFlags = NO_FLAGS,
 ) -> int:
     """Discover the pages of a documentation site and write them as a URL file.
@@ -209,6 +248,8 @@ async def map_command(
     overrides = flags.overrides()
     if crawl_concurrency is not None:
         overrides["crawl.max_concurrent"] = (crawl_concurrency, "flag --crawl-concurrency")
+    if no_progress:
+        overrides["logging.progress"] = (False, "flag --no-progress")
     if log_level is not None:
         overrides["logging.level"] = (log_level, "flag --log-level")
     if insecure:
@@ -218,7 +259,6 @@ async def map_command(
         raise InputError(
             f"-o {output} is a directory. Give a file path, e.g. {output / 'urls.txt'}."
         )
-    from crawl4ai_llm_docs.discover.mapper import map_site
     from crawl4ai_llm_docs.observe.logging import configure_logging
 
     console = Console(stderr=True, highlight=False)
@@ -230,7 +270,7 @@ async def map_command(
         metrics=None,
         console=console,
     ):
-        result = await map_site(urls, loaded.config, output)
+        result = await _map_with_progress(urls, loaded.config, output, console)
     where = f" in {result.output}" if output is not None else ""
     console.print(
         f"Listed {result.listed} pages{where} ({result.crawled} crawled, {result.excluded} left "

@@ -32,6 +32,8 @@ from crawl4ai_llm_docs.cache import DocumentSpool, ResultCache, prepare_cache_di
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, LoadedConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
+from crawl4ai_llm_docs.discover.engine import Discovery
+from crawl4ai_llm_docs.discover.run_source import discovery_for_run
 from crawl4ai_llm_docs.errors import (
     EXIT_FATAL_PROVIDER,
     EXIT_INTERRUPTED,
@@ -54,7 +56,7 @@ from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
 from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
 from crawl4ai_llm_docs.paths import check_output_locations, output_paths
 from crawl4ai_llm_docs.run_options import RunOptions
-from crawl4ai_llm_docs.urls import read_url_file
+from crawl4ai_llm_docs.urls import ParsedUrls, read_url_file
 
 log = structlog.get_logger()
 
@@ -116,10 +118,14 @@ class Run:
         pool = par.max_connections_per_host if par.enable_session_pooling else 100
         self.llm_limit = min(par.effective_max_concurrent_requests, pool)
         self.cache = ResultCache.disabled()
+        self.discovery: Discovery | None = None  # the source when started from root URLs
 
     # ------------------------------------------------------------ stages
 
     async def _feed(self, send: trio.MemorySendChannel[UrlEntry]) -> None:
+        if self.discovery is not None:
+            await self.discovery.run(send)
+            return
         async with send:
             for entry in self.entries:
                 await send.send(entry)
@@ -253,7 +259,12 @@ class Run:
         url_send, url_recv = trio.open_memory_channel[UrlEntry](CHANNEL_SIZE)
         page_send, page_recv = trio.open_memory_channel[Page](CHANNEL_SIZE)
         crawl = functools.partial(
-            crawl_stage.run, url_recv, page_send, config=self.crawl_config, cache_dir=cache_dir
+            crawl_stage.run,
+            url_recv,
+            page_send,
+            config=self.crawl_config,
+            cache_dir=cache_dir,
+            discovery=self.discovery,
         )
         if self.options.no_llm or self.options.dry_run:
             async with trio.open_nursery() as nursery:
@@ -493,7 +504,10 @@ class Run:
 
 async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
-    parsed = read_url_file(options.urls_file)
+    if options.roots:
+        parsed = ParsedUrls(entries=[], problems=[], duplicates=0)  # discovery lists them
+    else:
+        parsed = read_url_file(options.urls_file)
     check_output_locations(options, config)
     api_key = config.api_key()
     uses_llm = not (options.no_llm or options.dry_run)
@@ -505,6 +519,8 @@ async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
         )
     console = Console(stderr=True, highlight=False)
     run = Run(options, config, parsed.entries, console)
+    if options.roots:
+        run.discovery = discovery_for_run(list(options.roots), config, run.entries, run.metrics)
     json_file = Path(config.logging.json_file) if config.logging.json_file else None
     with configure_logging(
         run_id=uuid.uuid4().hex[:12],

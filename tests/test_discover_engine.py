@@ -16,7 +16,6 @@ from structlog.testing import capture_logs
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.discover.engine import Discovery
 from crawl4ai_llm_docs.discover.mapper import crawl_for_links, map_site
-from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.models import UrlEntry
 from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, page_path, serve_site
@@ -214,9 +213,7 @@ async def test_root_redirecting_to_another_host(tmp_path: Path) -> None:
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(handler), follow_redirects=True
     ) as client:
-        discovery = Discovery(
-            ["https://docs.x.org/"], app.discover, Robots(client, user_agent="a"), client
-        )
+        discovery = Discovery(["https://docs.x.org/"], app.discover, app.crawl, client=client)
         send, receive = trio.open_memory_channel[UrlEntry](0)
         with pytest.RaisesGroup(
             pytest.RaisesExc(InputError, match="redirects to another host"), flatten_subgroups=True

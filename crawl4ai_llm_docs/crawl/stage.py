@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import msgspec
@@ -29,6 +30,8 @@ from crawl4ai_llm_docs.crawl.browser import (
 )
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.discover.engine import PageReport
+from crawl4ai_llm_docs.discover.links import PageLinks, page_links
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 
 
@@ -53,11 +56,14 @@ async def run(
     config: CrawlConfig,
     cache_dir: Path,
     retry_policy: RetryPolicy | None = None,
+    discovery: LinkSink | None = None,
 ) -> None:
     """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
 
     Failed pages are sent too (``Page.error`` says why). Raises ``BrowserNotFoundError`` in
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
+    With ``discovery`` (a run started from root URLs), each page's links go back to it from
+    the same fetch, and a page it does not list (duplicate, noindex, broken link) is not sent.
     """
     async with receive, send:
         executable: str | None = None
@@ -67,6 +73,7 @@ async def run(
             executable = await trio.to_thread.run_sync(find_chromium, config.browser_path)
         prepare_crawl4ai(cache_dir)
         crawler = _Crawler(config, cache_dir, executable, retry_policy or RetryPolicy())
+        crawler.discovery = discovery
         async with crawler.open():
             limiter = trio.CapacityLimiter(config.max_concurrent)
             async with trio.open_nursery() as nursery:
@@ -75,6 +82,18 @@ async def run(
                     slot = object()
                     await limiter.acquire_on_behalf_of(slot)
                     nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
+
+
+class LinkSink(Protocol):
+    """Where a run started from root URLs sends each crawled page's links (discovery)."""
+
+    async def submit(self, report: PageReport) -> tuple[bool, str]: ...
+
+
+def _extract_with_links(
+    convert: Callable[[], extract_mod.Extracted], html: str, url: str
+) -> tuple[extract_mod.Extracted, PageLinks]:
+    return convert(), page_links(html, url)
 
 
 def _single(exc: Exception) -> Exception:
@@ -150,6 +169,8 @@ class _Crawler:
         self.stop: trio.CancelScope | None = None
         self._client: httpx.AsyncClient | None = None
         self._browser: _LazyBrowser | None = None
+        self.discovery: LinkSink | None = None
+        self._links: dict[int, PageLinks] = {}  # pages in flight only
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -175,6 +196,8 @@ class _Crawler:
         try:
             async with send:
                 page = await self._crawl(entry)
+                if self.discovery is not None and not await self._report(entry, page):
+                    return
                 try:
                     await send.send(page)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -184,6 +207,22 @@ class _Crawler:
                         self.stop.cancel()
         finally:
             limiter.release_on_behalf_of(slot)
+
+    async def _report(self, entry: UrlEntry, page: Page) -> bool:
+        """Hand the page's links to discovery; False when it is not to be listed."""
+        assert self.discovery is not None
+        report = PageReport(
+            index=entry.index,
+            url=entry.url,
+            final_url=page.final_url,
+            status=page.status,
+            error=page.error,
+            links=self._links.pop(entry.index, PageLinks()),
+        )
+        listed, reason = await self.discovery.submit(report)
+        if not listed:
+            structlog.get_logger().debug("warning", message=f"{entry.url} not listed: {reason}")
+        return listed
 
     async def _crawl(self, entry: UrlEntry) -> Page:
         started = trio.current_time()
@@ -269,8 +308,15 @@ class _Crawler:
             fetched.final_url,
             css_selector=self.config.css_selector,
         )
-        # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
-        extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
+        if self.discovery is not None:
+            # The links come from the same fetch, read in the same worker thread.
+            both = partial(_extract_with_links, convert, fetched.html, fetched.final_url)
+            extracted, self._links[entry.index] = await trio.to_thread.run_sync(
+                both, abandon_on_cancel=True
+            )
+        else:
+            # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
+            extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
         page = Page(
             index=entry.index,
             url=entry.url,

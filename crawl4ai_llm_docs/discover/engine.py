@@ -25,13 +25,15 @@ import structlog
 import trio
 from msgspec import Struct
 
-from crawl4ai_llm_docs.config_schema import DiscoverConfig
+from crawl4ai_llm_docs.config_schema import CrawlConfig, DiscoverConfig
+from crawl4ai_llm_docs.crawl.http import open_client
 from crawl4ai_llm_docs.discover import roots as roots_mod
 from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue
 from crawl4ai_llm_docs.discover.links import PageLinks
 from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.discover.scope import Area, Scope, directory_of, normalise, url_key
 from crawl4ai_llm_docs.models import UrlEntry
+from crawl4ai_llm_docs.observe.snapshot import DiscoveryView
 
 log = structlog.get_logger()
 
@@ -56,30 +58,22 @@ class Outcome(Struct, frozen=True, kw_only=True):
     reason: str = ""  # why it is not listed, or the failure of a listed page
 
 
-class DiscoveryCounts(Struct, frozen=True, kw_only=True):
-    discovered: int = 0  # distinct URLs in scope found (and queued)
-    queued: int = 0  # waiting to be crawled
-    crawled: int = 0  # reports handled
-    excluded: int = 0  # out of scope, excluded, duplicates, noindex, not HTML
-    blocked: int = 0  # disallowed by robots.txt
-    listed: int = 0
-
-
 class Discovery:
     def __init__(
         self,
         roots: list[str],
         config: DiscoverConfig,
-        robots: Robots,
-        client: httpx.AsyncClient,
+        crawl: CrawlConfig,
         *,
+        client: httpx.AsyncClient | None = None,
         spill_dir: Path | None = None,
         on_outcome: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> None:
         self.roots = [normalise(root) for root in roots]
         self.config = config
-        self.robots = robots
-        self.client = client
+        self.crawl = crawl
+        self._client = client
+        self._robots: Robots | None = None
         self.on_outcome = on_outcome
         self.scope = Scope.for_roots(
             self.roots,
@@ -106,9 +100,9 @@ class Discovery:
 
     # ------------------------------------------------------------ counts
 
-    def snapshot(self) -> DiscoveryCounts:
+    def snapshot(self) -> DiscoveryView:
         c = self.counts
-        return DiscoveryCounts(
+        return DiscoveryView(
             discovered=c.discovered,
             queued=len(self.frontier) + len(self.seeds),
             crawled=c.crawled,
@@ -117,10 +111,44 @@ class Discovery:
             listed=c.listed,
         )
 
+    def expected_pages(self) -> int:
+        """Pages the run will list, as far as is known now (for the progress view)."""
+        waiting = self._listed_in_flight + len(self.frontier) + len(self.seeds)
+        return min(self.config.max_pages, self.counts.listed + waiting)
+
     # ------------------------------------------------------------ emitting
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("discovery is not running")
+        return self._client
+
+    @property
+    def robots(self) -> Robots:
+        if self._robots is None:
+            self._robots = Robots(
+                self.client, user_agent=self.crawl.user_agent, enabled=self.config.respect_robots
+            )
+        return self._robots
+
     async def run(self, send: trio.MemorySendChannel[UrlEntry]) -> None:
-        """The source stage: emit URLs until discovery is complete (or the limit is reached)."""
+        """The source stage: emit URLs until discovery is complete (or the limit is reached).
+
+        Without a client of its own (the run's crawl stage has one for pages), robots.txt,
+        llms.txt and sitemaps are read through a pooled client opened here.
+        """
+        if self._client is not None:
+            await self._run(send)
+            return
+        async with open_client(self.crawl) as client:
+            self._client = client
+            try:
+                await self._run(send)
+            finally:
+                self._client = None
+
+    async def _run(self, send: trio.MemorySendChannel[UrlEntry]) -> None:
         async with send:
             await roots_mod.check_robots(self)
             for root in self.roots:

@@ -26,7 +26,6 @@ from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_clie
 from crawl4ai_llm_docs.crawl.stage import RetryPolicy
 from crawl4ai_llm_docs.discover.engine import Discovery, Outcome, PageReport
 from crawl4ai_llm_docs.discover.links import page_links
-from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.models import UrlEntry
 
 FLUSH_LINES = 512
@@ -203,14 +202,11 @@ async def _discover(
         await writer.outcome(outcome)
 
     async with open_client(config.crawl) as client:
-        robots = Robots(
-            client, user_agent=config.crawl.user_agent, enabled=config.discover.respect_robots
-        )
         discovery = Discovery(
             roots,
             config.discover,
-            robots,
-            client,
+            config.crawl,
+            client=client,
             spill_dir=config.cache_directory() / "discover",
             on_outcome=on_outcome,
         )
