@@ -350,3 +350,9 @@ def test_seen_set_holds_fingerprints() -> None:
     assert "https://x.org/a" in seen
     assert "https://x.org/b" not in seen
     assert len(seen) == 1
+    many = [f"https://x.org/{i}" for i in range(20_000)]  # past several merges
+    assert all(seen.add(url) for url in many)
+    assert not any(seen.add(url) for url in many)
+    assert all(url in seen for url in many[::97])
+    assert "https://x.org/-1" not in seen
+    assert len(seen) == 20_001

@@ -30,8 +30,7 @@ from crawl4ai_llm_docs.crawl.browser import (
 )
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
-from crawl4ai_llm_docs.discover.engine import PageReport
-from crawl4ai_llm_docs.discover.links import PageLinks, page_links
+from crawl4ai_llm_docs.discover.links import PageLinks, PageReport, page_links
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 
 

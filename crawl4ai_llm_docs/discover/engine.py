@@ -29,24 +29,13 @@ from crawl4ai_llm_docs.config_schema import CrawlConfig, DiscoverConfig
 from crawl4ai_llm_docs.crawl.http import open_client
 from crawl4ai_llm_docs.discover import roots as roots_mod
 from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue
-from crawl4ai_llm_docs.discover.links import PageLinks
+from crawl4ai_llm_docs.discover.links import PageReport
 from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.discover.scope import Area, Scope, directory_of, normalise, url_key
 from crawl4ai_llm_docs.models import UrlEntry
 from crawl4ai_llm_docs.observe.snapshot import DiscoveryView
 
 log = structlog.get_logger()
-
-
-class PageReport(Struct, frozen=True, kw_only=True):
-    """What the crawler learnt about one emitted URL."""
-
-    index: int
-    url: str
-    final_url: str
-    status: int | None
-    error: str | None  # None when the page was fetched
-    links: PageLinks = PageLinks()
 
 
 class Outcome(Struct, frozen=True, kw_only=True):

@@ -23,6 +23,17 @@ class PageLinks(Struct, frozen=True, kw_only=True):
     canonical: str = ""  # absolute URL of <link rel=canonical>, "" when none
 
 
+class PageReport(Struct, frozen=True, kw_only=True):
+    """What the crawler learnt about one emitted URL."""
+
+    index: int
+    url: str
+    final_url: str
+    status: int | None
+    error: str | None  # None when the page was fetched
+    links: PageLinks = PageLinks()
+
+
 def _robots_meta(doc: Any) -> set[str]:
     words: set[str] = set()
     for meta in doc.iter("meta"):

@@ -20,7 +20,8 @@ from crawl4ai_llm_docs.discover.sitemaps import SitemapUrl, read_sitemaps
 from crawl4ai_llm_docs.errors import InputError
 
 if TYPE_CHECKING:
-    from crawl4ai_llm_docs.discover.engine import Discovery, PageReport
+    from crawl4ai_llm_docs.discover.engine import Discovery
+    from crawl4ai_llm_docs.discover.links import PageReport
 
 log = structlog.get_logger()
 
