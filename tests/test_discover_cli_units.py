@@ -115,3 +115,15 @@ def test_map_refuses_a_file_and_a_directory_as_output(site: SiteHandle, tmp_path
     code, err = cli(["map", site.url("/docs/"), "-o", str(tmp_path)])
     assert code == 2
     assert "is a directory" in err
+
+
+def test_a_run_from_a_root_in_process(site: SiteHandle, tmp_path: Path) -> None:
+    out = tmp_path / "out.md"
+    args = [site.url("/docs/"), "--no-llm", "--no-progress", "--crawler", "http", "-o", str(out)]
+    code, err = cli([*args, "--max-pages", "4", "--log-json", str(tmp_path / "log.jsonl")])
+    assert code == 0, err
+    text = out.read_text()
+    sources = [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("Source: ")]
+    assert sources == [site.url("/docs/")] + [site.url(f"/docs/page-00{i}.html") for i in range(3)]
+    log = (tmp_path / "log.jsonl").read_text()
+    assert '"discovery_discovered"' in log

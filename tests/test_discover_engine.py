@@ -221,3 +221,51 @@ async def test_root_redirecting_to_another_host(tmp_path: Path) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(discovery.run, send)
                 nursery.start_soon(crawl_for_links, discovery, client, receive, app)
+
+
+async def test_a_sitemap_index_of_gzip_files_over_http(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    site = await start(nursery, pages=25, sitemap=True, sitemap_size=10)
+    urls, text = await map_to(tmp_path, [site.url(page(0))], sources=["sitemap"])
+    assert urls == [site.url(page(i)) for i in range(25)]  # root, then the sitemap's order
+    assert [site.hits[f"/sitemaps/sitemap-{n}.xml.gz"] for n in range(3)] == [1, 1, 1]
+    assert "(lastmod 2024-05-01)" in text
+    assert sum(site.hits[page(i)] for i in range(25)) == 25  # each page fetched once
+
+
+async def test_redirects_duplicates_and_redirects_out_of_scope(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    def html(title: str, body: str = "") -> str:
+        return f"<html><head><title>{title}</title></head><body><main><p>{title}</p>{body}</main></body></html>"
+
+    links = "".join(
+        f'<a href="{p}">{p}</a>'
+        for p in ("a.html", "old-a.html", "gone.html", "moved.html", "broken.html")
+    )
+    files = {
+        "/d/index.html": html("Root", links),
+        "/d/a.html": html("A"),
+        "/d/new.html": html("New"),
+        "/elsewhere/x.html": html("Elsewhere"),
+    }
+    redirects = {
+        "/d/old-a.html": "/d/a.html",
+        "/d/gone.html": "/elsewhere/x.html",
+        "/d/moved.html": "/d/new.html",
+    }
+    site = await start(nursery, files=files, redirects=redirects)
+    urls, text = await map_to(tmp_path, [site.url("/d/index.html")])
+    assert urls == [site.url("/d/index.html"), site.url("/d/a.html"), site.url("/d/moved.html")]
+    assert "a page already listed" in text
+    assert "outside the scope" in text
+    assert "broken link (HTTP 404 Not Found)" in text
+
+
+async def test_a_root_redirecting_within_its_host_is_scoped_where_it_lands(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    site = await start(nursery, pages=5, redirects={"/": "/docs/"})
+    urls, _ = await map_to(tmp_path, [site.url("/")])
+    assert urls == [site.url("/")] + [site.url(page(i)) for i in range(5)]

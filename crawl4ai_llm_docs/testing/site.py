@@ -92,6 +92,7 @@ class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
     files: dict[str, str] = msgspec.field(default_factory=dict)  # path -> text (robots.txt ...)
     sitemap: bool = False  # publish every page in /sitemap.xml (an index of .xml.gz when large)
     sitemap_size: int = 50_000  # URLs per generated sitemap file
+    redirects: dict[str, str] = msgspec.field(default_factory=dict)  # path -> Location (301)
 
 
 class SiteHandle:
@@ -184,6 +185,8 @@ class _SiteApp:
             await trio.sleep(delay)
         if forced := site.statuses.get(path):
             await _respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
+        elif target := site.redirects.get(path):
+            await _respond(send, 301, b"", headers=[(b"location", target.encode())])
         elif (found := self._discovery_file(path)) is not None:
             await _respond(send, 200, *found)
         elif path.startswith("/special/"):
