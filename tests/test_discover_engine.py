@@ -269,3 +269,15 @@ async def test_a_root_redirecting_within_its_host_is_scoped_where_it_lands(
     site = await start(nursery, pages=5, redirects={"/": "/docs/"})
     urls, _ = await map_to(tmp_path, [site.url("/")])
     assert urls == [site.url("/")] + [site.url(page(i)) for i in range(5)]
+
+
+async def test_roots_of_one_page_count_once_and_several_roots_share_a_list(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    files = {"/robots.txt": "User-agent: *\nCrawl-delay: 0.01\n"}
+    site = await start(nursery, pages=3, files=files)
+    roots = [site.url("/docs/"), site.url("/docs/index.html"), site.url(page(2))]
+    with capture_logs() as logs:
+        urls, _ = await map_to(tmp_path, roots, sources=["links"])
+    assert urls == [site.url("/docs/"), site.url(page(2)), site.url(page(0)), site.url(page(1))]
+    assert any("Crawl-delay of 0.01 s" in str(e.get("message")) for e in logs)

@@ -58,7 +58,10 @@ class Discovery:
         spill_dir: Path | None = None,
         on_outcome: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> None:
-        self.roots = [normalise(root) for root in roots]
+        by_key: dict[str, str] = {}
+        for root in map(normalise, roots):
+            by_key.setdefault(url_key(root), root)  # each page once, the first form wins
+        self.roots = list(by_key.values())
         self.config = config
         self.crawl = crawl
         self._client = client

@@ -42,6 +42,12 @@ async def check_robots(discovery: Discovery) -> None:
                 "to discover and nothing was written. Check the address and your network, or "
                 "pass a URL file instead."
             )
+        if delay := rules.crawl_delay(robots.user_agent):
+            log.warning(
+                "warning",
+                message=f"{_origin(root)}/robots.txt asks for a Crawl-delay of {delay:g} s: "
+                f"one page every {delay:g} s from this host.",
+            )
         if not rules.allowed(root, robots.user_agent):
             why = f" ({rules.note})" if rules.note else ""
             raise InputError(
