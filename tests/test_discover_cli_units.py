@@ -127,3 +127,15 @@ def test_a_run_from_a_root_in_process(site: SiteHandle, tmp_path: Path) -> None:
     assert sources == [site.url("/docs/")] + [site.url(f"/docs/page-00{i}.html") for i in range(3)]
     log = (tmp_path / "log.jsonl").read_text()
     assert '"discovery_discovered"' in log
+
+
+def test_discover_config_from_the_environment() -> None:
+    from crawl4ai_llm_docs.config import load_config
+    from crawl4ai_llm_docs.errors import ConfigError
+
+    loaded = load_config(environ={"CRAWL4AI_LLM_DOCS_DISCOVER__SOURCES": "links, sitemap"})
+    assert loaded.config.discover.sources == ["links", "sitemap"]
+    with pytest.raises(ConfigError, match="expected a list of 'llms-txt', 'sitemap', 'links'"):
+        load_config(environ={"CRAWL4AI_LLM_DOCS_DISCOVER__SOURCES": "rss"})
+    loaded = load_config(environ={"CRAWL4AI_LLM_DOCS_DISCOVER__EXCLUDE": "*/old/*"})
+    assert loaded.config.discover.exclude == ["*/old/*"]
