@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -169,8 +171,7 @@ async def map_site(
             )
             await writer.flush()
         if output is None:
-            text = await trio.Path(temp).read_text(encoding="utf-8")
-            print(text, end="", flush=True)
+            await trio.to_thread.run_sync(_copy_to_stdout, temp)
         else:
             await trio.to_thread.run_sync(os.replace, temp, output)
     finally:
@@ -184,6 +185,12 @@ async def map_site(
         cut_short=discovery.cut_short,
         output=str(output) if output is not None else "-",
     )
+
+
+def _copy_to_stdout(path: Path) -> None:
+    with path.open(encoding="utf-8") as handle:
+        shutil.copyfileobj(handle, sys.stdout)
+    sys.stdout.flush()
 
 
 async def _discover(
