@@ -4,6 +4,7 @@ sitemaps, llms.txt, noindex, canonical duplicates and bad roots."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,62 @@ async def test_roots_of_one_page_count_once_and_several_roots_share_a_list(
         urls, _ = await map_to(tmp_path, roots, sources=["links"])
     assert urls == [site.url("/docs/"), site.url(page(2)), site.url(page(0)), site.url(page(1))]
     assert any("Crawl-delay of 0.01 s" in str(e.get("message")) for e in logs)
+
+
+async def test_the_source_stage_shape_drains_pages_coming_back(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """``run_source.run(receive, send)``: URLs out, crawled pages back (and dropped)."""
+    from crawl4ai_llm_docs.discover import run_source
+    from crawl4ai_llm_docs.models import Page
+    from crawl4ai_llm_docs.observe.metrics import RunMetrics
+
+    site = await start(nursery, pages=3)
+    app = config(tmp_path, sources=["links"])
+    entries: list[UrlEntry] = []
+    metrics = RunMetrics()
+    discovery = run_source.discovery_for_run([site.url("/docs/")], app, entries, metrics)
+    url_send, url_recv = trio.open_memory_channel[UrlEntry](0)
+    back_send, back_recv = trio.open_memory_channel[Page](0)
+
+    async def crawl() -> None:  # a stand-in for the crawl stage: one page at a time
+        async with url_recv, back_send:
+            async for entry in url_recv:
+                async with httpx.AsyncClient() as client:
+                    response = await client.get(entry.url)
+                from crawl4ai_llm_docs.discover.links import PageReport, page_links
+
+                links = page_links(response.text, entry.url)
+                report = PageReport(
+                    index=entry.index,
+                    url=entry.url,
+                    final_url=entry.url,
+                    status=200,
+                    error=None,
+                    links=links,
+                )
+                await discovery.submit(report)
+                page = Page(
+                    index=entry.index,
+                    url=entry.url,
+                    final_url=entry.url,
+                    title="",
+                    markdown="x",
+                    status=200,
+                    error=None,
+                    elapsed=0,
+                    bytes=1,
+                )
+                await back_send.send(page)
+
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as inner:
+            inner.start_soon(
+                functools.partial(run_source.run, back_recv, url_send, discovery=discovery)
+            )
+            inner.start_soon(crawl)
+    assert [entry.url for entry in entries] == [site.url("/docs/")] + [
+        site.url(page(i)) for i in range(3)
+    ]
+    assert metrics.snapshot().pages_total == 4
+    assert metrics.snapshot().discovery is not None
