@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 import msgspec
@@ -31,7 +30,7 @@ from crawl4ai_llm_docs.crawl.browser import (
 )
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
-from crawl4ai_llm_docs.discover.links import PageLinks, PageReport, page_links
+from crawl4ai_llm_docs.discover.links import LinkSink, PageLinks, report_page, with_links
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 from crawl4ai_llm_docs.page_state import PageState, PageStateStore
 
@@ -103,18 +102,6 @@ async def run(
 @asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
-
-
-class LinkSink(Protocol):
-    """Where a run started from root URLs sends each crawled page's links (discovery)."""
-
-    async def submit(self, report: PageReport) -> tuple[bool, str]: ...
-
-
-def _extract_with_links(
-    convert: Callable[[], extract_mod.Extracted], html: str, url: str
-) -> tuple[extract_mod.Extracted, PageLinks]:
-    return convert(), page_links(html, url)
 
 
 def _single(exc: Exception) -> Exception:
@@ -242,18 +229,8 @@ class _Crawler:
     async def _report(self, entry: UrlEntry, page: Page) -> bool:
         """Hand the page's links to discovery; False when it is not to be listed."""
         assert self.discovery is not None
-        report = PageReport(
-            index=entry.index,
-            url=entry.url,
-            final_url=page.final_url,
-            status=page.status,
-            error=page.error,
-            links=self._links.pop(entry.index, PageLinks()),
-        )
-        listed, reason = await self.discovery.submit(report)
-        if not listed:
-            structlog.get_logger().debug("warning", message=f"{entry.url} not listed: {reason}")
-        return listed
+        links = self._links.pop(entry.index, PageLinks())
+        return await report_page(self.discovery, entry, page, links)
 
     async def _crawl(self, entry: UrlEntry) -> Page:
         started = trio.current_time()
@@ -382,9 +359,8 @@ class _Crawler:
             fetched.final_url,
             css_selector=self.config.css_selector,
         )
-        if self.discovery is not None:
-            # The links come from the same fetch, read in the same worker thread.
-            both = partial(_extract_with_links, convert, fetched.html, fetched.final_url)
+        if self.discovery is not None:  # links from the same fetch, in the same thread
+            both = partial(with_links, convert, fetched.html, fetched.final_url)
             extracted, self._links[entry.index] = await trio.to_thread.run_sync(
                 both, abandon_on_cancel=True
             )

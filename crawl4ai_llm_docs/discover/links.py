@@ -6,11 +6,17 @@ the crawl stage calls it in the worker thread that converts the page.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urljoin
 
 import lxml.html  # type: ignore[import-untyped]
+import structlog
 from msgspec import Struct
+
+from crawl4ai_llm_docs.models import Page, UrlEntry
+
+T = TypeVar("T")
 
 MAX_LINKS_PER_PAGE = 5_000
 _SKIP_SCHEMES = ("mailto:", "javascript:", "tel:", "data:", "ftp:", "#")
@@ -32,6 +38,33 @@ class PageReport(Struct, frozen=True, kw_only=True):
     status: int | None
     error: str | None  # None when the page was fetched
     links: PageLinks = PageLinks()
+
+
+class LinkSink(Protocol):
+    """Where the crawl stage of a run started from root URLs sends each page's links."""
+
+    async def submit(self, report: PageReport) -> tuple[bool, str]: ...
+
+
+async def report_page(sink: LinkSink, entry: UrlEntry, page: Page, links: PageLinks) -> bool:
+    """Report a crawled page to discovery; False when it is not to be listed (and why, logged)."""
+    report = PageReport(
+        index=entry.index,
+        url=entry.url,
+        final_url=page.final_url,
+        status=page.status,
+        error=page.error,
+        links=links,
+    )
+    listed, reason = await sink.submit(report)
+    if not listed:
+        structlog.get_logger().debug("warning", message=f"{entry.url} not listed: {reason}")
+    return listed
+
+
+def with_links(convert: Callable[[], T], html: str, url: str) -> tuple[T, PageLinks]:
+    """``convert()`` and the page's links, in one worker-thread call."""
+    return convert(), page_links(html, url)
 
 
 def _robots_meta(doc: Any) -> set[str]:
