@@ -341,3 +341,14 @@ async def test_the_source_stage_shape_drains_pages_coming_back(
     ]
     assert metrics.snapshot().pages_total == 4
     assert metrics.snapshot().discovery is not None
+
+
+async def test_sitemap_pages_a_glob_leaves_out_are_not_fetched(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    site = await start(nursery, pages=10, sitemap=True)
+    urls, _ = await map_to(
+        tmp_path, [site.url(page(0))], sources=["sitemap"], include=["*page-00[5-9]*"]
+    )
+    assert urls == [site.url(page(i)) for i in range(5, 10)]
+    assert [site.hits[page(i)] for i in range(10)] == [1, 0, 0, 0, 0, 1, 1, 1, 1, 1]

@@ -328,6 +328,8 @@ class Discovery:
                 self.counts.blocked += 1
             return
         queued = Queued(url=url, depth=depth, via=via, lastmod=lastmod, listed=verdict == "list")
+        if seed and not queued.listed:
+            return  # a sitemap entry a glob leaves out: no reason to read it for links
         if seed:
             await self.seeds.push(queued)
             return
