@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from crawl4ai_llm_docs.observe.metrics import MetricsSnapshot, RunMetrics
+from crawl4ai_llm_docs.observe.metrics import DiscoveryView, MetricsSnapshot, RunMetrics
 
 _BAR_WIDTH = 40
 
@@ -93,9 +93,20 @@ def render(snapshot: MetricsSnapshot) -> RenderableType:
     title = Text.assemble(
         ("crawl4ai-llm-docs", "bold"), f"  {s.stage}  elapsed {format_duration(s.elapsed_s)}"
     )
+    parts: list[RenderableType] = [title]
+    if s.discovery is not None:
+        parts.append(Text(discovery_line(s.discovery)))
+    parts += [bars, figures]
     if s.batch:
-        return Group(title, bars, figures, Text(f"batch {s.batch}"))
-    return Group(title, bars, figures)
+        parts.append(Text(f"batch {s.batch}"))
+    return Group(*parts)
+
+
+def discovery_line(view: DiscoveryView) -> str:
+    return (
+        f"discovered {view.discovered}  queued {view.queued}  crawled {view.crawled}"
+        f"  excluded {view.excluded}  blocked by robots.txt {view.blocked}"
+    )
 
 
 def plain_line(snapshot: MetricsSnapshot) -> str:
@@ -108,7 +119,8 @@ def plain_line(snapshot: MetricsSnapshot) -> str:
         f"  in-flight {s.in_flight}/{s.effective_limit}"
         f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s"
         f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
-        + (f"  batch {s.batch}" if s.batch else "")
+    ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "") + (
+        f"  batch {s.batch}" if s.batch else ""
     )
 
 
