@@ -112,16 +112,15 @@ def discovery_line(view: DiscoveryView) -> str:
 def plain_line(snapshot: MetricsSnapshot) -> str:
     """One line of progress for logs and pipes (no terminal, no colours)."""
     s = snapshot
-    return (
+    line = (
         f"[{format_duration(s.elapsed_s)}] crawled {s.pages_attempted}/{s.pages_total}"
         f"  processed {s.chunks_done}/{s.chunks_total}"
         f"  written {s.documents_written}/{s.documents_expected}"
         f"  in-flight {s.in_flight}/{s.effective_limit}"
         f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s"
         f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
-    ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "") + (
-        f"  batch {s.batch}" if s.batch else ""
-    )
+    ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "")
+    return line + (f"  batch {s.batch}" if s.batch else "")
 
 
 async def run_live_view(
