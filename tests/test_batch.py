@@ -534,3 +534,52 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
     assert [r.source for r in only_second] == ["llm"]
     assert store.load_all() == []
     assert listing["stats"]["batches_created"] == 1
+
+
+async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
+    tmp_path: Path,
+) -> None:
+    from crawl4ai_llm_docs.llm.batch_results import Answers
+
+    llm = msgspec.convert({"mode": "batch"}, LLMConfig)
+    client = ChatClient(
+        llm=llm,
+        parallel=ParallelConfig(),
+        api_key=None,
+        limiter=AdaptiveRateLimiter(max_concurrent=1),
+        breaker=CircuitBreaker(),
+    )
+    processor = ChunkProcessor(client=client, cache=ResultCache(tmp_path / "cache"), llm=llm)
+    send, receive = trio.open_memory_channel[ChunkResult](10)
+    work = WorkDir(tmp_path / "cache")
+    answers = Answers(processor=processor, send=send, work=work, store=BatchStore(tmp_path))
+    keys = [f"{n:064x}" for n in range(4)]
+    for n, key in enumerate(keys):
+        answers.waiting[key] = [work.add_chunk(make_chunk(n))]
+
+    def line(key: str, status: int | None, body: Any = None, error: Any = None) -> bytes:
+        response = None if status is None else {"status_code": status, "body": body}
+        return msgspec.json.encode({"custom_id": key, "response": response, "error": error})
+
+    cut_off = {"choices": [{"message": {"content": "x"}, "finish_reason": "length"}]}
+    refused = {"error": {"message": "bad request", "type": "invalid_request_error"}}
+    retry: list[str] = []
+    split: list[str] = []
+    with capture_logs() as logs:
+        await answers.line(b"not json", retry, split)
+        await answers.line(line(keys[0], 200, cut_off), retry, split)
+        await answers.line(line(keys[1], 400, refused), retry, split)
+        expired = {"code": "batch_expired", "message": "too late"}
+        await answers.line(line(keys[2], None, error=expired), retry, split)
+        await answers.line(line("f" * 64, 200, cut_off), retry, split)  # not this run's
+    work.close()
+    assert split == [keys[0]]
+    assert retry == [keys[2]]
+    assert answers.reasons[keys[2]] == "batch_expired: too late"
+    assert answers.foreign == 1
+    refusal = receive.receive_nowait()
+    assert refusal.source == "fallback"
+    assert refusal.page_index == 1
+    assert "bad request" in (refusal.warning or "")
+    assert any("unreadable batch result line" in e.get("message", "") for e in logs)
+    assert set(answers.waiting) == {keys[0], keys[2], keys[3]}
