@@ -132,6 +132,8 @@ class Stages:
             return
         async with open_client(config, self.llm_limit, run.metrics) as (client, cache):
             llm = self._llm_stage(client, cache)
+            if config.llm.mode == "batch":  # no Batch API: say so before any page is crawled
+                await batch_stage.api_for(client).probe()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._upstream, source, crawl, chunk)
                 nursery.start_soon(llm, chunk_recv, result_send)

@@ -39,6 +39,7 @@ from crawl4ai_llm_docs.llm.batch_files import (
 )
 from crawl4ai_llm_docs.llm.batch_results import Answers
 from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore, new_local_id
+from crawl4ai_llm_docs.llm.client import ChatClient
 from crawl4ai_llm_docs.llm.prompts import build_messages
 from crawl4ai_llm_docs.llm.stage import ChunkProcessor
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
@@ -338,6 +339,17 @@ class BatchJob:
             raise fatal[0]
 
 
+def api_for(client: ChatClient) -> BatchApi:
+    """The Batch API of ``client``'s provider, on the same pooled connections."""
+    return BatchApi(
+        client.http(),
+        base_url=client.llm.base_url,
+        timeout=client.request_timeout,
+        secret=client.secret,
+        retries=client.llm.max_retries,
+    )
+
+
 def _hint(job: BatchJob) -> None:
     running = [r.batch_id for r in job.active.values() if r.batch_id is not None]
     if running:
@@ -357,19 +369,17 @@ async def run(
 ) -> None:
     """Batch-mode LLM stage: cached chunks at once, the rest when their batch is done."""
     llm = processor.llm
-    api = BatchApi(
-        processor.client.http(),
-        base_url=llm.base_url,
-        timeout=processor.client.request_timeout,
-        secret=processor.client.secret,
-        retries=llm.max_retries,
-    )
-    async with receive, send:
-        try:
-            await api.probe()  # before any work: a provider without a Batch API says so now
-        except ProviderFatalError as exc:
-            on_fatal(exc)
+    api = api_for(processor.client)
+    try:
+        # Before any work: a provider without a Batch API says so now. That error leaves the
+        # channels open, so the stages upstream are cancelled by it rather than finding their
+        # channel closed (which would add a second, unrelated error to the run's).
+        await api.probe()
+    except ProviderFatalError as exc:
+        on_fatal(exc)
+        async with receive, send:
             return
+    async with receive, send:
         work = await trio.to_thread.run_sync(WorkDir, cache_dir)
         job = BatchJob(
             processor=processor,

@@ -174,6 +174,10 @@ class ChatClient:
         self._pool = self._side = None
 
     @property
+    def llm(self) -> LLMConfig:
+        return self._llm
+
+    @property
     def request_timeout(self) -> float:
         return self._parallel.request_timeout
 
