@@ -17,6 +17,15 @@ from crawl4ai_llm_docs.observe.metrics import RunMetrics
 log = structlog.get_logger()
 
 
+def _metadata(page: Page) -> dict[str, str]:
+    """The page's metadata a document carries to the write stage."""
+    return {
+        "site_name": page.site_name,
+        "meta_description": page.meta_description,
+        "crawled_at": page.crawled_at,
+    }
+
+
 class _Pending:
     __slots__ = ("page", "results")
 
@@ -62,7 +71,13 @@ class Collector:
             await self.add_failed(page)
             return
         await self._store(
-            Document(index=page.index, url=page.url, title=page.title, markdown=page.markdown)
+            Document(
+                index=page.index,
+                url=page.url,
+                title=page.title,
+                markdown=page.markdown,
+                **_metadata(page),
+            )
         )
 
     async def add_result(self, result: ChunkResult) -> None:
@@ -92,6 +107,7 @@ class Collector:
                 title=page.title,
                 markdown=reassemble(ordered),
                 description=description,
+                **_metadata(page),
             )
         )
 

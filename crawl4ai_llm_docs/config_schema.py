@@ -94,6 +94,8 @@ class OutputConfig(Base, frozen=True):
     report: bool = True
     cache: bool = True
     cache_dir: str = ""
+    pages_dir: str = ""
+    max_file_tokens: Annotated[int, Meta(ge=0)] = 0
 
 
 class LoggingConfig(Base, frozen=True):

@@ -33,6 +33,10 @@ class Page(Struct, frozen=True, kw_only=True):
     elapsed: float  # seconds spent on this page, retries included
     bytes: int  # size of the HTML received
     mode: CrawlMode = "http"
+    # From the page's <head> (crawl/metadata.py), for titles, sections and descriptions.
+    site_name: str = ""  # og:site_name / application-name
+    meta_description: str = ""  # <meta name=description> or og:description
+    crawled_at: str = ""  # when the page was fetched, ISO 8601 UTC
 
     @property
     def ok(self) -> bool:
@@ -73,8 +77,11 @@ class Document(Struct, frozen=True, kw_only=True):
     url: str
     title: str
     markdown: str
-    description: str = ""
+    description: str = ""  # the LLM's one-line summary, if it gave one
     error: str | None = None
+    site_name: str = ""  # the page's metadata, carried from Page
+    meta_description: str = ""
+    crawled_at: str = ""
 
     @property
     def ok(self) -> bool:

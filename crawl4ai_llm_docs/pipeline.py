@@ -51,8 +51,9 @@ from crawl4ai_llm_docs.observe.live import run_live_view
 from crawl4ai_llm_docs.observe.logging import configure_logging
 from crawl4ai_llm_docs.observe.metrics import RunMetrics, log_metrics, report_metrics
 from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
-from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.output import write_report
 from crawl4ai_llm_docs.paths import check_output_locations, output_paths
+from crawl4ai_llm_docs.publish import OutputRequest, write_outputs
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.urls import read_url_file
 
@@ -416,35 +417,21 @@ class Run:
             note = (
                 f"the run was {why}. Run the same command again to finish; finished work is cached."
             )
-        title = (
-            config.output.title
-            or options.urls_file.stem.replace("_", " ").replace("-", " ").title()
+        request = OutputRequest(
+            markdown=markdown_path,
+            generated_at=datetime.now(UTC),
+            llms_dir=llms_dir,
+            pages_dir=Path(config.output.pages_dir) if config.output.pages_dir else None,
+            title=config.output.title,
+            fallback_title=options.urls_file.stem.replace("_", " ").replace("-", " ").title(),
+            max_file_tokens=config.output.max_file_tokens,
+            cleaned=not options.no_llm,
+            failed=failures,
+            incomplete=incomplete,
+            incomplete_reason=note,
         )
-        summary = (
-            f"Documentation from {len(self.entries)} pages, cleaned for use by language models."
-        )
-        now = datetime.now(UTC)
-
-        def write_all() -> list[str]:
-            write_consolidated(
-                markdown_path,
-                iter(spool),
-                title=title,
-                failed=failures,
-                incomplete=incomplete,
-                incomplete_reason=note,
-                generated_at=now,
-            )
-            written = [str(markdown_path)]
-            if llms_dir is not None:
-                llms_dir.mkdir(parents=True, exist_ok=True)
-                written += map(
-                    str, write_llms_txt(llms_dir, iter(spool), title=title, summary=summary)
-                )
-            return written
-
         try:
-            return await trio.to_thread.run_sync(write_all)
+            return await trio.to_thread.run_sync(write_outputs, spool, request)
         except OSError as exc:  # e.g. disk full: one message, and the work is not lost
             raise InputError(
                 f"Could not write the output ({exc.strerror or exc}: {exc.filename or markdown_path}). "

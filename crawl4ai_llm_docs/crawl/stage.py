@@ -28,6 +28,7 @@ from crawl4ai_llm_docs.crawl.browser import (
     require_chromium,
 )
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 
@@ -282,6 +283,9 @@ class _Crawler:
             elapsed=trio.current_time() - started,
             bytes=fetched.bytes,
             mode=mode,
+        )
+        page = await trio.to_thread.run_sync(
+            with_metadata, page, fetched.html, abandon_on_cancel=True
         )
         return page, extracted.words
 

@@ -1,0 +1,101 @@
+"""One line that says what a page is about, for llms.txt links and per-page front matter.
+
+The LLM's description line when it gave one, else the page's meta description, else the first
+sentence of its text; always plain text on one line, at most ``MAX_CHARS`` characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from crawl4ai_llm_docs.llm.chunking import fence_mask, heading_level
+from crawl4ai_llm_docs.models import Document
+
+MAX_CHARS = 160
+MIN_WORDS = 4  # a shorter paragraph ("Source code: Lib/os.py") is a label, not a sentence
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
+_REFERENCE_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
+_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3})(?=\S)(.+?)(?<=\S)\1")
+_STRAY = re.compile(r"[¶#]+\s*$|^\s*(?:[-*+>]|\d{1,9}[.)])\s+")
+# A sentence ends at . ! ? followed by a space and a capital (or the end): not at "e.g." or "3.11".
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]?\s+(?=[\"\u201c\u2018(]?[A-Z])")
+_NOT_PROSE = re.compile(r"^\s*(?:\||<|!\[|-{3,}|\*{3,}|_{3,}|={3,}|\[!?\[?[^\]]*\]\([^)]*\)\]?$)")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
+
+
+def _plain(text: str) -> str:
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _REFERENCE_LINK.sub(r"\1", text)
+    text = _AUTOLINK.sub(r"\1", text)
+    text = _TAG.sub("", text)
+    text = _EMPHASIS.sub(r"\2", text)
+    return " ".join(_STRAY.sub("", " ".join(text.split())).split())
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_CHARS:
+        return text
+    cut = text[: MAX_CHARS - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-\u2014\u2013(") + "…"
+
+
+def clean(text: str) -> str:
+    """Markdown -> plain text on one line, cut at a word to at most ``MAX_CHARS``."""
+    return _shorten(_plain(text))
+
+
+def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
+    """(text, is_list) of each block outside code, headings, tables and HTML, in order."""
+    lines = markdown.split("\n")
+    in_code = fence_mask(lines)
+    blocks: list[tuple[str, bool]] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            blocks.append((" ".join(current), bool(_LIST_ITEM.match(current[0]))))
+            current.clear()
+
+    for line, code in zip(lines, in_code, strict=True):
+        if code or not line.strip() or heading_level(line) or line.startswith("    "):
+            flush()
+            continue
+        if _NOT_PROSE.match(line):
+            flush()
+            continue
+        if _LIST_ITEM.match(line):
+            flush()  # each item on its own
+        current.append(line.strip())
+    flush()
+    return blocks
+
+
+def first_sentence(markdown: str) -> str:
+    """The first sentence of the first paragraph of prose (a list item if there is none)."""
+    blocks = _paragraphs(markdown)
+    ranked = [text for text, is_list in blocks if not is_list] + [
+        text for text, is_list in blocks if is_list
+    ]
+    fallback = ""
+    for block in ranked:
+        plain = _plain(block[: MAX_CHARS * 8])  # a sentence is found well before that
+        sentence = _shorten(_SENTENCE_END.split(plain, maxsplit=1)[0])
+        if len(sentence.split()) >= MIN_WORDS:
+            return sentence
+        fallback = fallback or sentence
+    return fallback
+
+
+def describe(document: Document, *, title: str = "") -> str:
+    """The page's description: the LLM's, the page's own, its first sentence, or its title."""
+    for text in (document.description, document.meta_description):
+        if described := clean(text):
+            return described
+    return first_sentence(document.markdown) or clean(title or document.title)
