@@ -13,6 +13,8 @@ from crawl4ai_llm_docs.models import Document
 
 MAX_CHARS = 160
 MIN_WORDS = 4  # a shorter paragraph ("Source code: Lib/os.py") is a label, not a sentence
+MAX_BLOCKS = 12  # paragraphs looked at for a sentence before settling for the best seen
+MAX_SCAN = 20_000  # characters of a paragraph looked at: a sentence is found well before
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
@@ -24,6 +26,7 @@ _STRAY = re.compile(r"[¶#]+\s*$|^\s*(?:[-*+>]|\d{1,9}[.)])\s+")
 # A sentence ends at . ! ? followed by a space and a capital (or the end): not at "e.g." or "3.11".
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]?\s+(?=[\"\u201c\u2018(]?[A-Z])")
 _NOT_PROSE = re.compile(r"^\s*(?:\||<|!\[|-{3,}|\*{3,}|_{3,}|={3,}|\[!?\[?[^\]]*\]\([^)]*\)\]?$)")
+_CELLS = re.compile(r"(?:\s\|\s.*){2,}")  # "A | B | C": a table row or a bar of links
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
 
@@ -67,7 +70,7 @@ def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
         if code or not line.strip() or heading_level(line) or line.startswith("    "):
             flush()
             continue
-        if _NOT_PROSE.match(line):
+        if _NOT_PROSE.match(line) or _CELLS.search(line):
             flush()
             continue
         if _LIST_ITEM.match(line):
@@ -78,19 +81,24 @@ def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
 
 
 def first_sentence(markdown: str) -> str:
-    """The first sentence of the first paragraph of prose (a list item if there is none)."""
+    """The first sentence of the page's prose: preferably a whole sentence (ending in . ! ?)
+    of a paragraph, else the first paragraph of a few words, else the first text at all.
+    List items count only when there is no paragraph."""
     blocks = _paragraphs(markdown)
     ranked = [text for text, is_list in blocks if not is_list] + [
         text for text, is_list in blocks if is_list
     ]
-    fallback = ""
-    for block in ranked:
-        plain = _plain(block[: MAX_CHARS * 8])  # a sentence is found well before that
-        sentence = _shorten(_SENTENCE_END.split(plain, maxsplit=1)[0])
-        if len(sentence.split()) >= MIN_WORDS:
-            return sentence
-        fallback = fallback or sentence
-    return fallback
+    fallback, first = "", ""
+    for block in ranked[:MAX_BLOCKS]:
+        plain = _plain(block[:MAX_SCAN])
+        sentence = _SENTENCE_END.split(plain, maxsplit=1)[0]
+        words = len(sentence.split())
+        if words >= MIN_WORDS and sentence.endswith((".", "!", "?")):
+            return _shorten(sentence)
+        if words >= MIN_WORDS and not fallback:
+            fallback = _shorten(sentence)
+        first = first or _shorten(sentence)
+    return fallback or first
 
 
 def describe(document: Document, *, title: str = "") -> str:

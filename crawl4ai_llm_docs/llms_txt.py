@@ -53,16 +53,19 @@ def default_summary(site: SiteStructure, title: str) -> str:
         return site.root_description
     name = heading_title(title, site)
     pages = f"{site.pages} page{'s' if site.pages != 1 else ''}"
-    return f"The {name} documentation as Markdown for language models: {pages}."
+    return f"{name}: {pages} of documentation in Markdown, for language models."
 
 
-def default_details(site: SiteStructure, generated_at: datetime, *, cleaned: bool) -> str:
+def default_details(
+    site: SiteStructure, generated_at: datetime, *, cleaned: bool, optional: bool = False
+) -> str:
     when = generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     pages = f"{site.pages} page{'s' if site.pages != 1 else ''}"
     how = "cleaned by a language model" if cleaned else "as crawled"
+    skip = " Pages under Optional (changelogs, indexes) may be skipped." if optional else ""
     return (
         f"Generated from {pages} on {when}. llms-full.txt holds the full text of every page "
-        f"listed here, {how}; pages under Optional may be skipped."
+        f"listed here, {how}.{skip}"
     )
 
 
@@ -111,8 +114,6 @@ def write_llms_txt(
     """
     site = site_of(documents, site)
     heading = heading_title(title, site)
-    if one_line(summary) and not details.strip():
-        details = default_details(site, generated_at or datetime.now(UTC), cleaned=cleaned)
     index_path = directory / "llms.txt"
     full_path = directory / "llms-full.txt"
     sections: dict[str, list[str]] = {}
@@ -132,8 +133,11 @@ def write_llms_txt(
             (optional if section == OPTIONAL_SECTION else sections.setdefault(section, [])).append(
                 item
             )
-            content = nest_markdown(document.markdown, top=3, title=document.title)
+            content = nest_markdown(document.markdown, top=3, title=document.title, also_title=name)
             full.write(f"## {name}\n\nSource: {document.url}\n\n")
             full.write(f"{content}\n\n" if content else "")
+        if one_line(summary) and not details.strip():
+            when = generated_at or datetime.now(UTC)
+            details = default_details(site, when, cleaned=cleaned, optional=bool(optional))
         index.write(_index(heading, summary, details, sections, optional))
     return index_path, full_path
