@@ -19,6 +19,7 @@ from crawl4ai_llm_docs.output_markdown import AtomicBatch
 # Added per page to the sum of the pages' own counts: two texts joined can tokenize into one
 # token more than apart.
 BOUNDARY_TOKENS = 1
+MAX_NAMED = 5  # oversized pages named in the warning
 
 
 class Assignment(NamedTuple):
@@ -122,6 +123,8 @@ def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path]
         f"{paths[0].name} … {paths[-1].name}" if count > 2 else " and ".join(p.name for p in paths)
     )
     ends = [*data.offsets[1:], None]
+    oversized = set(plan.oversized)
+    large: list[str] = []
     with AtomicBatch() as batch:
         page = 0
         for number, part in enumerate(paths):
@@ -135,16 +138,20 @@ def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path]
                     end = ends[page]
                     size = -1 if end is None else end - data.offsets[page]
                     section = data.body.read(size).decode("utf-8")
-                    if page in plan.oversized:
+                    if page in oversized:
                         heading = section.split("\n", 1)[0].removeprefix("## ")
-                        warnings.append(
-                            f"Page {heading!r} is {data.tokens[page]} tokens, above "
-                            f"output.max_file_tokens = {limit}: {part.name} holds it alone."
-                        )
+                        large.append(f"{heading!r} ({data.tokens[page]} tokens, {part.name})")
                     out.write(section)
                     page += 1
                 if plan.tail_part == number:
                     out.write(data.tail)
         batch.commit()
     remove_stale_parts(path, count)
+    if large:
+        shown = "; ".join(large[:MAX_NAMED])
+        more = f"; and {len(large) - MAX_NAMED} more" if len(large) > MAX_NAMED else ""
+        warnings.append(
+            f"{len(large)} page(s) above output.max_file_tokens = {limit}, each in a part of "
+            f"its own: {shown}{more}."
+        )
     return paths, warnings

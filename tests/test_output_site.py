@@ -256,8 +256,20 @@ def test_an_oversized_page_gets_its_own_part_and_a_warning(tmp_path: Path) -> No
     assert len(holding) == 1
     assert re.findall(r"^## \d+\.", texts[holding[0]], flags=re.MULTILINE) == ["## 2."]
     assert len(summary.warnings) == 1
+    assert summary.warnings[0].startswith("1 page(s) above output.max_file_tokens = 500")
     assert "'2. Big'" in summary.warnings[0]
     assert parts[holding[0]].name in summary.warnings[0]
+
+
+def test_many_oversized_pages_make_one_warning(tmp_path: Path) -> None:
+    out = tmp_path / "docs.md"
+    summary = write_consolidated(
+        out, many_pages(9, 300), title="T", generated_at=WHEN, max_file_tokens=100
+    )
+    assert len(part_files(out)) == 10  # the contents, then one page a part
+    (warning,) = [w for w in summary.warnings if "page(s)" in w]
+    assert warning.startswith("9 page(s) above output.max_file_tokens = 100")
+    assert warning.endswith("; and 4 more.")
 
 
 def test_a_shorter_split_removes_the_parts_left_from_a_longer_one(tmp_path: Path) -> None:
