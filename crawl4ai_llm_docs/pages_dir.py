@@ -110,15 +110,22 @@ def write_pages_dir(
     *,
     site: SiteStructure | None = None,
     generated_at: datetime,
+    reserved: Iterable[Path] = (),
 ) -> int:
     """Write one file per written page into ``directory``; returns how many.
 
     ``documents`` must be readable twice unless ``site`` is given (failed pages are skipped).
+    A page whose path is one of the ``reserved`` files (the run's other outputs, when they are
+    inside ``directory``) gets another name instead of replacing it.
     """
     site = site_of(documents, site)
     hosts = {urlsplit(d.url).netloc.lower() for d in documents if d.error is None}
     with_host = len(hosts) > 1
     used: set[str] = set()
+    root = directory.resolve()
+    for path in reserved:
+        if path.resolve().is_relative_to(root):
+            used.add(path.resolve().relative_to(root).as_posix().casefold())
     written = 0
     with AtomicBatch() as batch:
         for document in documents:

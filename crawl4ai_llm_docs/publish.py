@@ -69,6 +69,12 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
         )
         written += map(str, paths)
     if request.pages_dir is not None:
-        write_pages_dir(request.pages_dir, documents, site=site, generated_at=request.generated_at)
+        write_pages_dir(
+            request.pages_dir,
+            documents,
+            site=site,
+            generated_at=request.generated_at,
+            reserved=[Path(p) for p in written] + [request.markdown.with_suffix(".report.json")],
+        )
         written.append(str(request.pages_dir))
     return written

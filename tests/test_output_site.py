@@ -373,6 +373,15 @@ def test_pages_dir_quotes_any_title_safely_and_separates_hosts_and_collisions(
     assert meta["crawled_at"] == "2025-03-04T05:06:07Z"  # no crawl time: the run's
 
 
+def test_pages_never_replace_the_runs_other_outputs(tmp_path: Path) -> None:
+    documents = [Document(index=0, url="https://h/docs.html", title="Docs", markdown="a b c d.")]
+    request = OutputRequest(markdown=tmp_path / "docs.md", generated_at=WHEN, pages_dir=tmp_path)
+    written = write_outputs(documents, request)
+    assert written == [str(tmp_path / "docs.md"), str(tmp_path)]
+    assert (tmp_path / "docs.md").read_text().startswith("# Documentation\n\nSources: 1 page")
+    assert (tmp_path / "docs-2.md").read_text().startswith('---\ntitle: "Docs"\n')
+
+
 def test_a_failed_pages_write_leaves_no_partial_set(tmp_path: Path) -> None:
     (tmp_path / "index.md").write_text("old")
 
