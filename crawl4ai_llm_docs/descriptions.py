@@ -21,7 +21,8 @@ _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
 _REFERENCE_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
 _TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3})(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\3(?!\w)")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 _STRAY = re.compile(r"[¶#]+\s*$|^\s*(?:[-*+>]|\d{1,9}[.)])\s+")
 # A sentence ends at . ! ? followed by a space and a capital (or the end): not at "e.g." or "3.11".
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]?\s+(?=[\"\u201c\u2018(]?[A-Z])")
@@ -30,14 +31,24 @@ _CELLS = re.compile(r"(?:\s\|\s.*){2,}")  # "A | B | C": a table row or a bar of
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
 
-def _plain(text: str) -> str:
+def _markup_free(text: str) -> str:
     text = _IMAGE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
     text = _REFERENCE_LINK.sub(r"\1", text)
     text = _AUTOLINK.sub(r"\1", text)
     text = _TAG.sub("", text)
-    text = _EMPHASIS.sub(r"\2", text)
-    return " ".join(_STRAY.sub("", " ".join(text.split())).split())
+    return _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), text)
+
+
+def _plain(text: str) -> str:
+    """Markdown markup removed, except inside code spans (``__init__`` stays as it is)."""
+    pieces: list[str] = []
+    position = 0
+    for span in _CODE_SPAN.finditer(text):
+        pieces += [_markup_free(text[position : span.start()]), span.group(0)]
+        position = span.end()
+    pieces.append(_markup_free(text[position:]))
+    return " ".join(_STRAY.sub("", " ".join("".join(pieces).split())).split())
 
 
 def _shorten(text: str) -> str:

@@ -179,6 +179,11 @@ def _fields(document: Document) -> dict[str, object]:
         ("Parts of the documentation:\n\n- one\n- two", "Parts of the documentation:"),
         ("- only a list item\n- another", "only a list item"),
         ("A | B | C | D\n\nWords of a real sentence.", "Words of a real sentence."),
+        (
+            "Each `__attrs_attrs__` and `unsafe_hash` stay, and snake_case_words too.",
+            "Each `__attrs_attrs__` and `unsafe_hash` stay, and snake_case_words too.",
+        ),
+        ("Some *emphasis* and __strong__ text go.", "Some emphasis and strong text go."),
         ("", ""),
     ],
 )
