@@ -14,7 +14,8 @@ from crawl4ai_llm_docs.models import Document
 MAX_CHARS = 160
 MIN_WORDS = 4  # a shorter paragraph ("Source code: Lib/os.py") is a label, not a sentence
 MAX_BLOCKS = 12  # paragraphs looked at for a sentence before settling for the best seen
-MAX_SCAN = 20_000  # characters of a paragraph looked at: a sentence is found well before
+MAX_MARKDOWN = 50_000  # the start of the page is where its first sentence is
+MAX_SCAN = 2_000  # characters of a paragraph looked at (links included): a sentence ends before
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
@@ -27,7 +28,6 @@ _STRAY = re.compile(r"[¶#]+\s*$|^\s*(?:[-*+>]|\d{1,9}[.)])\s+")
 # A sentence ends at . ! ? followed by a space and a capital (or the end): not at "e.g." or "3.11".
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]?\s+(?=[\"\u201c\u2018(]?[A-Z])")
 _NOT_PROSE = re.compile(r"^\s*(?:\||<|!\[|-{3,}|\*{3,}|_{3,}|={3,}|\[!?\[?[^\]]*\]\([^)]*\)\]?$)")
-_CELLS = re.compile(r"(?:\s\|\s.*){2,}")  # "A | B | C": a table row or a bar of links
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
 
@@ -67,7 +67,7 @@ def clean(text: str) -> str:
 
 def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
     """(text, is_list) of each block outside code, headings, tables and HTML, in order."""
-    lines = markdown.split("\n")
+    lines = markdown[:MAX_MARKDOWN].split("\n")
     in_code = fence_mask(lines)
     blocks: list[tuple[str, bool]] = []
     current: list[str] = []
@@ -81,7 +81,7 @@ def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
         if code or not line.strip() or heading_level(line) or line.startswith("    "):
             flush()
             continue
-        if _NOT_PROSE.match(line) or _CELLS.search(line):
+        if _NOT_PROSE.match(line) or line.count(" | ") >= 2:  # a table row, a bar of links
             flush()
             continue
         if _LIST_ITEM.match(line):
@@ -89,6 +89,14 @@ def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
         current.append(line.strip())
     flush()
     return blocks
+
+
+def _head(block: str) -> str:
+    """The start of a long paragraph, cut at a space (not inside a link or code span)."""
+    if len(block) <= MAX_SCAN:
+        return block
+    cut = block[:MAX_SCAN]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
 
 
 def first_sentence(markdown: str) -> str:
@@ -101,7 +109,7 @@ def first_sentence(markdown: str) -> str:
     ]
     fallback, first = "", ""
     for block in ranked[:MAX_BLOCKS]:
-        plain = _plain(block[:MAX_SCAN])
+        plain = _plain(_head(block))
         sentence = _SENTENCE_END.split(plain, maxsplit=1)[0]
         words = len(sentence.split())
         if words >= MIN_WORDS and sentence.endswith((".", "!", "?")):

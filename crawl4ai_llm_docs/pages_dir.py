@@ -127,7 +127,7 @@ def write_pages_dir(
         if path.resolve().is_relative_to(root):
             used.add(path.resolve().relative_to(root).as_posix().casefold())
     written = 0
-    with AtomicBatch() as batch:
+    with AtomicBatch(sync_each=False) as batch:
         for document in documents:
             if document.error is not None:
                 continue

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from crawl4ai_llm_docs.models import Document
 
 ROOT_SECTION = "Docs"
+ROOT_NAMES = (ROOT_SECTION, "Overview", "Other pages", "Pages")
 OPTIONAL_SECTION = "Optional"
 # Between a page's title and the site's name, most common first.
 SEPARATORS = (" \u2014 ", " \u2013 ", " | ", " · ", " - ", " :: ", " » ", " / ")
@@ -158,6 +159,7 @@ class SiteStructure:
         self._prefix = prefix
         self._section_names = section_names
         self.sections = sections  # how many distinct sections the pages fall into
+        self.root_section = ROOT_SECTION  # the name of the pages in the shared folder itself
         self.root_description = root_description
         self.pages = pages
 
@@ -188,7 +190,7 @@ class SiteStructure:
         """The section the page is listed under (``OPTIONAL_SECTION`` for secondary pages)."""
         if is_secondary(url, title):
             return OPTIONAL_SECTION
-        return self._section_names.get(self._group(url), ROOT_SECTION)
+        return self._section_names.get(self._group(url), self.root_section)
 
 
 class SiteSurvey:
@@ -256,7 +258,7 @@ class SiteSurvey:
             pages=self.pages,
         )
         names: dict[tuple[str, ...], str] = {}
-        used: set[str] = {ROOT_SECTION.casefold(), OPTIONAL_SECTION.casefold()}
+        used: set[str] = {OPTIONAL_SECTION.casefold()}
         groups = {found[: prefix + 1] for found in self._primary_dirs if len(found) > prefix}
         for group in sorted(groups):
             index_title = self._index_titles.get(group, "")
@@ -270,6 +272,8 @@ class SiteSurvey:
             used.add(label.casefold())
             names[group] = label
         structure._section_names = names
+        # The folder's own pages are "Docs", unless a directory has that name ("/docs/").
+        structure.root_section = next(name for name in ROOT_NAMES if name.casefold() not in used)
         root_pages = any(len(found) <= prefix for found in self._primary_dirs)
         structure.sections = len(groups) + root_pages + self._has_secondary
         return structure

@@ -127,7 +127,11 @@ def test_section_names_never_collide_nor_claim_optional() -> None:
     ]
     site = survey(documents)
     names = [site.section(d.url, d.title) for d in documents]
-    assert names == ["Guide", "B", "Optional pages", "Docs (docs)"]
+    assert names == ["Guide", "B", "Optional pages", "Docs"]
+    # A "/docs/" directory beside the root page: the root's pages take another name.
+    rooted = [page(0, "index.html", "Home"), page(1, "docs/a.html", "A"), page(2, "b.html", "B")]
+    site = survey(rooted)
+    assert [site.section(d.url, d.title) for d in rooted] == ["Overview", "Docs", "Overview"]
 
 
 def test_survey_memory_is_per_directory_not_per_page() -> None:
