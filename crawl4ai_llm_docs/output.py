@@ -32,7 +32,7 @@ from crawl4ai_llm_docs.output_markdown import (
     scratch_file,
     slugify,
 )
-from crawl4ai_llm_docs.output_parts import SplitInput, write_parts
+from crawl4ai_llm_docs.output_parts import TAIL, SplitInput, write_parts
 from crawl4ai_llm_docs.site_structure import SiteStructure
 
 __all__ = ["WriteSummary", "document_title", "write_consolidated", "write_llms_txt", "write_report"]
@@ -68,7 +68,8 @@ def _link_text(text: str) -> str:
 
 
 def _toc(toc: IO[str], names: Callable[[int], str], out: IO[str]) -> None:
-    """The contents lines (``number<TAB>line``) with each link's file name filled in."""
+    """The contents lines (``number<TAB>line``: a page's number, ``TAIL`` for the failed pages,
+    0 for a section's name) with each link's file name filled in."""
     toc.seek(0)
     for record in toc:
         number, _, line = record.partition("\t")
@@ -137,7 +138,8 @@ def write_consolidated(
                 tokens.append(count_tokens(text))
             body.write(text.encode("utf-8"))
         if failures:
-            toc.write(f"{written + 1}\t- [{FAILED_HEADING}]({_TARGET}#{slugify(FAILED_HEADING)})\n")
+            target = f"{_TARGET}#{slugify(FAILED_HEADING)}"
+            toc.write(f"{TAIL}\t- [{FAILED_HEADING}]({target})\n")
         tail = (
             f"## {FAILED_HEADING}\n\n"
             + "".join(
@@ -157,9 +159,7 @@ def write_consolidated(
             split = SplitInput(
                 title=h1,
                 header=header,
-                toc=lambda names: _toc_text(
-                    toc, lambda n: names(min(n, written)) if written else ""
-                ),
+                toc=lambda names: _toc_text(toc, names),
                 body=body,
                 offsets=offsets,
                 tokens=tokens,

@@ -20,6 +20,7 @@ from crawl4ai_llm_docs.output_markdown import AtomicBatch
 # token more than apart.
 BOUNDARY_TOKENS = 1
 MAX_NAMED = 5  # oversized pages named in the warning
+TAIL = -1  # the "page number" of the failed pages' section in the contents
 
 
 class Assignment(NamedTuple):
@@ -117,7 +118,7 @@ def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path]
         )
 
     def names(page: int) -> str:  # page numbers start at 1
-        return paths[plan.parts[page - 1]].name
+        return paths[plan.tail_part if page == TAIL else plan.parts[page - 1]].name
 
     files = (
         f"{paths[0].name} … {paths[-1].name}" if count > 2 else " and ".join(p.name for p in paths)

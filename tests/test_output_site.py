@@ -242,6 +242,7 @@ def test_parts_stay_under_the_limit_and_hold_every_page_once_in_order(tmp_path: 
             for h in re.findall(r"^## (.+)$", held, flags=re.MULTILINE)
         ), (target, anchor)
     assert "## Pages that failed" in parts[-1].read_text()
+    assert f"[Pages that failed]({parts[-1].name}#pages-that-failed)" in first
     assert f"{len(parts)} files" in first
 
 
@@ -259,6 +260,19 @@ def test_an_oversized_page_gets_its_own_part_and_a_warning(tmp_path: Path) -> No
     assert summary.warnings[0].startswith("1 page(s) above output.max_file_tokens = 500")
     assert "'2. Big'" in summary.warnings[0]
     assert parts[holding[0]].name in summary.warnings[0]
+
+
+def test_the_failed_pages_link_points_at_the_part_that_holds_them(tmp_path: Path) -> None:
+    out = tmp_path / "docs.md"
+    failed = [(f"https://x/broken/{i}", "HTTP 500 Internal Server Error") for i in range(80)]
+    write_consolidated(
+        out, many_pages(4, 300), title="T", failed=failed, generated_at=WHEN, max_file_tokens=1_500
+    )
+    parts = part_files(out)
+    holding = [p for p in parts if "## Pages that failed" in p.read_text()]
+    assert len(holding) == 1
+    assert "## 4. " not in holding[0].read_text()  # too many to share the last page's part
+    assert f"[Pages that failed]({holding[0].name}#pages-that-failed)" in parts[0].read_text()
 
 
 def test_many_oversized_pages_make_one_warning(tmp_path: Path) -> None:
