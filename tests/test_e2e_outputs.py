@@ -2,11 +2,13 @@
 
 Three directories (tutorial/, howto/, using/) of the Python 3.11 documentation from Debian's
 ``python3.11-doc``, its root page and its index, served on loopback and crawled with
-``--no-llm``. llms.txt is read with the reference parser (PyPI ``llms-txt``).
+``--no-llm``. llms.txt is read with the reference parser (PyPI ``llms-txt``). Then a run with
+the fake provider: the LLM's description lines reach the page files, large pages a warning.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,8 +17,8 @@ import yaml
 from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 
 from crawl4ai_llm_docs.llm.chunking import count_tokens
-from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
-from tests.e2e_support import cli_env, run_cli, write_urls
+from crawl4ai_llm_docs.testing.site import SiteConfig, page_title, run_site_in_thread
+from tests.e2e_support import cli_env, run_cli, running, write_urls
 from tests.llms_txt_parser import parse_llms_txt
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
@@ -108,3 +110,25 @@ def test_python_docs_outputs_name_the_site_sections_and_pages(tmp_path: Path) ->
         assert front["crawled_at"]
         assert not front["title"].endswith(SUFFIX)
     assert by_source == {url: url.split("/", 3)[3].removesuffix(".html") + ".md" for url in urls}
+
+
+def test_llm_run_writes_pages_with_the_llm_description_and_warns_of_large_pages(
+    tmp_path: Path,
+) -> None:
+    pages = tmp_path / "pages"
+    with running(tmp_path, pages=4) as setup:
+        result = setup.run(*setup.args("--pages-dir", str(pages), "--max-file-tokens", "300"))
+    assert result.code == 0, result
+    # Every generated page is larger than 300 tokens: each is in a part of its own, one warning.
+    assert "4 page(s) above output.max_file_tokens = 300" in " ".join(result.stderr.split())
+    parts = sorted(setup.output.parent.glob("docs.part-*.md"))
+    assert len(parts) == 5  # the contents, then one page each
+    for position, url in enumerate(setup.urls):
+        file = pages / (url.split("/", 3)[3].removesuffix(".html") + ".md")
+        front = yaml.safe_load(file.read_text().split("---\n", 2)[1])
+        assert front["source"] == url
+        assert front["title"] == page_title(position)  # without " — Example Docs"
+        assert front["description"] == f'Fake summary of "{page_title(position)}".'
+    report = json.loads(setup.report.read_text())["run_finished"]
+    assert report["outputs"][:5] == [str(part) for part in parts]
+    assert str(pages) in report["outputs"]
