@@ -170,7 +170,7 @@ class SiteStructure:
         if self.affix is not None:
             cuts.append(self.affix)
         if self._site_name:
-            cuts += [Affix("suffix", s, self._site_name) for s in SEPARATORS]
+            cuts += [Affix(k, s, self._site_name) for k in ("suffix", "prefix") for s in SEPARATORS]
         for affix in cuts:
             if affix.kind == "suffix" and title.endswith(affix.separator + affix.text):
                 stripped = title[: -len(affix.separator + affix.text)].strip()

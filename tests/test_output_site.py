@@ -122,6 +122,28 @@ def test_reference_parser_reads_name_summary_sections_and_descriptions(
     assert list(strict.sections) == list(parsed.sections)
 
 
+def test_output_title_wins_over_the_sites_name_everywhere(tmp_path: Path) -> None:
+    request = OutputRequest(
+        markdown=tmp_path / "docs.md",
+        generated_at=WHEN,
+        llms_dir=tmp_path,
+        title="My Docs",
+        fallback_title="Urls",
+    )
+    write_outputs(site(), request)
+    for name in ("docs.md", "llms.txt", "llms-full.txt"):
+        assert (tmp_path / name).read_text().startswith("# My Docs\n"), name
+    # Titles still lose the site's suffix.
+    assert "- [Installation](" in (tmp_path / "llms.txt").read_text()
+
+
+def test_the_url_files_name_when_nothing_names_the_site(tmp_path: Path) -> None:
+    documents = [Document(index=0, url="https://h/a", title="A", markdown="Words of page A.")]
+    request = OutputRequest(markdown=tmp_path / "docs.md", generated_at=WHEN, fallback_title="Urls")
+    write_outputs(documents, request)
+    assert (tmp_path / "docs.md").read_text().startswith("# Urls\n")
+
+
 def test_llms_full_headings_drop_the_suffix_and_the_repeated_title(tmp_path: Path) -> None:
     write_llms_txt(tmp_path, site(), title="", summary="S", generated_at=WHEN)
     full = (tmp_path / "llms-full.txt").read_text()

@@ -100,6 +100,9 @@ def test_og_site_name_wins_over_the_suffix_and_output_title_over_both() -> None:
     # The shared affix is stripped even though the site's name is another text.
     assert site.clean_title("Page 1 | Acme Docs") == "Page 1"
     assert survey(documents, title="My Title").name == "My Title"
+    # The site's name is cut from a title that no other page shares, before or after.
+    assert site.clean_title("Acme | Lone page") == "Lone page"
+    assert site.clean_title("Lone page · Acme") == "Lone page"
 
 
 def test_a_site_name_as_prefix_and_the_root_title_as_last_resort() -> None:
