@@ -119,8 +119,7 @@ def write_pages_dir(
     inside ``directory``) gets another name instead of replacing it.
     """
     site = site_of(documents, site)
-    hosts = {urlsplit(d.url).netloc.lower() for d in documents if d.error is None}
-    with_host = len(hosts) > 1
+    with_host = site.several_sites
     used: set[str] = set()
     root = directory.resolve()
     for path in reserved:

@@ -182,6 +182,11 @@ class SiteStructure:
                 return stripped
         return title
 
+    @property
+    def several_sites(self) -> bool:
+        """The pages come from more than one site (scheme and host): nothing is shared."""
+        return self.pages > 0 and self._prefix == 0
+
     def _group(self, url: str) -> tuple[str, ...]:
         found = directories(url)
         return found[: self._prefix + 1] if len(found) > self._prefix else found[: self._prefix]
