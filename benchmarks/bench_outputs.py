@@ -27,7 +27,7 @@ from typing import Any
 from common import machine, machine_note, md_table, progress, write_results
 
 from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.llm.chunking import preload_encoder
+from crawl4ai_llm_docs.llm.tokens import preload_encoder
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.publish import OutputRequest, write_outputs
 

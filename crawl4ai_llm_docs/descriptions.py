@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from crawl4ai_llm_docs.llm.chunking import fence_mask, heading_level
+from crawl4ai_llm_docs.llm.markdown_blocks import fence_mask, heading_level
 from crawl4ai_llm_docs.models import Document
 
 MAX_CHARS = 160

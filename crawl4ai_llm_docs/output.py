@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import msgspec
 
-from crawl4ai_llm_docs.llm.chunking import count_tokens
+from crawl4ai_llm_docs.llm.tokens import count_tokens
 from crawl4ai_llm_docs.llms_txt import heading_title, page_title, site_of, write_llms_txt
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.output_markdown import (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from crawl4ai_llm_docs.llm.chunking import count_tokens
+from crawl4ai_llm_docs.llm.tokens import count_tokens
 from crawl4ai_llm_docs.output_markdown import AtomicBatch
 
 # Added per page to the sum of the pages' own counts: two texts joined can tokenize into one

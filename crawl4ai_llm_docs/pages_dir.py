@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from crawl4ai_llm_docs.descriptions import describe
-from crawl4ai_llm_docs.llm.chunking import count_tokens
+from crawl4ai_llm_docs.llm.tokens import count_tokens
 from crawl4ai_llm_docs.llms_txt import page_title, site_of
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.output_markdown import AtomicBatch, nest_markdown

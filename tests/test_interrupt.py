@@ -284,3 +284,48 @@ def test_ctrl_c_as_the_finished_run_stops_watching_is_quiet(bench: Bench, tmp_pa
     assert trial.output.exists()  # the run itself had finished
     assert done.returncode in (0, 130), done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def _answers_received(log_file: Path) -> int:
+    return log_file.read_text().count('"outcome":"ok"') if log_file.exists() else 0
+
+
+def test_sigterm_while_waiting_on_the_provider_exits_143(tmp_path: Path) -> None:
+    """SIGTERM (``kill``, a service manager, a container stop) ends the run as Ctrl-C does:
+    the finished documents are written, marked incomplete, and the exit code says SIGTERM."""
+    log_file = tmp_path / "run.jsonl"
+    with running(tmp_path, pages=4, provider={"latency": 0.05}) as setup:
+        args = setup.args("--max-concurrent", "1", "--log-json", str(log_file))
+        process = setup.start(*args)
+        try:
+            wait_until(lambda: _answers_received(log_file) >= 2, what="two answers")
+            setup.provider.update(latency=600.0)  # every later request waits
+            wait_until(lambda: setup.provider.stats().in_flight == 1, what="a request sent")
+            # Long enough for a request sent before the change to be answered and written:
+            # what is in flight now waits on the slow provider.
+            time.sleep(1.0)
+        finally:
+            os.kill(process.pid, signal.SIGTERM)
+        result = finish(process, timeout=60)
+        assert result.code == 143, result
+        assert "Traceback" not in result.stderr, result
+        assert "Terminated (SIGTERM): stopping and writing the finished documents" in (
+            result.stderr
+        )
+        markdown = setup.output.read_text()
+        assert "**Incomplete:**" in markdown
+        assert "terminated (SIGTERM)" in markdown
+        assert 2 <= len(bodies(markdown)) <= 3, markdown
+        assert "not finished (run interrupted)" in markdown
+        report = json.loads(setup.report.read_text())
+        assert report["run_finished"]["exit_code"] == 143
+        assert report["run_finished"]["incomplete"] is True
+
+        # The same command again finishes the job from the cache: exit 0, complete.
+        setup.provider.update(latency=0.0)
+        wait_until(lambda: setup.provider.stats().in_flight == 0, what="the provider to settle")
+        again = setup.run(*args)
+        assert again.code == 0, again
+        complete = setup.output.read_text()
+        assert "**Incomplete:**" not in complete
+        assert len(bodies(complete)) == 4

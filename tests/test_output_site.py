@@ -12,7 +12,7 @@ import pytest
 import yaml
 from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 
-from crawl4ai_llm_docs.llm.chunking import count_tokens
+from crawl4ai_llm_docs.llm.tokens import count_tokens
 from crawl4ai_llm_docs.llms_txt import write_llms_txt
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.output import write_consolidated

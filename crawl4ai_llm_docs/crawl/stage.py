@@ -7,6 +7,7 @@ consumer stops the crawling and memory stays flat however many URLs there are.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -54,13 +55,16 @@ async def run(
     config: CrawlConfig,
     cache_dir: Path,
     retry_policy: RetryPolicy | None = None,
+    crawled: trio.MemorySendChannel[Page] | None = None,
 ) -> None:
     """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
 
     Failed pages are sent too (``Page.error`` says why). Raises ``BrowserNotFoundError`` in
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
+    ``crawled``, when given, gets every page as well, before downstream does: the way back
+    to the source (see ``sources``); a source that closed it is simply not told any more.
     """
-    async with receive, send:
+    async with receive, send, crawled or _nothing():
         executable: str | None = None
         if config.mode == "browser":
             executable = await trio.to_thread.run_sync(require_chromium, config.browser_path)
@@ -75,7 +79,15 @@ async def run(
                 async for entry in receive:
                     slot = object()
                     await limiter.acquire_on_behalf_of(slot)
-                    nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
+                    back = crawled.clone() if crawled is not None else None
+                    nursery.start_soon(
+                        crawler.crawl_and_send, entry, send.clone(), back, limiter, slot
+                    )
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 def _single(exc: Exception) -> Exception:
@@ -170,12 +182,16 @@ class _Crawler:
         self,
         entry: UrlEntry,
         send: trio.MemorySendChannel[Page],
+        back: trio.MemorySendChannel[Page] | None,
         limiter: trio.CapacityLimiter,
         slot: object,
     ) -> None:
         try:
-            async with send:
+            async with send, back or _nothing():
                 page = await self._crawl(entry)
+                if back is not None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await back.send(page)
                 try:
                     await send.send(page)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from crawl4ai_llm_docs.config import LLMConfig
-from crawl4ai_llm_docs.llm.chunking import code_blocks
+from crawl4ai_llm_docs.llm.markdown_blocks import code_blocks
 from crawl4ai_llm_docs.models import Chunk
 
 # {{ and }} stay literal braces as in str.format; other braces are left alone so a template

@@ -18,9 +18,10 @@ import trio
 from crawl4ai_llm_docs.cache import ResultCache
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError
-from crawl4ai_llm_docs.llm.chunking import merge_results, split_chunk
+from crawl4ai_llm_docs.llm.chunking import split_chunk
 from crawl4ai_llm_docs.llm.client import ChatClient, NeedsSplitError
 from crawl4ai_llm_docs.llm.prompts import build_messages, check_faithful, parse_answer
+from crawl4ai_llm_docs.llm.reassemble import merge_results
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()
@@ -123,7 +124,7 @@ async def run(
 
     Concurrency on the wire is bounded by the rate limiter's CapacityLimiter, not by the
     worker count; workers only keep that many chunks in hand. A fatal provider error is handed
-    to ``on_fatal`` (the pipeline cancels the run's scope) instead of crashing the nursery.
+    to ``on_fatal`` (the wiring stops the upstream stages and the run) instead of crashing the nursery.
     """
 
     async def worker(
