@@ -18,15 +18,6 @@ from crawl4ai_llm_docs.observe.metrics import RunMetrics
 log = structlog.get_logger()
 
 
-def _metadata(page: Page) -> dict[str, str]:
-    """The page's metadata a document carries to the write stage."""
-    return {
-        "site_name": page.site_name,
-        "meta_description": page.meta_description,
-        "crawled_at": page.crawled_at,
-    }
-
-
 class _Pending:
     __slots__ = ("page", "results")
 
@@ -77,7 +68,10 @@ class Collector:
                 url=page.url,
                 title=page.title,
                 markdown=page.markdown,
-                **_metadata(page),
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
+                site_name=page.site_name,
+                meta_description=page.meta_description,
             )
         )
 
@@ -108,7 +102,10 @@ class Collector:
                 title=page.title,
                 markdown=reassemble(ordered),
                 description=description,
-                **_metadata(page),
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
+                site_name=page.site_name,
+                meta_description=page.meta_description,
             )
         )
 

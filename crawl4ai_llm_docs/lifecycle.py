@@ -37,6 +37,7 @@ from crawl4ai_llm_docs.finish import finish, write_outputs
 from crawl4ai_llm_docs.models import Chunk, Page, UrlEntry
 from crawl4ai_llm_docs.observe.live import run_live_view
 from crawl4ai_llm_docs.observe.metrics import RunMetrics, report_metrics
+from crawl4ai_llm_docs.page_state import PageStateStore
 from crawl4ai_llm_docs.paths import output_paths
 from crawl4ai_llm_docs.run_options import RunOptions
 
@@ -68,6 +69,11 @@ class Run:
         self.estimate = Estimate(config)
         self.work_scope = trio.CancelScope()  # a signal: stop the stages
         self.ending = Ending()
+        # What the last run learnt per URL (refresh); None with --no-cache.
+        self.page_states = PageStateStore(
+            config.cache_directory() if config.output.cache else None,
+            conditional=config.crawl.refresh == "changed",
+        )
         self._signals = 0  # received so far: the second one exits at once
         self._collector: Collector | None = None
 
@@ -147,6 +153,7 @@ class Run:
                     self.ending,
                     pages=len(self.entries),
                 )
+                await self._note_removed_pages()
             # A run shorter than the progress interval was never sampled.
             await self.metrics.refresh_memory()
             # Still under the signal watcher: a second Ctrl-C here exits at once, cleanly.
@@ -162,6 +169,14 @@ class Run:
             )
             outer.cancel_scope.cancel()
         return exit_code
+
+    async def _note_removed_pages(self) -> None:
+        """Count the pages the last run of this output had and this one has not, then
+        remember this run's list for the next."""
+        urls = [entry.url for entry in self.entries]
+        removed = await self.page_states.removed_since_last_run(self.paths.markdown, urls)
+        self.metrics.set_removed(len(removed))
+        await self.page_states.record_output(self.paths.markdown, urls)
 
     @asynccontextmanager
     async def _progress(self) -> AsyncIterator[None]:

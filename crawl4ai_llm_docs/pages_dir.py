@@ -3,7 +3,8 @@
 ``https://h/guide/install.html`` -> ``guide/install.md``, ``https://h/guide/`` ->
 ``guide/index.md`` (with the host as the first directory when the pages come from several
 sites). Each file starts with YAML front matter (``title``, ``source``, ``description``,
-``crawled_at``, ``tokens``; ``front_matter_fields`` is the one place to add more), then the
+``crawled_at``, ``changed_at`` when the refresh state knows it, ``tokens``;
+``front_matter_fields`` is the one place to add more), then the
 page's title as H1 and its Markdown. All files replace the previous ones together, once every
 file is complete; files of pages no longer crawled are left alone.
 """
@@ -82,15 +83,18 @@ def render_front_matter(fields: Mapping[str, FrontMatterValue]) -> str:
 def front_matter_fields(
     document: Document, *, title: str, tokens: int, generated_at: datetime
 ) -> dict[str, FrontMatterValue]:
-    """The front matter of a page's file, in order (extend here: e.g. last changed)."""
-    crawled = document.crawled_at or generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
+    """The front matter of a page's file, in order (extend here)."""
+    crawled = document.fetched_at or generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields: dict[str, FrontMatterValue] = {
         "title": title,
         "source": document.url,
         "description": describe(document, title=title),
         "crawled_at": crawled,
-        "tokens": tokens,
     }
+    if document.changed_at:  # known when the refresh state is kept (the cache is on)
+        fields["changed_at"] = document.changed_at
+    fields["tokens"] = tokens
+    return fields
 
 
 def _unique(path: PurePosixPath, used: set[str]) -> PurePosixPath:

@@ -95,6 +95,7 @@ class Stages:
             config=self.crawl_config,
             cache_dir=config.cache_directory(),
             crawled=crawled_send,
+            page_states=run.page_states,
         )
         chunk = functools.partial(
             chunk_stage.run,

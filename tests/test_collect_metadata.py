@@ -8,7 +8,7 @@ from crawl4ai_llm_docs.cache import DocumentSpool
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.models import ChunkResult, Page
 
-META = {"site_name": "Acme", "meta_description": "About.", "crawled_at": "2025-01-02T03:04:05Z"}
+META = {"site_name": "Acme", "meta_description": "About.", "fetched_at": "2025-01-02T03:04:05Z"}
 
 
 def page(index: int) -> Page:
@@ -39,7 +39,7 @@ async def test_metadata_reaches_the_documents(tmp_path: Path) -> None:
         documents = list(spool)
     assert [d.markdown for d in documents] == ["Text.", "Clean."]
     for document in documents:
-        assert (document.site_name, document.meta_description, document.crawled_at) == tuple(
+        assert (document.site_name, document.meta_description, document.fetched_at) == tuple(
             META.values()
         )
     assert documents[1].description == "D."

@@ -56,7 +56,8 @@ def site(*, descriptions: bool = False) -> list[Document]:
             title=title,
             markdown=f"# {title.removesuffix(SUFFIX)}\n\n{body}",
             description=f"LLM line {index}." if descriptions else "",
-            crawled_at="2025-03-04T05:00:00Z",
+            fetched_at="2025-03-04T05:00:00Z",
+            changed_at="2025-03-01T00:00:00Z" if index == 2 else "",
         )
         for index, (path, title, body) in enumerate(pages)
     ]
@@ -383,9 +384,12 @@ def test_pages_dir_writes_one_file_per_page_with_front_matter(tmp_path: Path) ->
         "source": f"{BASE}/guide/install.html",
         "description": "Install it with pip.",
         "crawled_at": "2025-03-04T05:00:00Z",
+        "changed_at": "2025-03-01T00:00:00Z",
         "tokens": meta["tokens"],
     }
-    assert list(meta) == ["title", "source", "description", "crawled_at", "tokens"]
+    assert list(meta) == ["title", "source", "description", "crawled_at", "changed_at", "tokens"]
+    # No change time known (no refresh state): no key.
+    assert "changed_at" not in (tmp_path / "pages/v1/index.md").read_text()
     assert body.startswith("\n# Installation\n\nInstall it with pip.")
     assert meta["tokens"] == count_tokens(body.split("# Installation\n\n", 1)[1].rstrip("\n"))
     assert (tmp_path / "pages/v1/guide/install.md").stat().st_mode & 0o777 == 0o600

@@ -65,11 +65,12 @@ def read_metadata(html: str) -> PageMetadata:
 
 
 def with_metadata(page: Page, html: str) -> Page:
-    """``page`` with the metadata of the ``html`` it was made from, and the time it was fetched."""
+    """``page`` with the metadata of the ``html`` it was made from, and the time it was fetched
+    (the refresh state's ``record`` sets the same time when it keeps one)."""
     meta = read_metadata(html)
     return msgspec.structs.replace(
         page,
         site_name=meta.site_name,
         meta_description=meta.description,
-        crawled_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        fetched_at=page.fetched_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

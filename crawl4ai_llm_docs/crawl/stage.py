@@ -28,10 +28,11 @@ from crawl4ai_llm_docs.crawl.browser import (
     open_browser,
     require_chromium,
 )
-from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
+from crawl4ai_llm_docs.page_state import PageState, PageStateStore
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ async def run(
     cache_dir: Path,
     retry_policy: RetryPolicy | None = None,
     crawled: trio.MemorySendChannel[Page] | None = None,
+    page_states: PageStateStore | None = None,
 ) -> None:
     """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
 
@@ -63,6 +65,8 @@ async def run(
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
     ``crawled``, when given, gets every page as well, before downstream does: the way back
     to the source (see ``sources``); a source that closed it is simply not told any more.
+    With ``page_states``, HTTP fetches are conditional on what the last run stored, and every
+    page is marked new, changed or unchanged.
     """
     async with receive, send, crawled or _nothing():
         executable: str | None = None
@@ -71,7 +75,13 @@ async def run(
         elif config.mode == "auto":
             executable = await trio.to_thread.run_sync(find_chromium, config.browser_path)
         prepare_crawl4ai(cache_dir)
-        crawler = _Crawler(config, cache_dir, executable, retry_policy or RetryPolicy())
+        crawler = _Crawler(
+            config,
+            cache_dir,
+            executable,
+            retry_policy or RetryPolicy(),
+            page_states or PageStateStore.disabled(),
+        )
         async with crawler.open():
             limiter = trio.CapacityLimiter(config.max_concurrent)
             async with trio.open_nursery() as nursery:
@@ -153,9 +163,15 @@ class _LazyBrowser:
 
 class _Crawler:
     def __init__(
-        self, config: CrawlConfig, cache_dir: Path, executable: str | None, policy: RetryPolicy
+        self,
+        config: CrawlConfig,
+        cache_dir: Path,
+        executable: str | None,
+        policy: RetryPolicy,
+        page_states: PageStateStore,
     ) -> None:
         self.config = config
+        self.page_states = page_states
         self.cache_dir = cache_dir
         self.executable = executable
         self.policy = policy
@@ -206,15 +222,26 @@ class _Crawler:
         started = trio.current_time()
         mode: CrawlMode = "browser" if self.config.mode == "browser" else "http"
         try:
+            previous = await self.page_states.get(entry.url)
             if mode == "browser":
-                return await self._browser_page(entry, started)
-            result = await self._attempts(entry.url, self._http_fetch, "http")
+                page = await self._browser_page(entry, started)
+                if not page.ok:
+                    return page
+                return self._crawled(await self._record(page, previous, None))
+            validators = None
+            if previous is not None and self.page_states.conditional:
+                validators = Validators(etag=previous.etag, last_modified=previous.last_modified)
+            result = await self._attempts(
+                entry.url, partial(self._http_fetch, validators=validators), "http"
+            )
             if isinstance(result, FetchFailure):
                 return self._failed(entry, result, "http", started)
+            if result.not_modified and previous is not None:
+                return self._crawled(await self._reused(entry, result, previous, started))
             page, words = await self._page(entry, result, "http", started)
             if self.config.mode == "auto" and words < self.config.js_shell_min_words:
-                return await self._render(entry, page, started)
-            return self._crawled(page)
+                page = await self._render(entry, page, started)
+            return self._crawled(await self._record(page, previous, result))
         except Exception as exc:  # a bug or an odd page must not stop the run
             failure = FetchFailure(f"unexpected error: {type(exc).__name__}: {exc}")
             return self._failed(entry, failure, mode, started)
@@ -227,14 +254,14 @@ class _Crawler:
         if isinstance(result, FetchFailure):
             return self._failed(entry, result, "browser", started)
         page, _ = await self._page(entry, result, "browser", started)
-        return self._crawled(page)
+        return page
 
     async def _render(self, entry: UrlEntry, http_page: Page, started: float) -> Page:
         """An (almost) empty page over HTTP is likely a JavaScript shell: ask the browser."""
         assert self._browser is not None
         browser = await self._browser.get()
         if browser is None:
-            return self._crawled(http_page)
+            return http_page
         result = await self._attempts(entry.url, browser.fetch, "browser")
         if isinstance(result, FetchFailure):
             structlog.get_logger().warning(
@@ -242,13 +269,44 @@ class _Crawler:
                 message=f"{entry.url}: rendering in the browser failed ({result.reason}); "
                 "kept the HTTP content.",
             )
-            return self._crawled(http_page)
+            return http_page
         page, _ = await self._page(entry, result, "browser", started)
-        return self._crawled(page)
+        return page
 
-    async def _http_fetch(self, url: str) -> Fetched:
+    async def _record(
+        self, page: Page, previous: PageState | None, fetched: Fetched | None
+    ) -> Page:
+        if not page.ok or not page.markdown.strip():
+            return page  # nothing worth keeping; the next run fetches it again
+        return await self.page_states.record(
+            page,
+            previous,
+            etag=fetched.etag if fetched else None,
+            last_modified=fetched.last_modified if fetched else None,
+        )
+
+    async def _reused(
+        self, entry: UrlEntry, fetched: Fetched, previous: PageState, started: float
+    ) -> Page:
+        page = Page(
+            index=entry.index,
+            url=entry.url,
+            final_url=fetched.final_url,
+            title=previous.title,
+            markdown="",
+            status=fetched.status,
+            error=None,
+            elapsed=trio.current_time() - started,
+            bytes=0,
+            mode="http",
+        )
+        return await self.page_states.reuse(page, previous)
+
+    async def _http_fetch(self, url: str, *, validators: Validators | None = None) -> Fetched:
         assert self._client is not None
-        return await fetch(self._client, url, max_bytes=self.config.max_page_bytes)
+        return await fetch(
+            self._client, url, max_bytes=self.config.max_page_bytes, validators=validators
+        )
 
     async def _attempts(
         self, url: str, fetcher: Callable[[str], Awaitable[Fetched]], mode: CrawlMode
@@ -331,6 +389,7 @@ class _Crawler:
             elapsed_ms=round(page.elapsed * 1000),
             bytes=page.bytes,
             title=page.title,
+            freshness=page.freshness,
         )
         return page
 
