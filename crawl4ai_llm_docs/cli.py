@@ -17,6 +17,8 @@ from cyclopts import App, Group, Parameter
 from rich.console import Console
 
 from crawl4ai_llm_docs import __version__
+from crawl4ai_llm_docs.cli_discover import NO_FLAGS, DiscoverFlags, roots_stem, split_targets
+from crawl4ai_llm_docs.cli_discover import register as register_discover
 from crawl4ai_llm_docs.config import (
     LoadedConfig,
     load_config,
@@ -56,6 +58,7 @@ app = App(
 )
 config_app = App(name="config", help="Show, create or locate configuration files.")
 app.command(config_app)
+register_discover(app)
 
 ConfigFile = Annotated[
     Path | None,
@@ -77,8 +80,14 @@ def _overrides(**flags: tuple[str, str, Any]) -> dict[str, tuple[Any, str]]:
 
 @app.default
 async def run(
-    urls_file: Annotated[Path, Parameter(help="Text file with one documentation URL per line.")],
-    *,
+    *targets: Annotated[
+        str,
+        Parameter(
+            name="URLS_FILE",
+            help="Text file with one documentation URL per line, or one or more http(s) root "
+            "URLs to discover the pages from.",
+        ),
+    ],
     output: Annotated[
         Path | None,
         Parameter(
@@ -241,6 +250,7 @@ async def run(
             help="Split the document at page boundaries into NAME.part-01.md ... each under N tokens; 0 = one file [default: 0].",
         ),
     ] = None,
+    discover: DiscoverFlags = NO_FLAGS,
 ) -> int:
     """Crawl URLS_FILE and write LLM-ready documentation."""
     overrides = _overrides(
@@ -295,8 +305,15 @@ async def run(
         raise InputError(
             "--dry-run and --no-llm cannot be combined: --dry-run estimates LLM work that --no-llm skips."
         )
+    urls_file, roots = split_targets(targets)
+    overrides.update(discover.overrides())
     loaded = load_config(config_file=config, overrides=overrides)
-    options = RunOptions(urls_file=urls_file, dry_run=dry_run, no_llm=no_llm)
+    options = RunOptions(
+        urls_file=urls_file or Path(roots_stem(roots)),
+        roots=tuple(roots),
+        dry_run=dry_run,
+        no_llm=no_llm,
+    )
     from crawl4ai_llm_docs.pipeline import run_command
 
     return await run_command(options, loaded)

@@ -167,6 +167,8 @@ def _convert_env(raw: str, section: str, key: str, variable: str) -> Any:
                 f"Environment variable {variable}={raw!r} is not {allowed} for {section}.{key}. "
                 f"Set it to {describe_allowed(section, key)}."
             ) from None
+    if get_origin(kind) is list:  # a comma-separated list, e.g. sitemap,links
+        return [part.strip() for part in value.split(",") if part.strip()]
     return raw
 
 
@@ -225,6 +227,11 @@ def describe_allowed(section: str, key: str) -> str:
     kind = _field_type(section, key)
     if get_origin(kind) is Literal:
         return "one of " + ", ".join(repr(choice) for choice in get_args(kind))
+    if get_origin(kind) is list:
+        (item,) = get_args(kind)
+        if get_origin(item) is Literal:
+            return "a list of " + ", ".join(repr(choice) for choice in get_args(item))
+        return "a list of strings"
     words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     text = words.get(kind, str(kind))
     for meta in metas:
@@ -284,7 +291,7 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
         return msgspec.convert(merged, AppConfig)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        found = re.search(r"at `\$\.(\w+)\.(\w+)`", text)
+        found = re.search(r"at `\$\.(\w+)\.(\w+)(?:\[\d+\])?`", text)
         if found:
             section, key = found.groups()
             dotted = f"{section}.{key}"

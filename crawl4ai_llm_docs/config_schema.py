@@ -105,12 +105,31 @@ class LoggingConfig(Base, frozen=True):
     progress: bool = True
 
 
+DiscoverSource = Literal["llms-txt", "sitemap", "links"]
+
+
+class DiscoverConfig(Base, frozen=True):
+    """Discovery from root URLs (``crawl4ai-llm-docs ROOT`` and ``map``)."""
+
+    max_pages: Annotated[int, Meta(ge=1, le=10_000_000)] = 500
+    max_depth: Annotated[int, Meta(ge=0, le=1_000)] = 0  # 0: no limit
+    include: list[str] = msgspec.field(default_factory=list)
+    exclude: list[str] = msgspec.field(default_factory=list)
+    whole_site: bool = False
+    sources: list[DiscoverSource] = msgspec.field(
+        default_factory=lambda: ["llms-txt", "sitemap", "links"]
+    )
+    respect_robots: bool = True
+    max_sitemaps: Annotated[int, Meta(ge=0, le=10_000)] = 50
+
+
 class AppConfig(Base, frozen=True):
     llm: LLMConfig = LLMConfig()
     crawl: CrawlConfig = CrawlConfig()
     parallel: ParallelConfig = ParallelConfig()
     output: OutputConfig = OutputConfig()
     logging: LoggingConfig = LoggingConfig()
+    discover: DiscoverConfig = DiscoverConfig()
 
     @property
     def parallel_processing(self) -> ParallelConfig:
@@ -133,6 +152,7 @@ SECTIONS: dict[str, type[Base]] = {
     "parallel": ParallelConfig,
     "output": OutputConfig,
     "logging": LoggingConfig,
+    "discover": DiscoverConfig,
 }
 
 # Flat key -> origin, e.g. {"parallel.max_concurrent_requests": "env CRAWL4AI_..."}

@@ -30,6 +30,9 @@ from crawl4ai_llm_docs.cache import ResultCache
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.config import LoadedConfig, ParallelConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
+from crawl4ai_llm_docs.discover import run_source
+from crawl4ai_llm_docs.discover.engine import Discovery
+from crawl4ai_llm_docs.discover.run_source import discovery_for_run
 from crawl4ai_llm_docs.errors import InputError, ProviderFatalError
 from crawl4ai_llm_docs.lifecycle import Run
 from crawl4ai_llm_docs.llm import stage as llm_stage
@@ -40,7 +43,7 @@ from crawl4ai_llm_docs.observe.logging import configure_logging
 from crawl4ai_llm_docs.paths import check_output_locations
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.sources import url_file
-from crawl4ai_llm_docs.urls import read_url_file
+from crawl4ai_llm_docs.urls import ParsedUrls, read_url_file
 
 log = structlog.get_logger()
 
@@ -76,6 +79,7 @@ class Stages:
         )
         self.llm_limit = llm_concurrency(config.parallel)
         self.upstream = trio.CancelScope()  # a fatal provider answer: no more pages
+        self.discovery: Discovery | None = None  # started from root URLs: the other source
 
     async def __call__(self, collector: Collector) -> None:
         run, config = self.run, self.run.config
@@ -88,6 +92,10 @@ class Stages:
 
         # Which source: the URL file's entries.
         source = functools.partial(url_file.run, crawled_recv, url_send, entries=run.entries)
+        if self.discovery is not None:  # root URLs: the pages discovery finds instead
+            source = functools.partial(
+                run_source.run, crawled_recv, url_send, discovery=self.discovery
+            )
         crawl = functools.partial(
             crawl_stage.run,
             url_recv,
@@ -96,6 +104,7 @@ class Stages:
             cache_dir=config.cache_directory(),
             crawled=crawled_send,
             page_states=run.page_states,
+            discovery=self.discovery,
         )
         chunk = functools.partial(
             chunk_stage.run,
@@ -171,7 +180,10 @@ async def _discard(receive: trio.MemoryReceiveChannel[Chunk]) -> None:
 
 async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
-    parsed = read_url_file(options.urls_file)
+    if options.roots:
+        parsed = ParsedUrls(entries=[], problems=[], duplicates=0)  # discovery lists them
+    else:
+        parsed = read_url_file(options.urls_file)
     check_output_locations(options, config)
     api_key = config.api_key()
     uses_llm = not (options.no_llm or options.dry_run)
@@ -202,4 +214,9 @@ async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
                 "warning",
                 message=f"{parsed.duplicates} duplicate URL(s) in {options.urls_file} skipped",
             )
-        return await run.execute(Stages(run))
+        stages = Stages(run)
+        if options.roots:
+            stages.discovery = discovery_for_run(
+                list(options.roots), config, run.entries, run.metrics
+            )
+        return await run.execute(stages)

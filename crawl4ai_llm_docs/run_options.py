@@ -11,3 +11,4 @@ class RunOptions(Struct, frozen=True, kw_only=True):
     urls_file: Path
     dry_run: bool = False
     no_llm: bool = False
+    roots: tuple[str, ...] = ()  # discovery from these root URLs instead of reading urls_file

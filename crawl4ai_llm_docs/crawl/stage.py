@@ -31,6 +31,7 @@ from crawl4ai_llm_docs.crawl.browser import (
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.discover.links import LinkSink, PageLinks, report_page, with_links
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 from crawl4ai_llm_docs.page_state import PageState, PageStateStore
 
@@ -58,6 +59,7 @@ async def run(
     retry_policy: RetryPolicy | None = None,
     crawled: trio.MemorySendChannel[Page] | None = None,
     page_states: PageStateStore | None = None,
+    discovery: LinkSink | None = None,
 ) -> None:
     """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
 
@@ -67,6 +69,8 @@ async def run(
     to the source (see ``sources``); a source that closed it is simply not told any more.
     With ``page_states``, HTTP fetches are conditional on what the last run stored, and every
     page is marked new, changed or unchanged.
+    With ``discovery`` (a run started from root URLs), each page's links go back to it from
+    the same fetch, and a page it does not list (duplicate, noindex, broken link) is not sent.
     """
     async with receive, send, crawled or _nothing():
         executable: str | None = None
@@ -82,6 +86,7 @@ async def run(
             retry_policy or RetryPolicy(),
             page_states or PageStateStore.disabled(),
         )
+        crawler.discovery = discovery
         async with crawler.open():
             limiter = trio.CapacityLimiter(config.max_concurrent)
             async with trio.open_nursery() as nursery:
@@ -179,6 +184,8 @@ class _Crawler:
         self.stop: trio.CancelScope | None = None
         self._client: httpx.AsyncClient | None = None
         self._browser: _LazyBrowser | None = None
+        self.discovery: LinkSink | None = None
+        self._links: dict[int, PageLinks] = {}  # pages in flight only
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -205,6 +212,8 @@ class _Crawler:
         try:
             async with send, back or _nothing():
                 page = await self._crawl(entry)
+                if self.discovery is not None and not await self._report(entry, page):
+                    return
                 if back is not None:
                     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                         await back.send(page)
@@ -218,6 +227,12 @@ class _Crawler:
         finally:
             limiter.release_on_behalf_of(slot)
 
+    async def _report(self, entry: UrlEntry, page: Page) -> bool:
+        """Hand the page's links to discovery; False when it is not to be listed."""
+        assert self.discovery is not None
+        links = self._links.pop(entry.index, PageLinks())
+        return await report_page(self.discovery, entry, page, links)
+
     async def _crawl(self, entry: UrlEntry) -> Page:
         started = trio.current_time()
         mode: CrawlMode = "browser" if self.config.mode == "browser" else "http"
@@ -229,7 +244,8 @@ class _Crawler:
                     return page
                 return self._crawled(await self._record(page, previous, None))
             validators = None
-            if previous is not None and self.page_states.conditional:
+            # A run discovering pages needs every page's links: no 304 without a body.
+            if previous is not None and self.page_states.conditional and not self.discovery:
                 validators = Validators(etag=previous.etag, last_modified=previous.last_modified)
             result = await self._attempts(
                 entry.url, partial(self._http_fetch, validators=validators), "http"
@@ -344,8 +360,14 @@ class _Crawler:
             fetched.final_url,
             css_selector=self.config.css_selector,
         )
-        # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
-        extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
+        if self.discovery is not None:  # links from the same fetch, in the same thread
+            both = partial(with_links, convert, fetched.html, fetched.final_url)
+            extracted, self._links[entry.index] = await trio.to_thread.run_sync(
+                both, abandon_on_cancel=True
+            )
+        else:
+            # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
+            extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
         page = Page(
             index=entry.index,
             url=entry.url,

@@ -111,6 +111,11 @@ class Metrics(Event, tag="metrics"):
     rate_limited: int
     rss_mb: float
     eta_s: float | None
+    # Only in runs started from root URLs (discovery).
+    discovery_discovered: int | None = None
+    discovery_queued: int | None = None
+    discovery_excluded: int | None = None
+    discovery_blocked: int | None = None
 
 
 class RunFinished(Event, tag="run_finished"):

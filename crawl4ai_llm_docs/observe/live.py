@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from crawl4ai_llm_docs.observe.metrics import MetricsSnapshot, RunMetrics
+from crawl4ai_llm_docs.observe.metrics import DiscoveryView, MetricsSnapshot, RunMetrics
 
 _BAR_WIDTH = 40
 
@@ -93,7 +93,16 @@ def render(snapshot: MetricsSnapshot) -> RenderableType:
     title = Text.assemble(
         ("crawl4ai-llm-docs", "bold"), f"  {s.stage}  elapsed {format_duration(s.elapsed_s)}"
     )
+    if s.discovery is not None:
+        return Group(title, Text(discovery_line(s.discovery)), bars, figures)
     return Group(title, bars, figures)
+
+
+def discovery_line(view: DiscoveryView) -> str:
+    return (
+        f"discovered {view.discovered}  queued {view.queued}  crawled {view.crawled}"
+        f"  excluded {view.excluded}  blocked by robots.txt {view.blocked}"
+    )
 
 
 def plain_line(snapshot: MetricsSnapshot) -> str:
@@ -106,7 +115,7 @@ def plain_line(snapshot: MetricsSnapshot) -> str:
         f"  in-flight {s.in_flight}/{s.effective_limit}"
         f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s"
         f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
-    )
+    ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "")
 
 
 async def run_live_view(

@@ -35,6 +35,7 @@ import trio
 from crawl4ai_llm_docs.observe.events import Stage
 from crawl4ai_llm_docs.observe.snapshot import (
     Counts,
+    DiscoveryView,
     LimiterState,
     LimiterView,
     MetricsSnapshot,
@@ -43,6 +44,7 @@ from crawl4ai_llm_docs.observe.snapshot import (
 # The snapshot types are part of this module's interface.
 __all__ = [
     "Counts",
+    "DiscoveryView",
     "LimiterState",
     "LimiterView",
     "MetricsSnapshot",
@@ -157,6 +159,12 @@ class RunMetrics:
 
     def set_breaker_probe(self, probe: Callable[[], str]) -> None:
         self._breaker_probe = probe
+
+    _discovery_probe: Callable[[], DiscoveryView] | None = None
+
+    def set_discovery_probe(self, probe: Callable[[], DiscoveryView]) -> None:
+        """Discovery's counts, read with every snapshot (runs started from root URLs)."""
+        self._discovery_probe = probe
 
     def set_totals(self, *, pages: int | None = None, chunks: int | None = None) -> None:
         with self._lock:
@@ -326,6 +334,7 @@ class RunMetrics:
                 breaker_state=breaker or self._breaker_state,
                 rss_mb=self._rss_mb,
                 peak_rss_mb=max(self._peak_rss_mb, self._rss_mb),
+                discovery=self._discovery_probe() if self._discovery_probe else None,
             )
 
     def _stage(self) -> Stage:
@@ -384,7 +393,14 @@ def metrics_fields(snapshot: MetricsSnapshot) -> dict[str, Any]:
         "rate_limited": snapshot.rate_limited,
         "rss_mb": round(snapshot.rss_mb, 1),
         "eta_s": None if snapshot.eta_s is None else round(snapshot.eta_s, 1),
-    }
+    } | _discovery_fields(snapshot.discovery)
+
+
+def _discovery_fields(view: DiscoveryView | None) -> dict[str, Any]:
+    if view is None:
+        return {}
+    fields = ("discovered", "queued", "excluded", "blocked")
+    return {f"discovery_{name}": getattr(view, name) for name in fields}
 
 
 def log_metrics(metrics: RunMetrics) -> MetricsSnapshot:

@@ -70,6 +70,17 @@ class Counts(msgspec.Struct, kw_only=True):
     latency_sum_s: float = 0.0  # what the same requests would take one after another
 
 
+class DiscoveryView(msgspec.Struct, frozen=True, kw_only=True):
+    """Discovery's counts, for runs started from root URLs (``discover.engine`` fills it)."""
+
+    discovered: int = 0  # distinct URLs in scope found
+    queued: int = 0  # waiting to be crawled
+    crawled: int = 0
+    excluded: int = 0  # out of scope, excluded, duplicates, noindex, broken links
+    blocked: int = 0  # disallowed by robots.txt
+    listed: int = 0
+
+
 # msgspec allows a frozen subclass of a mutable struct; mypy's dataclass model does not.
 class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
     in_flight: int  # from the limiter probe; zero (None) without one
@@ -95,6 +106,7 @@ class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
     breaker_state: str
     rss_mb: float
     peak_rss_mb: float
+    discovery: DiscoveryView | None = None  # only when pages are discovered from root URLs
 
     @property
     def pages_attempted(self) -> int:

@@ -15,6 +15,7 @@ import collections
 import email.utils
 import hashlib
 import mimetypes
+import os
 import posixpath
 import queue
 import threading
@@ -29,6 +30,7 @@ from urllib.parse import unquote
 import msgspec
 import trio
 
+from crawl4ai_llm_docs.testing.site_discovery import file_response, sitemap_response
 from crawl4ai_llm_docs.testing.site_pages import (
     JS_SHELL,
     JS_TEXT,
@@ -89,6 +91,10 @@ class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float = 1.0  # Retry-After seconds sent with those answers
     delays: dict[str, float] = msgspec.field(default_factory=dict)  # path -> seconds
     statuses: dict[str, int] = msgspec.field(default_factory=dict)  # path -> forced status
+    files: dict[str, str] = msgspec.field(default_factory=dict)  # path -> text (robots.txt ...)
+    sitemap: bool = False  # publish every page in /sitemap.xml (an index of .xml.gz when large)
+    sitemap_size: int = 50_000  # URLs per generated sitemap file
+    redirects: dict[str, str] = msgspec.field(default_factory=dict)  # path -> Location (301)
     # Validators sent with pages, honoured in conditional requests (If-None-Match /
     # If-Modified-Since -> 304): "etag", "last-modified", "both", or "none".
     validators: Literal["none", "etag", "last-modified", "both"] = "none"
@@ -103,6 +109,7 @@ class SiteHandle:
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
         self.page_paths: list[str] = []
+        self.requests: list[str] = []  # every path asked for, in order (query included)
         self._hit_events: dict[str, trio.Event] = {}
         self.revisions: collections.Counter[str] = collections.Counter()  # path -> edits
         self.statuses: collections.Counter[int] = collections.Counter()  # of page answers
@@ -182,11 +189,17 @@ class _SiteApp:
             return
         path: str = scope["path"]
         hits = self.handle._record_hit(path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.handle.requests.append(path + ("?" + query if query else ""))
         site = self.site
         if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
             await trio.sleep(delay)
         if forced := site.statuses.get(path):
             await _respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
+        elif target := site.redirects.get(path):
+            await _respond(send, 301, b"", headers=[(b"location", target.encode())])
+        elif (found := self._discovery_file(path)) is not None:
+            await _respond(send, 200, *found)
         elif path.startswith("/special/"):
             await self._special(path, hits, send)
         elif self.root is not None:
@@ -205,6 +218,15 @@ class _SiteApp:
             await self._page(scope, send, path, page.encode(), _HTML)
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
+
+    def _discovery_file(self, path: str) -> tuple[bytes, str] | None:
+        if (found := file_response(self.site.files, path, self.handle.base_url)) is not None:
+            return found
+        if self.site.sitemap:
+            return sitemap_response(
+                self.handle.base_url, self.handle.page_paths, path, size=self.site.sitemap_size
+            )
+        return None
 
     async def _special(self, path: str, hits: int, send: Send) -> None:
         site, sp = self.site, SPECIAL_PATHS
@@ -354,7 +376,12 @@ async def serve_site(
 
 
 def _html_files(root: Path) -> list[str]:
-    return sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*.html"))
+    # Symlinked directories are followed: a site can be put together from several doc sets.
+    found = []
+    for directory, _, names in os.walk(root, followlinks=True):
+        base = Path(directory).relative_to(root)
+        found += ["/" + (base / name).as_posix() for name in names if name.endswith(".html")]
+    return sorted(path.replace("/./", "/") for path in found)
 
 
 @contextmanager
@@ -397,8 +424,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", type=int, default=28)
     parser.add_argument("--directory", default="", help="serve this directory instead")
     parser.add_argument("--urls-file", default="", help="write the page URLs to this file")
+    parser.add_argument("--sections", type=int, default=3, help="sections per generated page")
+    parser.add_argument("--paragraphs", type=int, default=3, help="paragraphs per section")
+    parser.add_argument("--sitemap", action="store_true", help="publish /sitemap.xml")
+    parser.add_argument("--robots-txt", default="", help="serve this file as /robots.txt")
     args = parser.parse_args(argv)
-    site = SiteConfig(pages=args.pages, directory=args.directory)
+    files = {"/robots.txt": Path(args.robots_txt).read_text()} if args.robots_txt else {}
+    site = SiteConfig(
+        pages=args.pages,
+        directory=args.directory,
+        sections=args.sections,
+        paragraphs=args.paragraphs,
+        sitemap=args.sitemap,
+        files=files,
+    )
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:

@@ -1,0 +1,51 @@
+"""A site's own ``llms.txt``: the pages it lists (Markdown links), in the order it lists them.
+
+Looked for at the root's directory first (``/en/stable/llms.txt``), then at the host's root.
+Only links in scope count; an llms.txt that lists none of the scope's pages is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+import httpx
+import trio
+
+from crawl4ai_llm_docs.crawl.http import FetchFailure
+from crawl4ai_llm_docs.discover.resources import read_text
+
+MAX_LLMS_TXT_BYTES = 4 * 1024 * 1024
+LLMS_TXT_TIMEOUT_S = 30.0
+# [title](url) or [title](url "title"), as the llms.txt proposal writes its file lists.
+_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def parse_llms_txt(text: str, base_url: str) -> list[tuple[str, str]]:
+    """(absolute URL, title) of every Markdown link, in order, fragments dropped."""
+    links: list[tuple[str, str]] = []
+    for match in _LINK.finditer(text):
+        title, href = match.group(1).strip(), match.group(2)
+        url = urljoin(base_url, href).split("#", 1)[0]
+        if url.startswith(("http://", "https://")):
+            links.append((url, title))
+    return links
+
+
+def candidates(root: str) -> list[str]:
+    """Where a root's llms.txt may be: its directory, then the host's root."""
+    here = urljoin(root, "llms.txt")
+    top = urljoin(root, "/llms.txt")
+    return list(dict.fromkeys((here, top)))
+
+
+async def read_llms_txt(client: httpx.AsyncClient, url: str) -> list[tuple[str, str]] | None:
+    """The links of the llms.txt at ``url``; None when there is none (or it is not text)."""
+    try:
+        with trio.fail_after(LLMS_TXT_TIMEOUT_S):
+            final_url, text = await read_text(client, url, max_bytes=MAX_LLMS_TXT_BYTES)
+    except (FetchFailure, trio.TooSlowError):
+        return None
+    if text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+        return None  # a soft 404: the site answers every path with an HTML page
+    return parse_llms_txt(text, final_url)
