@@ -15,7 +15,7 @@ import io
 import shutil
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +33,7 @@ from crawl4ai_llm_docs.output_markdown import (
     slugify,
 )
 from crawl4ai_llm_docs.output_parts import TAIL, SplitInput, write_parts
-from crawl4ai_llm_docs.site_structure import SiteStructure
+from crawl4ai_llm_docs.site_structure import OPTIONAL_SECTION, SiteStructure
 
 __all__ = ["WriteSummary", "document_title", "write_consolidated", "write_llms_txt", "write_report"]
 
@@ -67,19 +67,50 @@ def _link_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
-def _toc(toc: IO[str], names: Callable[[int], str], out: IO[str]) -> None:
-    """The contents lines (``number<TAB>line``: a page's number, ``TAIL`` for the failed pages,
-    0 for a section's name) with each link's file name filled in."""
-    toc.seek(0)
-    for record in toc:
-        number, _, line = record.partition("\t")
-        out.write(line.replace(_TARGET, names(int(number)) if int(number) else ""))
+class _Contents:
+    """The table of contents, kept in a scratch file as ``number<TAB>section<TAB>line``
+    records (``number``: the page's, ``TAIL`` for the failed pages; ``section``: an index into
+    ``names``, -1 for the failed pages). Written grouped by section, in the order the sections
+    were met and "Optional" last, with one pass over the file per section: memory holds the
+    section names, not the lines."""
 
+    def __init__(self, scratch: IO[str], *, grouped: bool) -> None:
+        self.scratch = scratch
+        self.grouped = grouped
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
 
-def _toc_text(toc: IO[str], names: Callable[[int], str]) -> str:
-    text = io.StringIO()
-    _toc(toc, names, text)
-    return text.getvalue()
+    def add(self, number: int, section: str, line: str) -> None:
+        sid = self._ids.setdefault(section, len(self._ids)) if self.grouped else 0
+        if sid == len(self.names):
+            self.names.append(section)
+        self.scratch.write(f"{number}\t{sid}\t{line}\n")
+
+    def add_tail(self, line: str) -> None:
+        self.scratch.write(f"{TAIL}\t-1\t{line}\n")
+
+    def _lines(self, wanted: int, names: Callable[[int], str]) -> Iterator[str]:
+        self.scratch.seek(0)
+        for record in self.scratch:
+            number, sid, line = record.split("\t", 2)
+            if int(sid) == wanted:
+                yield line.replace(_TARGET, names(int(number)))
+
+    def write(self, names: Callable[[int], str], out: IO[str]) -> None:
+        """The contents, with each link's file name (``names(number)``) filled in."""
+        if not self.grouped:
+            out.writelines(self._lines(0, names))
+        else:
+            order = sorted(range(len(self.names)), key=lambda i: self.names[i] == OPTIONAL_SECTION)
+            for sid in order:
+                out.write(f"- {self.names[sid]}\n")
+                out.writelines(f"  {line}" for line in self._lines(sid, names))
+        out.writelines(self._lines(-1, names))
+
+    def text(self, names: Callable[[int], str]) -> str:
+        buffer = io.StringIO()
+        self.write(names, buffer)
+        return buffer.getvalue()
 
 
 def write_consolidated(
@@ -101,19 +132,19 @@ def write_consolidated(
     gets a numbered H2 (``## 3. Title``, the title without the site's suffix) with
     ``Source: <url>`` under it and its own headings nested below; the number makes its anchor
     unique and stable even when titles repeat. When the pages fall into several sections the
-    contents list each page under its section's name.
+    contents list the pages by section (in the order met, "Optional" last), as llms.txt does;
+    the numbers keep the body's order.
     """
     site = site_of(documents, site)
     failures: list[tuple[str, str]] = [(url, one_line(reason)) for url, reason in failed]
     listed = {url for url, _ in failures}
     written = 0
-    grouped = site.sections > 1
-    section = ""
     offsets, tokens = array("q"), array("q")
     with (
-        scratch_file(path.parent) as toc,
+        scratch_file(path.parent) as scratch,
         tempfile.TemporaryFile("w+b", dir=path.parent) as body,
     ):
+        contents = _Contents(scratch, grouped=site.sections > 1)
         for document in documents:
             if document.error is not None:
                 if document.url not in listed:
@@ -123,12 +154,9 @@ def write_consolidated(
             written += 1
             name = page_title(document, site)
             heading = f"{written}. {name}"
-            if grouped and (this := site.section(document.url, document.title)) != section:
-                section = this
-                toc.write(f"0\t- {section}\n")
-            indent = "  " if grouped else ""
+            section = site.section(document.url, document.title)
             anchor = f"{_TARGET}#{slugify(heading)}"
-            toc.write(f"{written}\t{indent}- [{_link_text(heading)}]({anchor})\n")
+            contents.add(written, section, f"- [{_link_text(heading)}]({anchor})")
             content = nest_markdown(document.markdown, top=3, title=document.title, also_title=name)
             text = f"## {heading}\n\nSource: {document.url}\n\n" + (
                 f"{content}\n\n" if content else ""
@@ -139,7 +167,7 @@ def write_consolidated(
             body.write(text.encode("utf-8"))
         if failures:
             target = f"{_TARGET}#{slugify(FAILED_HEADING)}"
-            toc.write(f"{TAIL}\t- [{FAILED_HEADING}]({target})\n")
+            contents.add_tail(f"- [{FAILED_HEADING}]({target})")
         tail = (
             f"## {FAILED_HEADING}\n\n"
             + "".join(
@@ -159,7 +187,7 @@ def write_consolidated(
             split = SplitInput(
                 title=h1,
                 header=header,
-                toc=lambda names: _toc_text(toc, names),
+                toc=contents.text,
                 body=body,
                 offsets=offsets,
                 tokens=tokens,
@@ -177,7 +205,7 @@ def write_consolidated(
             out.write(f"# {h1}\n\n{header}")
             if written or failures:
                 out.write("## Contents\n\n")
-                _toc(toc, lambda _: "", out)
+                contents.write(lambda _: "", out)
                 out.write("\n")
             body.seek(0)
             out.flush()  # the body is bytes: copy it under the text layer, in order

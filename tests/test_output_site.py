@@ -200,6 +200,37 @@ def test_contents_are_grouped_by_section_with_clean_titles(tmp_path: Path) -> No
     assert summary.files == (str(out),)
 
 
+def test_contents_group_interleaved_pages_and_keep_their_numbers(tmp_path: Path) -> None:
+    # Discovery meets pages breadth first: the sections come interleaved.
+    pages = [
+        ("a/x.html", "AX"),
+        ("changes.html", "Changelog"),
+        ("b/y.html", "BY"),
+        ("a/z.html", "AZ"),
+    ]
+    documents = [
+        Document(index=i, url=f"{BASE}/{path}", title=title, markdown=f"Text of {title}.")
+        for i, (path, title) in enumerate(pages)
+    ]
+    out = tmp_path / "docs.md"
+    write_consolidated(
+        out, documents, title="T", failed=[("https://x/", "HTTP 500")], generated_at=WHEN
+    )
+    text = out.read_text()
+    contents = text.split("## Contents\n\n", 1)[1].split("\n\n", 1)[0]
+    assert contents.split("\n") == [
+        "- A",
+        "  - [1. AX](#1-ax)",
+        "  - [4. AZ](#4-az)",
+        "- B",
+        "  - [3. BY](#3-by)",
+        "- Optional",
+        "  - [2. Changelog](#2-changelog)",
+        "- [Pages that failed](#pages-that-failed)",
+    ]
+    assert re.findall(r"^## (\d+)\.", text, flags=re.MULTILINE) == ["1", "2", "3", "4"]
+
+
 def test_writers_refuse_a_one_shot_iterator(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="twice"):
         write_consolidated(tmp_path / "x.md", iter(site()), title="T", generated_at=WHEN)
