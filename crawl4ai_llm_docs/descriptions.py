@@ -28,20 +28,25 @@ _STRAY = re.compile(r"[¶#]+\s*$|^\s*(?:[-*+>]|\d{1,9}[.)])\s+")
 # A sentence ends at . ! ? followed by a space and a capital (or the end): not at "e.g." or "3.11".
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]?\s+(?=[\"\u201c\u2018(]?[A-Z])")
 _NOT_PROSE = re.compile(r"^\s*(?:\||<|!\[|-{3,}|\*{3,}|_{3,}|={3,}|\[!?\[?[^\]]*\]\([^)]*\)\]?$)")
+# Sphinx's version notes often come first: they say when, not what.
+_VERSION_NOTE = re.compile(
+    r"^\s*\*?(?:New in version|Changed in version|Deprecated since version) "
+)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
 
 def _markup_free(text: str) -> str:
-    text = _IMAGE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    text = _REFERENCE_LINK.sub(r"\1", text)
-    text = _AUTOLINK.sub(r"\1", text)
     text = _TAG.sub("", text)
     return _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), text)
 
 
 def _plain(text: str) -> str:
-    """Markdown markup removed, except inside code spans (``__init__`` stays as it is)."""
+    """Markdown markup removed: links and images first (their text may be code), then tags
+    and emphasis except inside code spans (``__init__`` stays as it is)."""
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _REFERENCE_LINK.sub(r"\1", text)
+    text = _AUTOLINK.sub(r"\1", text)
     pieces: list[str] = []
     position = 0
     for span in _CODE_SPAN.finditer(text):
@@ -81,7 +86,7 @@ def _paragraphs(markdown: str) -> list[tuple[str, bool]]:
         if code or not line.strip() or heading_level(line) or line.startswith("    "):
             flush()
             continue
-        if _NOT_PROSE.match(line) or line.count(" | ") >= 2:  # a table row, a bar of links
+        if _NOT_PROSE.match(line) or line.count(" | ") >= 2 or _VERSION_NOTE.match(line):
             flush()
             continue
         if _LIST_ITEM.match(line):

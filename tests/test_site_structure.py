@@ -191,6 +191,14 @@ def _fields(document: Document) -> dict[str, object]:
             "Each `__attrs_attrs__` and `unsafe_hash` stay, and snake_case_words too.",
         ),
         ("Some *emphasis* and __strong__ text go.", "Some emphasis and strong text go."),
+        (
+            "The [`dis`](https://x/dis.html#module-dis) module supports the analysis.",
+            "The `dis` module supports the analysis.",
+        ),
+        (
+            "New in version 3.11.\n\nThis module provides an interface for parsing.",
+            "This module provides an interface for parsing.",
+        ),
         ("", ""),
     ],
 )
