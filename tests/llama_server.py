@@ -98,8 +98,13 @@ def _wait_ready(server: LlamaServer) -> None:
 
 
 @contextmanager
-def start_llama_server(log_dir: Path, *, threads: int = 2) -> Iterator[LlamaServer]:
-    """Run the server from the venv until the block ends; raises when it cannot start."""
+def start_llama_server(log_dir: Path, *, threads: int = 1) -> Iterator[LlamaServer]:
+    """Run the server from the venv until the block ends; raises when it cannot start.
+
+    One thread by default: on a busy machine (the suite runs beside other work) two
+    llama.cpp threads spin-waiting on each other ran 30 times slower (2 instead of 60-90
+    tokens a second).
+    """
     python = venv_python()
     port = _free_port()
     log_path = log_dir / "llama-server.log"
@@ -118,6 +123,8 @@ def start_llama_server(log_dir: Path, *, threads: int = 2) -> Iterator[LlamaServ
         "--n_ctx",
         str(CONTEXT_TOKENS),
         "--n_threads",
+        str(threads),
+        "--n_threads_batch",
         str(threads),
         "--seed",
         "1",

@@ -57,7 +57,8 @@ CHECKS: tuple[CheckName, ...] = (
 
 # Measures below these sizes say little (one lost heading of two is 50 %): not judged.
 MIN_STRUCTURE_ITEMS = 3
-MIN_TEXT_PAIRS = 20
+MIN_TEXT_PAIRS = 3
+TEXT_SLACK_PAIRS = 2
 MIN_LENGTH_FOR_UPPER_BOUND = 200  # non-space characters; tiny chunks may grow with formatting
 MIN_REPEATED_CHARS = 12  # shorter lines ("```", "Returns:") repeat legitimately
 EXAMPLES_SHOWN = 3
@@ -164,7 +165,7 @@ def judge(
         ("structure", _structure(context)),
         ("text", _text(context)),
         ("repetition", _repetition(context)),
-        ("length", length_problem(source.text, answer, settings)),
+        ("length", _length(context)),
     ]
     return Verdict(tuple(Problem(check, reason) for check, reason in results if reason))
 
@@ -312,13 +313,13 @@ def _structure(context: _Context) -> str | None:
 
 
 def _text(context: _Context) -> str | None:
-    boilerplate = context.chunk.boilerplate_pairs
-    wanted = context.chunk.pairs - boilerplate if boilerplate else context.chunk.pairs
+    wanted = context.chunk.content_pairs
     if len(wanted) < MIN_TEXT_PAIRS:
         return None
     kept = len(wanted & context.answer.pairs)
     threshold = context.settings.min_text_kept
-    if kept >= threshold * len(wanted):
+    # The slack keeps one changed word in a short chunk from deciding alone.
+    if kept >= threshold * len(wanted) - TEXT_SLACK_PAIRS:
         return None
     return (
         f"kept {kept / len(wanted):.0%} of the chunk's text (word pairs; at least "
@@ -339,7 +340,12 @@ def _repetition(context: _Context) -> str | None:
     if not suspects:
         return None
     before = context.chunk.pieces
-    looped = {key: n for key, n in suspects.items() if n > before.get(key, 0)}
+    # As often as in the chunk is no loop, also when the chunk has it inside longer lines.
+    looped = {
+        key: n
+        for key, n in suspects.items()
+        if n > before.get(key, 0) and n > context.chunk.plain.count(key)
+    }
     if not looped:
         return None
     key, times = max(looped.items(), key=lambda item: item[1])
@@ -354,11 +360,21 @@ def _repetition(context: _Context) -> str | None:
 # ---------------------------------------------------------------- length
 
 
+def _length(context: _Context) -> str | None:
+    # Boilerplate the answer may drop does not count in the chunk's length.
+    return _length_problem(
+        context.chunk.content_size, non_space(context.answer.text), context.settings
+    )
+
+
 def length_problem(chunk: str, answer: str, settings: FaithfulSettings) -> str | None:
-    source_size = non_space(chunk)
+    """Whether ``answer`` is too short or too long for ``chunk`` (non-space characters)."""
+    return _length_problem(non_space(chunk), non_space(answer), settings)
+
+
+def _length_problem(source_size: int, answer_size: int, settings: FaithfulSettings) -> str | None:
     if not source_size:
         return None
-    answer_size = non_space(answer)
     ratio = answer_size / source_size
     if ratio < settings.min_output_ratio:
         return (

@@ -33,9 +33,10 @@ ItemKind = Literal["heading", "list item", "table row"]
 # the common case (no double backticks) has a regular expression several times as fast.
 _SPAN = re.compile(r"(?<!`)(`+)(?!`)((?:[^\n]|\n(?![ \t]*\n))+?)(?<!`)\1(?!`)")
 _SIMPLE_SPAN = re.compile(r"`([^`\n]+(?:\n[^`\n]+)*)`")
-# ](target "title"): the target of a link or image, titles with escaped parentheses included.
+# ](target "title"): the target of a link or image, titles with escaped parentheses included
+# and titles wrapped over lines (not across a blank line).
 # (Unrolled, possessive: the obvious ``(?:\\.|[^()]|\(...\))*`` is three times slower.)
-_TARGET = r"\]\([^()\\\n]*+(?:(?:\\.|\([^)\n]*\))[^()\\\n]*+)*\)"
+_TARGET = r"\]\([^()\\\n]*+(?:(?:\\.|\([^)\n]*\)|\n(?![ \t]*\n))[^()\\\n]*+)*\)"
 _LINK_TARGET = re.compile(_TARGET)
 # A list marker (or number) at the start of a line. Patterns over whole texts start with a
 # literal ("\n", "](", "`") wherever possible: the regex engine then skips to it quickly.
@@ -185,13 +186,15 @@ class MarkdownFacts:
         return [(kind, words) for kind, words, line in self._items if line is None]
 
     @cached_property
-    def boilerplate_pairs(self) -> set[tuple[bytes, bytes]]:
-        """Word pairs of boilerplate lines only."""
-        pairs: set[tuple[bytes, bytes]] = set()
-        for _, words, line in self._items:
-            if line is not None:
-                pairs.update(itertools.pairwise(words))
-        return pairs
+    def content_pairs(self) -> set[tuple[bytes, bytes]]:
+        """The pairs of adjacent words once boilerplate lines are removed."""
+        lines = {line for _, _, line in self._items if line is not None}
+        if not lines:
+            return self.pairs
+        text = self.text
+        for line in lines:
+            text = text.replace(line, "")
+        return set(itertools.pairwise(split_words(without_markup(text))))
 
     @cached_property
     def _items(self) -> list[tuple[ItemKind, list[bytes], str | None]]:
@@ -212,6 +215,15 @@ class MarkdownFacts:
             if words and (link is None or boilerplate):
                 found.append((kind, words, match.group(0)[1:] if boilerplate else None))
         return found
+
+    @cached_property
+    def content_size(self) -> int:
+        """Non-space characters, boilerplate lines left out."""
+        size = non_space(self.text)
+        for _, _, line in self._items:
+            if line is not None:
+                size -= non_space(line)
+        return max(size, 0)
 
     @cached_property
     def spans(self) -> frozenset[str]:

@@ -70,8 +70,9 @@ class ChunkProcessor:
     sends nothing for a chunk already judged; an answer judged under other check settings is
     judged again, not asked for again.
 
-    Progress counts a chunk once: the first answer's ``llm_request`` (or ``chunk_cached`` when
-    no request is sent), and ``unfaithful_retry`` takes that back when the chunk is asked again.
+    Progress counts a chunk once: its first answer's ``llm_request`` (or ``chunk_cached`` when
+    it comes from the cache); ``unfaithful_retry``, logged when a retry's answer arrives,
+    takes back the count of the answer it replaces.
     """
 
     def __init__(self, *, client: ChatClient, cache: ResultCache, llm: LLMConfig) -> None:
@@ -97,7 +98,19 @@ class ChunkProcessor:
                     log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
                     counted = True
             else:
+                outcome = await self._ask(chunk, first=not judged)
+                if outcome is None:
+                    break  # a retry failed: the rejected answer's verdict stands
+                if isinstance(outcome, ChunkResult):
+                    return outcome
+                if isinstance(outcome, str):  # a retry cut off at max_tokens
+                    entry = CachedResult(key=key, markdown="", problem=outcome, check=self._check)
+                    await self._put(entry)
+                    judged.append(entry)
+                    continue
                 if judged and counted:
+                    # Logged once the new answer is here: progress counted the chunk done for
+                    # its first answer and counts it again for this one.
                     log.info(
                         "unfaithful_retry",
                         url=chunk.url,
@@ -105,9 +118,6 @@ class ChunkProcessor:
                         attempt=attempt,
                         reason=judged[-1].problem or "",
                     )
-                outcome = await self._ask(chunk, first=not judged)
-                if not isinstance(outcome, Completion):
-                    return outcome if outcome is not None else self._rejected(chunk, judged, billed)
                 counted = sent = True
                 billed[0] += outcome.prompt_tokens
                 billed[1] += outcome.completion_tokens
@@ -117,10 +127,10 @@ class ChunkProcessor:
             judged.append(entry)
         return self._rejected(chunk, judged, billed)
 
-    async def _ask(self, chunk: Chunk, *, first: bool) -> Completion | ChunkResult | None:
-        """An answer; else the result of the chunk when it cannot have one (split halves or
-        the crawled text), or None for a retry that failed (the rejected answer's verdict
-        stands)."""
+    async def _ask(self, chunk: Chunk, *, first: bool) -> Completion | ChunkResult | str | None:
+        """An answer; else the chunk's result when the first request cannot be answered
+        (split halves, or the crawled text), why a retry was cut off, or None when a retry
+        failed."""
         try:
             return await self._client.complete(
                 build_messages(chunk, self._llm),
@@ -130,8 +140,9 @@ class ChunkProcessor:
                 temperature=None if first else 0.0,
             )
         except NeedsSplitError as exc:
-            # A retry cut off at max_tokens is not split: the first answer was complete.
-            return await self._split(chunk, str(exc)) if first else None
+            # A retry cut off at max_tokens is not split (the first answer was complete): it
+            # is a rejected answer like any other.
+            return await self._split(chunk, str(exc)) if first else f"the retry's {exc}"
         except ProviderFatalError:
             raise
         except ProviderError as exc:
@@ -145,7 +156,9 @@ class ChunkProcessor:
     @staticmethod
     def _rejected(chunk: Chunk, judged: list[CachedResult], billed: list[int]) -> ChunkResult:
         """The crawled text, since every answer failed the check."""
-        problem = judged[-1].problem or "rejected"
+        # The last answer's reason, unless it was only cut off: then the last judged one's.
+        problems = [entry.problem for entry in judged if entry.problem and entry.markdown]
+        problem = (problems or [judged[-1].problem or "rejected"])[-1]
         log.warning("faithfulness_fallback", url=chunk.url, chunk=chunk.chunk_index, reason=problem)
         tries = f" ({len(judged)} answers)" if len(judged) > 1 else ""
         return ChunkResult(
@@ -158,6 +171,11 @@ class ChunkProcessor:
             completion_tokens=billed[1],
             warning=f"answer discarded{tries}: {problem}",
         )
+
+    async def _put(self, entry: CachedResult) -> None:
+        # The provider's work is paid for: keep it even if this run is interrupted next.
+        with trio.CancelScope(shield=True):
+            await self._cache.put_entry(entry)
 
     def _prompt_text(self, chunk: Chunk) -> str:
         """What the model was told besides the chunk: its identifiers are not invented."""
@@ -193,17 +211,15 @@ class ChunkProcessor:
             checks_failed=tuple(p.check for p in verdict.problems),
             check=self._check,
         )
-        # The provider's work is paid for: keep it even if this run is interrupted next.
-        with trio.CancelScope(shield=True):
-            await self._cache.put_entry(entry)
+        await self._put(entry)
         return entry
 
     async def _rejudge(
         self, entry: CachedResult, facts: MarkdownFacts, prompt: str
     ) -> CachedResult:
         """A cached answer with a verdict of this check: judged again if another one made it."""
-        if entry.check == self._check:
-            return entry
+        if entry.check == self._check or not entry.markdown:
+            return entry  # judged by this check, or a retry cut off (nothing to judge)
         verdict = await self._judge(facts, entry.markdown, prompt)
         description = entry.description
         if description and invented_code(facts, MarkdownFacts.of(description), prompt=prompt):
@@ -215,8 +231,7 @@ class ChunkProcessor:
             checks_failed=tuple(p.check for p in verdict.problems),
             check=self._check,
         )
-        with trio.CancelScope(shield=True):
-            await self._cache.put_entry(entry)
+        await self._put(entry)
         return entry
 
     @staticmethod

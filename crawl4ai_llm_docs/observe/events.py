@@ -76,7 +76,8 @@ class FaithfulnessFallback(Event, tag="faithfulness_fallback"):
 
 
 class UnfaithfulRetry(Event, tag="unfaithful_retry"):
-    """An answer failed the faithfulness check: the chunk is asked again at temperature 0."""
+    """An answer failed the faithfulness check and the chunk was asked again at temperature
+    0; logged when the new answer arrives (progress counts the chunk once)."""
 
     url: str
     chunk: int
