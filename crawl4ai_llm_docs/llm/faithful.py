@@ -37,7 +37,7 @@ from typing import Literal
 import msgspec
 
 from crawl4ai_llm_docs.config import LLMConfig
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts, identifiers, non_space, one_line
+from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts, Vocabulary, non_space, one_line
 
 # Bump when a check changes meaning: cached verdicts are then judged again.
 CHECK_VERSION = 1
@@ -63,9 +63,13 @@ MIN_LENGTH_FOR_UPPER_BOUND = 200  # non-space characters; tiny chunks may grow w
 MIN_REPEATED_CHARS = 12  # shorter lines ("```", "Returns:") repeat legitimately
 EXAMPLES_SHOWN = 3
 
-# A signature: a dotted name (perhaps called), or a name called, in prose or code; "e.g"
-# (dotted, but every part one letter) is left out by _candidates.
-_SIGNATURE = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*\(?|(?<![\w.])[A-Za-z_]\w*\(")
+# Signatures (a name called, or a dotted name) are found from their "(" and "." (the regex
+# engine skips to a literal quickly, where a pattern starting with a name is tried at every
+# character, four times slower): calls in the reversed text, dotted names at each dot.
+_CALL_REVERSED = re.compile(r"\(((?:\w+\.)*\w+)")
+_DOT = re.compile(r"\.(?=[A-Za-z_])")
+_NAME_REVERSED = re.compile(r"[\w.]*")
+_DOTTED = re.compile(r"(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*")
 _TOKEN = re.compile(r"\w+")
 
 
@@ -201,22 +205,35 @@ def _candidates(chunk: MarkdownFacts, answer: MarkdownFacts) -> set[str]:
     text = "\n".join(set(answer.lines).difference(chunk.lines))
     if "://" in text:
         text = _BARE_URL.sub(" ", text)
-    for name in set(_SIGNATURE.findall(text)):
-        if name.endswith("(") or any(len(part) > 1 for part in name.split(".")):
-            found.add(name.removesuffix("(") + ("()" if name.endswith("(") else ""))
+    return found | signatures(text)
+
+
+def signatures(text: str) -> set[str]:
+    """Names called (``name()``, ``a.b()``) and dotted names (``a.b``) in ``text``; "e.g"
+    and the like (every part one letter) are not names."""
+    found: set[str] = set()
+    if "(" in text:
+        for reversed_name in _CALL_REVERSED.findall(text[::-1]):
+            name = reversed_name[::-1]
+            if name[0].isalpha() or name[0] == "_":
+                found.add(name + "()")
+    if "." in text:
+        reversed_text = text[::-1]
+        starts: set[int] = set()
+        for dot in _DOT.finditer(text):
+            left = _NAME_REVERSED.match(reversed_text, len(text) - dot.start())
+            start = dot.start() - (left.end() - left.start() if left else 0)
+            if start in starts:
+                continue
+            starts.add(start)
+            match = _DOTTED.match(text, start)
+            name = match.group(0) if match else ""
+            if any(len(part) > 1 for part in name.split(".")) and name + "()" not in found:
+                found.add(name)
     return found
 
 
 _BARE_URL = re.compile(r"<?https?://[^\s>)]*+>?")
-
-
-def _grounded(token: str, vocabulary: frozenset[str], folded: set[str]) -> bool:
-    if token in vocabulary or token.strip("_") in vocabulary:
-        return True
-    # A plain word may change case ("Note" / "note"); an identifier with inner capitals,
-    # digits or underscores may not.
-    plain = token.isalpha() and (token.islower() or token[1:].islower())
-    return plain and token.casefold() in folded
 
 
 def invented_code(chunk: MarkdownFacts, answer: MarkdownFacts, *, prompt: str = "") -> list[str]:
@@ -224,22 +241,24 @@ def invented_code(chunk: MarkdownFacts, answer: MarkdownFacts, *, prompt: str = 
     the prompt, and not made only of words the chunk or the prompt use."""
     # The chunk's own spans are grounded: a set difference settles most candidates at once.
     candidates = _candidates(chunk, answer) - chunk.spans
-    vocabulary: frozenset[str] | None = None
-    folded: set[str] = set()
+    if not candidates:
+        return []
+    vocabulary = chunk.vocabulary | Vocabulary(prompt)
     invented: list[str] = []
+    unescaped = ""
     for candidate in sorted(candidates):
         bare = candidate.removesuffix("()")
+        if all(vocabulary.has(token) for token in _TOKEN.findall(bare)):
+            continue  # made of the chunk's own words: `getpass` for "getpass", `a.b` ...
+        # Rarely needed (a name is usually settled by its tokens), so last: the text itself.
         if bare in chunk.text or bare in prompt:
             continue
         if " " in bare and (bare in chunk.flat or bare in one_line(prompt)):
             continue  # the chunk has it, wrapped over lines
-        if "\\" in chunk.text and bare in chunk.text.replace("\\", ""):
-            continue  # the chunk has it with Markdown escapes (``a\_b``)
-        if vocabulary is None:
-            vocabulary = chunk.vocabulary | identifiers(prompt)
-            folded = {token.casefold() for token in vocabulary}
-        if all(_grounded(token, vocabulary, folded) for token in _TOKEN.findall(bare)):
-            continue  # made of the chunk's own words: `getpass` for "getpass", `a.b` ...
+        if "\\" in chunk.text:
+            unescaped = unescaped or chunk.text.replace("\\", "")
+            if bare in unescaped:
+                continue  # the chunk has it with Markdown escapes (``a\_b``)
         invented.append(candidate)
     return invented
 
@@ -308,7 +327,7 @@ def _structure(context: _Context) -> str | None:
     detail = ", ".join(f"{k} of {n} {kind}s" for kind, (k, n) in totals.items())
     return (
         f"kept {_share(kept, len(items))} of the chunk's headings, list items and table rows "
-        f"({detail}; at least {wanted:.0%} expected)"
+        f"({detail}, at least {wanted:.0%} expected)"
     )
 
 
@@ -322,7 +341,7 @@ def _text(context: _Context) -> str | None:
     if kept >= threshold * len(wanted) - TEXT_SLACK_PAIRS:
         return None
     return (
-        f"kept {kept / len(wanted):.0%} of the chunk's text (word pairs; at least "
+        f"kept {kept / len(wanted):.0%} of the chunk's text (word pairs, at least "
         f"{threshold:.0%} expected): content was replaced or dropped"
     )
 
@@ -352,7 +371,7 @@ def _repetition(context: _Context) -> str | None:
     shown = one_line(key)
     shown = shown if len(shown) <= 50 else shown[:47] + "..."
     return (
-        f"the line {shown!r} is repeated {times} times ({before.get(key, 0)} in the chunk; "
+        f"the line {shown!r} is repeated {times} times ({before.get(key, 0)} in the chunk, "
         f"at most {limit} allowed)"
     )
 

@@ -191,10 +191,10 @@ class MarkdownFacts:
         lines = {line for _, _, line in self._items if line is not None}
         if not lines:
             return self.pairs
-        text = self.text
-        for line in lines:
-            text = text.replace(line, "")
-        return set(itertools.pairwise(split_words(without_markup(text))))
+        text = self.plain
+        for line in lines:  # as ``plain`` has them: without marker and link targets
+            text = text.replace(without_markup(line).strip(), "")
+        return set(itertools.pairwise(split_words(text)))
 
     @cached_property
     def _items(self) -> list[tuple[ItemKind, list[bytes], str | None]]:
@@ -247,10 +247,9 @@ class MarkdownFacts:
         return one_line(self.text)
 
     @cached_property
-    def vocabulary(self) -> frozenset[str]:
-        """Every identifier-like token of the raw text, link targets and code included; with
-        edge underscores and without (``_prompt_`` also gives ``prompt``)."""
-        return identifiers(self.text)
+    def vocabulary(self) -> Vocabulary:
+        """The tokens of the raw text, link targets and code included."""
+        return Vocabulary(self.text)
 
     @cached_property
     def pieces(self) -> Counter[str]:
@@ -267,13 +266,37 @@ class MarkdownFacts:
         return self.plain.split("\n")
 
 
-def identifiers(text: str) -> frozenset[str]:
-    """Every identifier-like token of ``text``, with edge underscores and without."""
-    tokens = set(text.encode().translate(_NOT_IDENTIFIER).split())
-    stripped = {
-        token.strip(b"_") for token in tokens if token.startswith(b"_") or token.endswith(b"_")
-    }
-    return frozenset(token.decode() for token in tokens | stripped)
+class Vocabulary:
+    """The tokens of a text, to ask whether a name is made of them: exact identifiers
+    (case and underscores count) and lower-case words (split at underscores too, so
+    ``_prompt_`` and ``foo_bar`` give ``prompt``, ``foo``, ``bar``). Built with ``bytes``
+    methods, no Python loop over the tokens."""
+
+    __slots__ = ("identifiers", "words")
+
+    def __init__(self, text: str) -> None:
+        data = text.encode()
+        self.identifiers = frozenset(data.translate(_NOT_IDENTIFIER).split())
+        self.words = frozenset(data.translate(_PUNCTUATION).lower().split())
+
+    def __or__(self, other: Vocabulary) -> Vocabulary:
+        joined = Vocabulary("")
+        joined.identifiers = self.identifiers | other.identifiers
+        joined.words = self.words | other.words
+        return joined
+
+    def has(self, token: str) -> bool:
+        """Whether ``token`` (an identifier-like word) is one of the text's.
+
+        A plain word may change case ("Note" / "note") or lose the underscores of emphasis;
+        an identifier with inner capitals, digits or underscores must be there as it is.
+        """
+        data = token.encode()
+        if data in self.identifiers or data.strip(b"_") in self.identifiers:
+            return True
+        bare = token.strip("_")
+        plain = bare.isalpha() and (bare.islower() or bare[1:].islower())
+        return plain and bare.lower().encode() in self.words
 
 
 def _spans(text: str) -> frozenset[str]:
