@@ -241,24 +241,22 @@ def invented_code(chunk: MarkdownFacts, answer: MarkdownFacts, *, prompt: str = 
     the prompt, and not made only of words the chunk or the prompt use."""
     # The chunk's own spans are grounded: a set difference settles most candidates at once.
     candidates = _candidates(chunk, answer) - chunk.spans
-    if not candidates:
-        return []
-    vocabulary = chunk.vocabulary | Vocabulary(prompt)
+    vocabulary: Vocabulary | None = None
     invented: list[str] = []
     unescaped = ""
     for candidate in sorted(candidates):
         bare = candidate.removesuffix("()")
-        if all(vocabulary.has(token) for token in _TOKEN.findall(bare)):
-            continue  # made of the chunk's own words: `getpass` for "getpass", `a.b` ...
-        # Rarely needed (a name is usually settled by its tokens), so last: the text itself.
         if bare in chunk.text or bare in prompt:
-            continue
+            continue  # a substring search in C: cheaper than building the vocabulary
         if " " in bare and (bare in chunk.flat or bare in one_line(prompt)):
             continue  # the chunk has it, wrapped over lines
         if "\\" in chunk.text:
             unescaped = unescaped or chunk.text.replace("\\", "")
             if bare in unescaped:
                 continue  # the chunk has it with Markdown escapes (``a\_b``)
+        vocabulary = vocabulary or chunk.vocabulary | Vocabulary(prompt)
+        if all(vocabulary.has(token) for token in _TOKEN.findall(bare)):
+            continue  # made of the chunk's own words: `getpass` for "getpass", `a.b` ...
         invented.append(candidate)
     return invented
 
