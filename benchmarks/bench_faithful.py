@@ -28,7 +28,7 @@ from common import machine, machine_note, md_table, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from faithful_support import (  # noqa: E402
+from faithful_support import (
     FILLER_WORDS,
     FIXTURES,
     change_list_markers,
@@ -41,9 +41,9 @@ from faithful_support import (  # noqa: E402
     span_identifiers,
 )
 
-from crawl4ai_llm_docs.llm.chunking import split_text  # noqa: E402
-from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, judge  # noqa: E402
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts  # noqa: E402
+from crawl4ai_llm_docs.llm.chunking import split_text
+from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, judge
+from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
 
 TEN_KB = 10_240
 TARGET_MS = 1.0
@@ -100,7 +100,9 @@ def main() -> None:
                     "chunk": index,
                     "characters": len(chunk),
                     "answer": kind,
-                    "verdict": "pass" if verdict.ok else ",".join(p.check for p in verdict.problems),
+                    "verdict": "pass"
+                    if verdict.ok
+                    else ",".join(p.check for p in verdict.problems),
                     "ms": round(full, 3),
                     "ms_per_10kb": round(full * scale, 3),
                     "ms_per_10kb_chunk_parsed": round(parsed * scale, 3),
