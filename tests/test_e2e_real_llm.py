@@ -100,6 +100,7 @@ def named(log: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [event for event in log if event["event"] == name]
 
 
+@pytest.mark.timeout(1800)  # the suite's 300 s is for fake-provider tests
 def test_real_llm_output_invents_no_code_and_a_rerun_sends_nothing(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:
@@ -155,6 +156,12 @@ def test_real_llm_output_invents_no_code_and_a_rerun_sends_nothing(
     assert f"{prompt_tokens:,} prompt + {completion_tokens:,} completion" in first.stderr
     assert report1["run_finished"]["prompt_tokens"] == prompt_tokens
     assert report1["run_finished"]["completion_tokens"] == completion_tokens
+
+    # Each kept chunk's one-line reason is in the report too.
+    warnings = {url: reason for url, reason in report1["warnings"]}
+    for event in named(log1, "faithfulness_fallback"):
+        assert "\n" not in event["reason"]
+        assert event["reason"] in warnings[event["url"]]
 
     # The re-run asks nothing for a chunk that got a verdict: only pages with a part too
     # large for the model even when split (no answer, so no verdict) may be asked again.
