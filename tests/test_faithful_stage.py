@@ -270,3 +270,20 @@ def test_cached_entries_round_trip_with_their_verdict() -> None:
     entry = CachedResult(key="k", markdown="m", problem="p", checks_failed=("text",), check="c")
     decoded = msgspec.json.decode(msgspec.json.encode(entry), type=CachedResult)
     assert decoded == entry
+
+
+async def test_a_chunk_too_large_to_split_is_not_asked_again(cache: ResultCache) -> None:
+    small = make_chunk("# Title\n\nA short page, too short to be split.\n")
+    script = Script("CUT:# Title\n\nA short")
+    result, _ = await process(script, cache, chunk=small)
+    assert (result.source, result.llm_failed) == ("fallback", True)
+    assert "cannot be split further" in (result.warning or "")
+    again = Script()
+    result2, events = await process(again, cache, chunk=small)
+    assert again.requests == []
+    assert (result2.llm_failed, result2.warning) == (True, result.warning)
+    assert chunks_done(events) == 1
+    # Allowed to split smaller, it is asked again.
+    third = Script("# Title\n\nA short page, too short to be split.\n")
+    await process(third, cache, chunk=small, chunk_min_tokens=64)
+    assert len(third.requests) == 1

@@ -41,6 +41,8 @@ PROMPT_OVERHEAD_TOKENS = 400
 THREAD_CHARS = 50_000
 
 T = TypeVar("T")
+# ``checks_failed`` of a cache entry for a chunk the provider cut off and that cannot be split.
+TOO_LARGE = ("too large",)
 
 
 async def _in_thread_if_large(text: str, work: Callable[[], T]) -> T:
@@ -81,6 +83,8 @@ class ChunkProcessor:
         self._llm = llm
         self._settings = FaithfulSettings.from_llm(llm)
         self._check = self._settings.fingerprint()
+        # A chunk found too large holds for this smallest size only.
+        self._too_large_check = f"chunk_min_tokens={llm.chunk_min_tokens}"
 
     async def process(self, chunk: Chunk) -> ChunkResult:
         facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
@@ -92,13 +96,18 @@ class ChunkProcessor:
         for attempt in range(1 + self._llm.unfaithful_retries):
             key = ResultCache.key_for(chunk, self._llm, attempt=attempt)
             entry = await self._cache.get(key)
+            if entry is not None and entry.checks_failed == TOO_LARGE:
+                if entry.check == self._too_large_check:
+                    log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
+                    return _fallback(chunk, entry.problem or "too large")
+                entry = None  # judged too large under another chunk_min_tokens: ask again
             if entry is not None:
                 entry = await self._rejudge(entry, facts, prompt)
                 if not counted:
                     log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
                     counted = True
             else:
-                outcome = await self._ask(chunk, first=not judged)
+                outcome = await self._ask(chunk, key, first=not judged)
                 if outcome is None:
                     break  # a retry failed: the rejected answer's verdict stands
                 if isinstance(outcome, ChunkResult):
@@ -127,7 +136,9 @@ class ChunkProcessor:
             judged.append(entry)
         return self._rejected(chunk, judged, billed)
 
-    async def _ask(self, chunk: Chunk, *, first: bool) -> Completion | ChunkResult | str | None:
+    async def _ask(
+        self, chunk: Chunk, key: str, *, first: bool
+    ) -> Completion | ChunkResult | str | None:
         """An answer; else the chunk's result when the first request cannot be answered
         (split halves, or the crawled text), why a retry was cut off, or None when a retry
         failed."""
@@ -142,7 +153,7 @@ class ChunkProcessor:
         except NeedsSplitError as exc:
             # A retry cut off at max_tokens is not split (the first answer was complete): it
             # is a rejected answer like any other.
-            return await self._split(chunk, str(exc)) if first else f"the retry's {exc}"
+            return await self._split(chunk, key, str(exc)) if first else f"the retry's {exc}"
         except ProviderFatalError:
             raise
         except ProviderError as exc:
@@ -248,7 +259,7 @@ class ChunkProcessor:
             completion_tokens=entry.completion_tokens if billed is None else billed[1],
         )
 
-    async def _split(self, chunk: Chunk, reason: str) -> ChunkResult:
+    async def _split(self, chunk: Chunk, key: str, reason: str) -> ChunkResult:
         halves = await trio.to_thread.run_sync(
             lambda: split_chunk(chunk, min_tokens=self._llm.chunk_min_tokens)
         )
@@ -257,9 +268,19 @@ class ChunkProcessor:
                 "warning",
                 message=f"{chunk.url} part {chunk.chunk_index + 1} cannot be split further ({reason}); kept the crawled Markdown",
             )
-            return _fallback(
-                chunk, f"too large for the provider and cannot be split further: {reason}"
+            problem = f"too large for the provider and cannot be split further: {reason}"
+            # A verdict too (the answer was paid for): a re-run with the same settings would
+            # only be cut off again.
+            await self._put(
+                CachedResult(
+                    key=key,
+                    markdown="",
+                    problem=problem,
+                    checks_failed=TOO_LARGE,
+                    check=self._too_large_check,
+                )
             )
+            return _fallback(chunk, problem)
         return merge_results([await self.process(half) for half in halves])
 
 
