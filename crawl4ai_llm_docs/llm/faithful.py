@@ -243,17 +243,14 @@ def invented_code(chunk: MarkdownFacts, answer: MarkdownFacts, *, prompt: str = 
     candidates = _candidates(chunk, answer) - chunk.spans
     vocabulary: Vocabulary | None = None
     invented: list[str] = []
-    unescaped = ""
+    # Without Markdown escapes (``a\_b``): a name (no backslash) in the text is in this too.
+    text = chunk.text.replace("\\", "") if "\\" in chunk.text else chunk.text
     for candidate in sorted(candidates):
         bare = candidate.removesuffix("()")
-        if bare in chunk.text or bare in prompt:
+        if bare in text or bare in prompt:
             continue  # a substring search in C: cheaper than building the vocabulary
         if " " in bare and (bare in chunk.flat or bare in one_line(prompt)):
             continue  # the chunk has it, wrapped over lines
-        if "\\" in chunk.text:
-            unescaped = unescaped or chunk.text.replace("\\", "")
-            if bare in unescaped:
-                continue  # the chunk has it with Markdown escapes (``a\_b``)
         vocabulary = vocabulary or chunk.vocabulary | Vocabulary(prompt)
         if all(vocabulary.has(token) for token in _TOKEN.findall(bare)):
             continue  # made of the chunk's own words: `getpass` for "getpass", `a.b` ...

@@ -187,9 +187,9 @@ class MarkdownFacts:
         lines = {line for _, _, line in self._items if line is not None}
         if not lines:
             return self.pairs
-        text = self.plain
-        for line in lines:  # as ``plain`` has them: without marker and link targets
-            text = text.replace(without_markup(line).strip(), "")
+        # As ``plain`` has them: without marker and link targets.
+        drop = {without_markup(line).strip() for line in lines}
+        text = "\n".join(line for line in self.lines if line.strip() not in drop)
         return set(itertools.pairwise(split_words(text)))
 
     @cached_property
