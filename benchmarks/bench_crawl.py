@@ -5,16 +5,20 @@ Each run is a separate process, so its peak RSS (the process plus every child, C
 included, sampled every 20 ms) is its own. crawl4ai is imported before the clock starts;
 browser runs include starting Chromium.
 
-    uv run python benchmarks/bench_crawl.py [--quick]
+    uv run python benchmarks/bench_crawl.py [--quick] [--methods http ...] [--repeats R] [--tag T]
 
-Writes benchmarks/results/crawl.json and benchmarks/results/crawl.md.
+Writes benchmarks/results/crawl.json and benchmarks/results/crawl.md (crawl-T.* with --tag).
+With --repeats, each point is run R times and the median is reported, with the spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +70,7 @@ async def _stage(method: str, urls: list[str], concurrency: int, cache_dir: Path
     send_urls, receive_urls = trio.open_memory_channel[UrlEntry](0)
     send_pages, receive_pages = trio.open_memory_channel[Page](0)
     ok = chars = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
 
     async def feed() -> None:
         async with send_urls:
@@ -82,7 +86,18 @@ async def _stage(method: str, urls: list[str], concurrency: int, cache_dir: Path
             async for page in receive_pages:
                 ok += page.ok
                 chars += len(page.markdown)
-    return {"seconds": time.perf_counter() - started, "ok": ok, "markdown_chars": chars}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu_seconds() - cpu_started,
+        "ok": ok,
+        "markdown_chars": chars,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all its threads: robust to other load on the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _arun_many(urls: list[str], concurrency: int, cache_dir: Path) -> dict[str, Any]:
@@ -145,7 +160,13 @@ async def _arun_many(urls: list[str], concurrency: int, cache_dir: Path) -> dict
 # ---------------------------------------------------------------- the sweep (parent)
 
 
-def measure(method: str, concurrency: int, urls_file: Path, cache_dir: Path) -> dict[str, Any]:
+def measure(
+    method: str, concurrency: int, urls_file: Path, cache_dir: Path, package: str = ""
+) -> dict[str, Any]:
+    """One run in a child process; ``package``: a source tree to import the package from."""
+    env = dict(os.environ)
+    if package:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (package, env.get("PYTHONPATH"))))
     command = [
         sys.executable,
         __file__,
@@ -156,7 +177,7 @@ def measure(method: str, concurrency: int, urls_file: Path, cache_dir: Path) -> 
         str(cache_dir),
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
     )
     peak_rss = peak_pss = 0
     done = threading.Event()
@@ -200,6 +221,16 @@ def measure(method: str, concurrency: int, urls_file: Path, cache_dir: Path) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="16 pages instead of 64")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--repeats", type=int, default=1, help="runs per point; median reported")
+    parser.add_argument("--tag", default="", help="write crawl-TAG.json/.md instead")
+    parser.add_argument(
+        "--compare-with",
+        default="",
+        metavar="DIR",
+        help="also run each point with the package imported from DIR (another checkout), "
+        "alternating run by run",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -211,6 +242,9 @@ def main() -> None:
     from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
 
     pages = 16 if args.quick else 64
+    # Each variant is a source tree to import the package from ("" = this one); alternating
+    # them run by run spreads the machine's other load over both alike.
+    variants = ["", *([str(Path(args.compare_with).resolve())] if args.compare_with else [])]
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -218,42 +252,84 @@ def main() -> None:
     ):
         urls_file = Path(tmp) / "urls.txt"
         urls_file.write_text("\n".join(site.page_urls()) + "\n")
-        for method in METHODS:
+        for method in args.methods:
             for concurrency in CONCURRENCY:
-                row = measure(method, concurrency, urls_file, Path(tmp))
-                row["pages"] = pages
-                row["pages_per_s"] = round(pages / row["seconds"], 1)
-                row["seconds"] = round(row["seconds"], 2)
-                row["markdown_chars_per_page"] = row.pop("markdown_chars") // pages
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-    write(rows, pages)
+                runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+                for _ in range(args.repeats):
+                    for variant in variants:
+                        runs[variant].append(
+                            measure(method, concurrency, urls_file, Path(tmp), variant)
+                        )
+                for variant in variants:
+                    row = _summary(runs[variant], pages)
+                    row["code"] = variant or "this tree"
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+    write(rows, pages, tag=args.tag, repeats=args.repeats)
 
 
-def write(rows: list[dict[str, Any]], pages: int) -> None:
+def _summary(runs: list[dict[str, Any]], pages: int) -> dict[str, Any]:
+    """The median run (by wall time) of one point, with every run's pages/s and CPU time."""
+    runs = sorted(runs, key=lambda run: run["seconds"])
+    row = dict(runs[len(runs) // 2])
+    row["runs_pages_per_s"] = [round(pages / run["seconds"], 1) for run in runs]
+    row["pages"] = pages
+    row["pages_per_s"] = round(pages / row["seconds"], 1)
+    row["seconds"] = round(row["seconds"], 2)
+    row["cpu_ms_per_page"] = round(
+        statistics.median(run["cpu_seconds"] for run in runs) / pages * 1000, 2
+    )
+    row.pop("cpu_seconds", None)
+    row["markdown_chars_per_page"] = row.pop("markdown_chars") // pages
+    return row
+
+
+def write(rows: list[dict[str, Any]], pages: int, *, tag: str = "", repeats: int = 1) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
-    (RESULTS / "crawl.json").write_text(
-        json.dumps({"machine": machine, "pages": pages, "runs": rows}, indent=2) + "\n"
+    name = f"crawl-{tag}" if tag else "crawl"
+    load = ", ".join(f"{value:.1f}" for value in psutil.getloadavg())
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps(
+            {"machine": machine, "pages": pages, "repeats": repeats, "load": load, "runs": rows},
+            indent=2,
+        )
+        + "\n"
     )
     names = {"http": "ours, http", "browser": "ours, browser", "arun_many": "crawl4ai arun_many"}
+    codes = sorted({row.get("code", "this tree") for row in rows})
     lines = [
         f"Crawl of {pages} generated Sphinx-like pages from the local site ({machine}).",
         "Seconds include starting Chromium for the browser runs, not importing crawl4ai.",
         "Peak memory sums the process and all its children (Chromium included); RSS counts",
         "shared pages once per process, PSS splits them between the processes sharing them.",
+        *(
+            [f"Median of {repeats} runs per point; pages/s of every run in the last column."]
+            if repeats > 1
+            else []
+        ),
+        f"Load average (1, 5, 15 min) at the end: {load}.",
         "",
-        "| method | concurrency | pages ok | seconds | pages/s | peak RSS MB | peak PSS MB "
-        "| Markdown chars/page |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            [f"Code measured: {', '.join(codes)} (alternating run by run)."]
+            if len(codes) > 1
+            else []
+        ),
+        "CPU ms/page is the crawling process's own CPU time (Chromium's not included).",
+        "",
+        "| method | code | concurrency | pages ok | seconds | pages/s | CPU ms/page | peak RSS MB "
+        "| peak PSS MB | Markdown chars/page | pages/s of each run |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
+        each = ", ".join(str(value) for value in row.get("runs_pages_per_s", []))
         lines.append(
-            f"| {names[row['method']]} | {row['concurrency']} | {row['ok']}/{row['pages']} | {row['seconds']} "
-            f"| {row['pages_per_s']} | {row['peak_rss_mb']} | {row['peak_pss_mb']} "
-            f"| {row['markdown_chars_per_page']} |"
+            f"| {names[row['method']]} | {row.get('code', 'this tree')} | {row['concurrency']} "
+            f"| {row['ok']}/{row['pages']} | {row['seconds']} | {row['pages_per_s']} "
+            f"| {row.get('cpu_ms_per_page', '')} | {row['peak_rss_mb']} | {row['peak_pss_mb']} "
+            f"| {row['markdown_chars_per_page']} | {each} |"
         )
-    (RESULTS / "crawl.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

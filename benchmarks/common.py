@@ -135,9 +135,16 @@ def provider_subprocess(args: Sequence[str]) -> Iterator[Provider]:
 
 
 def provider_args(
-    *, latency: float, rpm: int | None = None, burst: int | None = None, dialect: str = "openai"
+    *,
+    latency: float,
+    rpm: int | None = None,
+    burst: int | None = None,
+    dialect: str = "openai",
+    scope: str = "bucket",
 ) -> list[str]:
     args = ["--latency", f"{latency:g}", "--header-dialect", dialect]
+    if scope != "bucket":
+        args += ["--header-scope", scope]
     if rpm is not None:
         args += ["--rpm", str(rpm)]
     if burst is not None:

@@ -135,8 +135,9 @@ def micro_steps() -> list[dict[str, Any]]:
     from crawl4ai_llm_docs.config import load_config
     from crawl4ai_llm_docs.crawl.extract import extract
     from crawl4ai_llm_docs.llm import prompts
-    from crawl4ai_llm_docs.llm.chunking import count_tokens, split_page
+    from crawl4ai_llm_docs.llm.chunking import split_page
     from crawl4ai_llm_docs.llm.client import decode_completion
+    from crawl4ai_llm_docs.llm.tokens import count_tokens
     from crawl4ai_llm_docs.models import Page
     from crawl4ai_llm_docs.testing.provider_answers import ChatRequest, answer
     from crawl4ai_llm_docs.testing.site import generated_page

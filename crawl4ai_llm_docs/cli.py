@@ -198,6 +198,15 @@ async def run(
             help="Neither read nor write the LLM result cache.",
         ),
     ] = False,
+    refresh: Annotated[
+        Literal["changed", "full"] | None,
+        Parameter(
+            name="--refresh",
+            group=MODE,
+            help="changed: re-fetch conditionally, redo only pages whose text changed; "
+            "full: fetch and convert every page again [default: changed].",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         Parameter(
@@ -255,6 +264,7 @@ async def run(
         log_json=("logging.json_file", "--log-json", str(log_json) if log_json else None),
         log_level=("logging.level", "--log-level", log_level),
         no_cache=("output.cache", "--no-cache", False if no_cache else None),
+        refresh=("crawl.refresh", "--refresh", refresh),
         insecure_llm=("llm.verify_tls", "--insecure", False if insecure else None),
         insecure_crawl=("crawl.verify_tls", "--insecure", False if insecure else None),
     )

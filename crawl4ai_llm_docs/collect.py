@@ -1,4 +1,4 @@
-"""The write stage's bookkeeping: chunk results -> finished documents, spooled to disk.
+"""The collect stage: chunk results -> finished documents, spooled to disk.
 
 Only pages with chunks still in flight are held in memory; each finished document goes to
 the ``DocumentSpool`` at once, and the outputs are assembled from the spool in input order at
@@ -8,9 +8,10 @@ the end. Failures are remembered as (url, reason) for the report and the output'
 from __future__ import annotations
 
 import structlog
+import trio
 
 from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.llm.chunking import reassemble
+from crawl4ai_llm_docs.llm.reassemble import reassemble
 from crawl4ai_llm_docs.models import ChunkResult, Document, Page
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 
@@ -62,7 +63,14 @@ class Collector:
             await self.add_failed(page)
             return
         await self._store(
-            Document(index=page.index, url=page.url, title=page.title, markdown=page.markdown)
+            Document(
+                index=page.index,
+                url=page.url,
+                title=page.title,
+                markdown=page.markdown,
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
+            )
         )
 
     async def add_result(self, result: ChunkResult) -> None:
@@ -92,6 +100,8 @@ class Collector:
                 title=page.title,
                 markdown=reassemble(ordered),
                 description=description,
+                fetched_at=page.fetched_at,
+                changed_at=page.changed_at,
             )
         )
 
@@ -103,3 +113,17 @@ class Collector:
             self.documents += 1
             if self._metrics is not None:
                 self._metrics.document_written()
+
+
+async def run(receive: trio.MemoryReceiveChannel[ChunkResult], *, collector: Collector) -> None:
+    """The last stage: every result into ``collector``; nothing goes further downstream."""
+    async with receive:
+        async for result in receive:
+            await collector.add_result(result)
+
+
+async def run_raw(receive: trio.MemoryReceiveChannel[Page], *, collector: Collector) -> None:
+    """``--no-llm``: the last stage takes the crawled pages themselves."""
+    async with receive:
+        async for page in receive:
+            await collector.add_raw(page)

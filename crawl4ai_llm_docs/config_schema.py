@@ -73,6 +73,7 @@ class CrawlConfig(Base, frozen=True):
     max_page_bytes: Annotated[int, Meta(ge=1_000, le=500_000_000)] = 20_000_000
     verify_tls: bool = True
     user_agent: Annotated[str, Meta(min_length=1)] = "crawl4ai-llm-docs"
+    refresh: Literal["changed", "full"] = "changed"
 
 
 class ParallelConfig(Base, frozen=True):

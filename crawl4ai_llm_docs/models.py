@@ -12,6 +12,8 @@ from msgspec import Struct
 
 CrawlMode = Literal["http", "browser"]
 ResultSource = Literal["llm", "cache", "fallback", "raw"]
+# A crawled page against the previous run's copy of the same URL (``page_state.py``).
+Freshness = Literal["new", "changed", "unchanged"]
 
 
 class UrlEntry(Struct, frozen=True, kw_only=True):
@@ -31,8 +33,11 @@ class Page(Struct, frozen=True, kw_only=True):
     status: int | None  # HTTP status of the final response, None when no response
     error: str | None  # reason the page failed; None when it was crawled
     elapsed: float  # seconds spent on this page, retries included
-    bytes: int  # size of the HTML received
+    bytes: int  # size of the HTML received (0 when a 304 said the stored copy is current)
     mode: CrawlMode = "http"
+    freshness: Freshness | None = None  # None when no refresh state is kept (--no-cache)
+    fetched_at: str = ""  # ISO 8601 UTC, when this run fetched it
+    changed_at: str = ""  # when its extracted text last changed
 
     @property
     def ok(self) -> bool:
@@ -75,6 +80,8 @@ class Document(Struct, frozen=True, kw_only=True):
     markdown: str
     description: str = ""
     error: str | None = None
+    fetched_at: str = ""  # from the Page: when fetched, and when its text last changed
+    changed_at: str = ""
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from crawl4ai_llm_docs.llm.chunking import Fence, fence_mask, heading_level, open_fence
+from crawl4ai_llm_docs.llm.markdown_blocks import Fence, fence_mask, heading_level, open_fence
 
 FILE_MODE = 0o600
 

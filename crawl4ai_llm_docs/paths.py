@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.errors import InputError
@@ -12,14 +13,20 @@ from crawl4ai_llm_docs.run_options import RunOptions
 LLMS_FILES = ("llms.txt", "llms-full.txt")
 
 
-def output_paths(options: RunOptions, config: AppConfig) -> tuple[Path, Path | None, Path | None]:
+class OutputPaths(NamedTuple):
+    markdown: Path  # the consolidated document
+    llms_dir: Path | None  # where llms.txt and llms-full.txt go, when asked for
+    report: Path | None  # the JSON run report beside the document, unless turned off
+
+
+def output_paths(options: RunOptions, config: AppConfig) -> OutputPaths:
     """The consolidated Markdown file, the llms.txt directory and the JSON report."""
     markdown = (
         Path(config.output.path) if config.output.path else options.urls_file.with_suffix(".md")
     )
     llms_dir = Path(config.output.llms_txt_dir) if config.output.llms_txt_dir else None
     report = markdown.with_suffix(".report.json") if config.output.report else None
-    return markdown, llms_dir, report
+    return OutputPaths(markdown, llms_dir, report)
 
 
 def _writable_directory(directory: Path, what: str, flag: str) -> None:
@@ -36,9 +43,11 @@ def _writable_directory(directory: Path, what: str, flag: str) -> None:
         )
 
 
-def _written_files(options: RunOptions, config: AppConfig) -> list[tuple[Path, str]]:
+def _written_files(
+    options: RunOptions, config: AppConfig, paths: OutputPaths
+) -> list[tuple[Path, str]]:
     """Every file the run creates or replaces, with the flag that names it."""
-    markdown, llms_dir, report = output_paths(options, config)
+    markdown, llms_dir, report = paths
     files = [(markdown, "-o/--output")]
     if report is not None:
         files.append((report, "-o/--output (the report beside it)"))
@@ -49,10 +58,10 @@ def _written_files(options: RunOptions, config: AppConfig) -> list[tuple[Path, s
     return files
 
 
-def _check_distinct(options: RunOptions, config: AppConfig) -> None:
+def _check_distinct(options: RunOptions, config: AppConfig, paths: OutputPaths) -> None:
     """No output may overwrite the URL file (or append to it), nor another output."""
     seen = {options.urls_file.resolve(): "the URL file"}
-    for path, flag in _written_files(options, config):
+    for path, flag in _written_files(options, config, paths):
         resolved = path.resolve()
         if resolved in seen:
             raise InputError(
@@ -72,7 +81,8 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
         if json_log is not None and json_log.resolve() == options.urls_file.resolve():
             raise InputError(f"--log-json {json_log} is the URL file itself. Give another file.")
         return
-    markdown, llms_dir, _ = output_paths(options, config)
+    paths = output_paths(options, config)
+    markdown, llms_dir, report = paths
     if markdown.resolve() == options.urls_file.resolve():
         raise InputError(f"The output {markdown} is the URL file itself. Give another -o/--output.")
     if markdown.is_dir():
@@ -86,10 +96,9 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
         if llms_dir.exists() and not llms_dir.is_dir():
             raise InputError(f"--llms-txt {llms_dir} is a file, not a directory. Give a directory.")
         _writable_directory(llms_dir, "llms.txt directory", "--llms-txt")
-    _, _, report = output_paths(options, config)
     if report is not None and report.is_dir():
         raise InputError(
             f"The run report {report} (written beside the output) is a directory. Remove it, "
             "choose another -o/--output, or turn the report off with output.report = false."
         )
-    _check_distinct(options, config)
+    _check_distinct(options, config, paths)

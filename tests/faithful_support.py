@@ -11,7 +11,8 @@ import re
 import textwrap
 from pathlib import Path
 
-from crawl4ai_llm_docs.llm.chunking import code_blocks, fence_mask, split_text
+from crawl4ai_llm_docs.llm.chunking import split_text
+from crawl4ai_llm_docs.llm.markdown_blocks import code_blocks, fence_mask
 from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts, without_links
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "markdown"

@@ -9,16 +9,11 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.llm import chunking
-from crawl4ai_llm_docs.llm.chunking import (
-    count_tokens,
-    estimate_tokens,
-    merge_results,
-    reassemble,
-    split_chunk,
-    split_page,
-    split_text,
-)
+from crawl4ai_llm_docs.llm import markdown_blocks
+from crawl4ai_llm_docs.llm import tokens as counting
+from crawl4ai_llm_docs.llm.chunking import split_chunk, split_page, split_text
+from crawl4ai_llm_docs.llm.reassemble import merge_results, reassemble
+from crawl4ai_llm_docs.llm.tokens import count_tokens, estimate_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page
 
 # Representative documentation Markdown: prose, inline code, links, a table, code blocks.
@@ -103,7 +98,7 @@ def ends_in_fence(text: str) -> bool:
     fence = None
     for line in text.splitlines():
         if fence is None:
-            fence = chunking.open_fence(line)
+            fence = markdown_blocks.open_fence(line)
         elif fence.closes(line):
             fence = None
     return fence is not None
@@ -119,13 +114,13 @@ def assert_hold_the_text(pieces: list[str], text: str) -> None:
         if position < len(original) and got == original[position]:
             position += 1
         else:
-            assert chunking.open_fence(got) is not None, got
+            assert markdown_blocks.open_fence(got) is not None, got
     assert position == len(original)
 
 
 def body_lines(text: str) -> int:
     """Lines of a chunk other than the fence lines added around a cut code block."""
-    return sum(1 for line in text.splitlines() if chunking.open_fence(line) is None)
+    return sum(1 for line in text.splitlines() if markdown_blocks.open_fence(line) is None)
 
 
 # ---------------------------------------------------------------- counting
@@ -155,8 +150,8 @@ def test_falls_back_to_estimate_without_tiktoken(monkeypatch: pytest.MonkeyPatch
     def broken(name: str) -> object:
         raise OSError("no network to download " + name)
 
-    monkeypatch.setattr(chunking, "_encoder_loaded", False)
-    monkeypatch.setattr(chunking, "_encoder", None)
+    monkeypatch.setattr(counting, "_encoder_loaded", False)
+    monkeypatch.setattr(counting, "_encoder", None)
     monkeypatch.setattr(tiktoken, "get_encoding", broken)
     assert count_tokens(SAMPLE) == estimate_tokens(SAMPLE)
     pieces = split_text(SAMPLE, max_tokens=100)
@@ -307,8 +302,8 @@ def test_unclosed_fence_runs_to_the_end() -> None:
 
 
 def test_backticks_in_info_string_are_not_a_fence() -> None:
-    assert chunking.open_fence("```not `a` fence") is None
-    assert chunking.open_fence("~~~ ok `here`") is not None
+    assert markdown_blocks.open_fence("```not `a` fence") is None
+    assert markdown_blocks.open_fence("~~~ ok `here`") is not None
 
 
 def test_one_megabyte_page_is_fast() -> None:

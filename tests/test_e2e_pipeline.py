@@ -35,10 +35,12 @@ from e2e_support import (
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
 
-from crawl4ai_llm_docs import paths, pipeline
+from crawl4ai_llm_docs import lifecycle, paths
 from crawl4ai_llm_docs.cache import DocumentSpool
+from crawl4ai_llm_docs.chunk_stage import ANSWER_HEADROOM, chunk_size
 from crawl4ai_llm_docs.collect import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
+from crawl4ai_llm_docs.ending import Ending
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.estimate import (
     FIRST_TOKEN_S,
@@ -46,10 +48,10 @@ from crawl4ai_llm_docs.estimate import (
     PROMPT_OVERHEAD_TOKENS,
     Estimate,
 )
+from crawl4ai_llm_docs.lifecycle import Run
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.events import LLMRequest, decode_event
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
-from crawl4ai_llm_docs.pipeline import ANSWER_HEADROOM, Run, chunk_size
 from crawl4ai_llm_docs.run_options import RunOptions
 from crawl4ai_llm_docs.testing.site import SiteConfig, page_title
 
@@ -488,11 +490,11 @@ async def test_unfinished_lists_every_page_without_a_document(tmp_path: Path) ->
             )
             for i in (1, 2, 4)
         ]
-        run.interrupted = True
+        run.ending = Ending.interrupted(signal.SIGINT)
         assert run._unfinished(collector) == [
             (f"https://docs.test/{i}", "not finished (run interrupted)") for i in (1, 2, 4)
         ]
-        run.interrupted, run.fatal = False, "no quota"
+        run.ending = Ending.stopped("no quota")
         assert {reason for _, reason in run._unfinished(collector)} == {
             "not finished (run stopped: no quota)"
         }
@@ -623,9 +625,10 @@ async def test_the_second_ctrl_c_exits_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_the_work: bool
 ) -> None:
     exits: list[int] = []
-    monkeypatch.setattr(pipeline.os, "_exit", exits.append)
+    monkeypatch.setattr(lifecycle.os, "_exit", exits.append)
     run = _run(tmp_path, 1)
-    run.work_done = after_the_work
+    if after_the_work:
+        run.end_work()
     await _signals_seen(run, 1)
     assert exits == []
     # Before the work ended the first Ctrl-C stops it; after, the output is finished first.

@@ -10,19 +10,30 @@ expected text of every section and the provider's digest of every answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_support import HANG_GUARD_S, Setup, cli_env, finish, running, wait_until
+from e2e_support import (
+    HANG_GUARD_S,
+    Result,
+    Setup,
+    cli_env,
+    finish,
+    running,
+    start_cli,
+    wait_until,
+)
 from faults_support import assert_well_formed, bodies, cache_entries, cache_root, cached_digests
 
 from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
@@ -184,14 +195,57 @@ def test_kill_9_at_a_random_moment(bench: Bench, tmp_path: Path, seed: int) -> N
     trial.resume()
 
 
-def test_ctrl_c_during_start_up_is_quiet(bench: Bench, tmp_path: Path) -> None:
-    # Spread over the first ~150 ms, the imports of cli.py: at least one lands inside them.
-    outcomes = []
-    for delay in (0.03, 0.06, 0.09, 0.12, 0.15):
-        process = Trial(bench, tmp_path).start(previous=False)
-        time.sleep(delay)
+def _once_our_imports_began(trial: Trial, delay: float) -> Result:
+    """Start the CLI, Ctrl-C it ``delay`` seconds after it began importing the CLI's modules.
+
+    Timed from the import itself (Python's own import log), not from the process start: on a
+    busy machine the interpreter's own start-up can take longer than any fixed delay, and a
+    Ctrl-C there is Python's business ("Could not import runpy module"), not ours.
+    """
+    env = {**trial.env(), "PYTHONPROFILEIMPORTTIME": "1"}
+    process = start_cli(trial.args(), cwd=trial.tmp, env=env)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    began = threading.Event()
+    errors: list[bytes] = []
+
+    def drain_stderr() -> None:  # the import log is long: never let the pipe fill up
+        assert process.stderr is not None
+        package_imported = False
+        for line in process.stderr:
+            if not line.startswith(b"import time:"):
+                errors.append(line)
+            elif package_imported:
+                # The first import after the package's own is __main__.entry() importing
+                # the CLI: its Ctrl-C handling is in place from here on.
+                began.set()
+            elif line.rstrip().endswith(b"| crawl4ai_llm_docs"):
+                package_imported = True
+        began.set()  # ended without importing us: nothing more to wait for
+
+    reader = threading.Thread(target=drain_stderr, daemon=True)
+    reader.start()
+    started = time.monotonic()
+    assert began.wait(HANG_GUARD_S), "the CLI never started importing its package"
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGINT)
-        outcomes.append(finish(process, timeout=30))
+    out = process.stdout.read()
+    code = process.wait(timeout=30)
+    reader.join(timeout=30)
+    return Result(
+        code,
+        out.decode(errors="replace"),
+        b"".join(errors).decode(errors="replace"),
+        time.monotonic() - started,
+    )
+
+
+def test_ctrl_c_during_start_up_is_quiet(bench: Bench, tmp_path: Path) -> None:
+    # Spread over the imports of cli.py (~150 ms idle): at least one lands inside them.
+    outcomes = []
+    for delay in (0.0, 0.03, 0.06, 0.09, 0.12, 0.15):
+        outcomes.append(_once_our_imports_began(Trial(bench, tmp_path), delay))
     for result in outcomes:
         # -SIGINT only if the signal came before Python started: no code ran at all.
         assert result.code in (130, -signal.SIGINT), result
@@ -284,3 +338,48 @@ def test_ctrl_c_as_the_finished_run_stops_watching_is_quiet(bench: Bench, tmp_pa
     assert trial.output.exists()  # the run itself had finished
     assert done.returncode in (0, 130), done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def _answers_received(log_file: Path) -> int:
+    return log_file.read_text().count('"outcome":"ok"') if log_file.exists() else 0
+
+
+def test_sigterm_while_waiting_on_the_provider_exits_143(tmp_path: Path) -> None:
+    """SIGTERM (``kill``, a service manager, a container stop) ends the run as Ctrl-C does:
+    the finished documents are written, marked incomplete, and the exit code says SIGTERM."""
+    log_file = tmp_path / "run.jsonl"
+    with running(tmp_path, pages=4, provider={"latency": 0.05}) as setup:
+        args = setup.args("--max-concurrent", "1", "--log-json", str(log_file))
+        process = setup.start(*args)
+        try:
+            wait_until(lambda: _answers_received(log_file) >= 2, what="two answers")
+            setup.provider.update(latency=600.0)  # every later request waits
+            wait_until(lambda: setup.provider.stats().in_flight == 1, what="a request sent")
+            # Long enough for a request sent before the change to be answered and written:
+            # what is in flight now waits on the slow provider.
+            time.sleep(1.0)
+        finally:
+            os.kill(process.pid, signal.SIGTERM)
+        result = finish(process, timeout=60)
+        assert result.code == 143, result
+        assert "Traceback" not in result.stderr, result
+        assert "Terminated (SIGTERM): stopping and writing the finished documents" in (
+            result.stderr
+        )
+        markdown = setup.output.read_text()
+        assert "**Incomplete:**" in markdown
+        assert "terminated (SIGTERM)" in markdown
+        assert 2 <= len(bodies(markdown)) <= 3, markdown
+        assert "not finished (run interrupted)" in markdown
+        report = json.loads(setup.report.read_text())
+        assert report["run_finished"]["exit_code"] == 143
+        assert report["run_finished"]["incomplete"] is True
+
+        # The same command again finishes the job from the cache: exit 0, complete.
+        setup.provider.update(latency=0.0)
+        wait_until(lambda: setup.provider.stats().in_flight == 0, what="the provider to settle")
+        again = setup.run(*args)
+        assert again.code == 0, again
+        complete = setup.output.read_text()
+        assert "**Incomplete:**" not in complete
+        assert len(bodies(complete)) == 4

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from crawl4ai_llm_docs.llm.chunking import fence_mask, heading_level
+from crawl4ai_llm_docs.llm.markdown_blocks import fence_mask, heading_level
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
 from crawl4ai_llm_docs.output_markdown import nest_markdown, slugify

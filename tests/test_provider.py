@@ -147,6 +147,30 @@ async def test_openai_dialect_counts_down_then_429_with_retry_after() -> None:
     assert "retry-after" not in responses[0].headers
 
 
+async def test_minute_scope_reports_the_minute_while_the_burst_enforces() -> None:
+    # OpenAI's documented reading: limit and remaining per minute, enforced over less.
+    async with running(rpm=60, burst_requests=3, header_scope="minute") as (_, client):
+        responses = [await client.post("/chat/completions", json=chat()) for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    remaining = [int(r.headers["x-ratelimit-remaining-requests"]) for r in responses]
+    assert remaining == [59, 58, 57, 57]  # "57 left" while the burst of 3 is spent
+    resets = [parse_openai_duration(r.headers["x-ratelimit-reset-requests"]) for r in responses]
+    assert resets[:3] == pytest.approx([1, 2, 3], abs=0.25)  # the minute bucket refills 1/s
+    limited = responses[3]
+    assert limited.headers["retry-after"] == "1"
+    assert 0 < int(limited.headers["retry-after-ms"]) <= 1000  # the exact wait, < the minute
+    assert "retry-after-ms" not in responses[0].headers
+    _, config = parse_args(["--header-scope", "minute", "--rpm", "60"])
+    assert config.header_scope == "minute"
+
+
+async def test_bucket_scope_429_has_no_retry_after_ms() -> None:
+    async with running(rpm=60, burst_requests=1) as (_, client):
+        responses = [await client.post("/chat/completions", json=chat()) for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 429]
+    assert "retry-after-ms" not in responses[1].headers
+
+
 async def test_token_bucket_refuses_request_that_does_not_fit() -> None:
     big = "x" * 400  # 100 prompt tokens
     async with running(tpm=600, burst_tokens=250) as (handle, client):

@@ -15,6 +15,8 @@ from urllib.parse import urljoin
 import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
+from crawl4ai_llm_docs.crawl.codelinks import fix_links, scrub_markdown
+from crawl4ai_llm_docs.crawl.generators import Profile, detect
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 
 # Known main-content containers, most specific first. The first selector that matches an
@@ -91,7 +93,11 @@ _LANG_ALIASES = {
     "shell-session": "console",
 }
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_LAYOUT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, lxml.etree.LxmlError)
+_PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693"))
 _CELL_PADDING = re.compile(r" {2,}\|")
+_CELL_START = re.compile(r"\| {2,}")
+_HEADING_SPACES = re.compile(r"^(#{1,6}) {2,}")
 
 
 class Extracted(Struct, frozen=True, kw_only=True):
@@ -112,10 +118,15 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
     except (ValueError, lxml.etree.ParserError):
         return Extracted(title="", markdown="", words=0)
     base = _base_url(doc, url)
-    containers = _select(doc, css_selector)
-    is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
-    for container in containers:
-        _clean(container, drop_layout=is_body)
+    profile = detect(doc)
+    try:
+        containers = _prepare(doc, css_selector, profile)
+    except _LAYOUT_ERRORS:
+        if profile is None:
+            raise
+        # A layout of the generator's that its profile did not foresee: clean generically.
+        doc = lxml.html.document_fromstring(html)
+        containers = _prepare(doc, css_selector, None)
     title = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
@@ -134,6 +145,18 @@ def preload() -> None:
     )
 
 
+def _prepare(doc: Any, css_selector: str, profile: Profile | None) -> list[Any]:
+    """The main containers of ``doc``, cleaned in place."""
+    containers = _select(doc, css_selector, profile.main if profile else ())
+    is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
+    for container in containers:
+        if profile is not None:
+            profile.clean(container)
+        _clean(container, drop_layout=is_body)
+        fix_links(container)
+    return containers
+
+
 def _base_url(doc: Any, url: str) -> str:
     for base in doc.iter("base"):
         href = base.get("href")
@@ -142,8 +165,8 @@ def _base_url(doc: Any, url: str) -> str:
     return url
 
 
-def _select(doc: Any, css_selector: str) -> list[Any]:
-    selectors = (css_selector,) if css_selector else MAIN_SELECTORS
+def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any]:
+    selectors = (css_selector,) if css_selector else (*preferred, *MAIN_SELECTORS)
     for selector in selectors:
         found = [el for el in doc.cssselect(selector) if el.text_content().strip()]
         if found:
@@ -174,6 +197,13 @@ def _clean(container: Any, *, drop_layout: bool) -> None:
         code = lxml.html.Element("code")
         code.text = text
         signature.append(code)
+    for heading in container.iter("h1", "h2", "h3", "h4", "h5", "h6"):
+        for anchor in list(heading.iter("a")):
+            if (anchor.get("href") or "").startswith("#"):  # a permalink to itself
+                if anchor.text_content().strip() in _PERMALINK_MARKS:
+                    anchor.drop_tree()
+                else:
+                    anchor.drop_tag()
     for pre in container.iter("pre"):
         language = _language(pre)
         if language:
@@ -227,7 +257,7 @@ def _to_markdown(html: str, base_url: str) -> str:
     scraped = LXMLWebScrapingStrategy().scrap(base_url, html, keep_data_attributes=True)
     generator = DefaultMarkdownGenerator(options={"single_line_break": False})
     result = generator.generate_markdown(scraped.cleaned_html, base_url=base_url, citations=False)
-    return _tidy(str(result.raw_markdown))
+    return scrub_markdown(_tidy(str(result.raw_markdown)))
 
 
 def _tidy(markdown: str) -> str:
@@ -251,8 +281,10 @@ def _tidy(markdown: str) -> str:
                 line = ""
                 if out:  # a hard line break before a paragraph end means nothing
                     out[-1] = out[-1].rstrip()
+            elif line.startswith("#"):
+                line = _HEADING_SPACES.sub(r"\1 ", line)
             elif line.lstrip().startswith("|"):
                 # html2text pads table cells and ends rows with hard-break spaces.
-                line = _CELL_PADDING.sub(" |", line.rstrip())
+                line = _CELL_START.sub("| ", _CELL_PADDING.sub(" |", line.rstrip()))
         out.append(line)
     return "\n".join(out).strip() + "\n" if out else ""

@@ -56,8 +56,29 @@ class FetchFailure(CrawlError):
 class Fetched(Struct, frozen=True, kw_only=True):
     final_url: str
     status: int
-    html: str
+    html: str  # empty for a 304: the caller's stored copy is still current
     bytes: int
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == HTTPStatus.NOT_MODIFIED
+
+
+class Validators(Struct, frozen=True, kw_only=True):
+    """What a previous response said about its version, sent back as a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["if-none-match"] = self.etag
+        if self.last_modified:
+            headers["if-modified-since"] = self.last_modified
+        return headers
 
 
 @asynccontextmanager
@@ -77,11 +98,30 @@ async def open_client(config: CrawlConfig) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def fetch(client: httpx.AsyncClient, url: str, *, max_bytes: int) -> Fetched:
-    """GET ``url``; the body is counted while streaming and dropped once over ``max_bytes``."""
+async def fetch(
+    client: httpx.AsyncClient, url: str, *, max_bytes: int, validators: Validators | None = None
+) -> Fetched:
+    """GET ``url``; the body is counted while streaming and dropped once over ``max_bytes``.
+
+    With ``validators`` the request is conditional: a 304 comes back as a ``Fetched`` with no
+    body (``not_modified``), for the caller to reuse what it stored.
+    """
+    headers = validators.headers() if validators is not None else None
     try:
-        async with client.stream("GET", url) as response:
+        async with client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)
+            etag = response.headers.get("etag")
+            last_modified = response.headers.get("last-modified")
+            if headers and response.status_code == HTTPStatus.NOT_MODIFIED:
+                return Fetched(
+                    final_url=final_url,
+                    status=response.status_code,
+                    html="",
+                    bytes=0,
+                    etag=etag or (validators.etag if validators else None),
+                    last_modified=last_modified
+                    or (validators.last_modified if validators else None),
+                )
             _check_status(response)
             _check_content_type(response)
             declared = response.headers.get("content-length", "")
@@ -100,6 +140,8 @@ async def fetch(client: httpx.AsyncClient, url: str, *, max_bytes: int) -> Fetch
                 status=response.status_code,
                 html=decode_html(body, response.charset_encoding),
                 bytes=size,
+                etag=etag,
+                last_modified=last_modified,
             )
     except httpx.TooManyRedirects:
         raise FetchFailure(

@@ -7,6 +7,7 @@ consumer stops the crawling and memory stays flat however many URLs there are.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,9 +28,10 @@ from crawl4ai_llm_docs.crawl.browser import (
     open_browser,
     require_chromium,
 )
-from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
+from crawl4ai_llm_docs.page_state import PageState, PageStateStore
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,32 @@ async def run(
     config: CrawlConfig,
     cache_dir: Path,
     retry_policy: RetryPolicy | None = None,
+    crawled: trio.MemorySendChannel[Page] | None = None,
+    page_states: PageStateStore | None = None,
 ) -> None:
     """Crawl every URL from ``receive`` and send one ``Page`` per URL, in completion order.
 
     Failed pages are sent too (``Page.error`` says why). Raises ``BrowserNotFoundError`` in
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
+    ``crawled``, when given, gets every page as well, before downstream does: the way back
+    to the source (see ``sources``); a source that closed it is simply not told any more.
+    With ``page_states``, HTTP fetches are conditional on what the last run stored, and every
+    page is marked new, changed or unchanged.
     """
-    async with receive, send:
+    async with receive, send, crawled or _nothing():
         executable: str | None = None
         if config.mode == "browser":
             executable = await trio.to_thread.run_sync(require_chromium, config.browser_path)
         elif config.mode == "auto":
             executable = await trio.to_thread.run_sync(find_chromium, config.browser_path)
         prepare_crawl4ai(cache_dir)
-        crawler = _Crawler(config, cache_dir, executable, retry_policy or RetryPolicy())
+        crawler = _Crawler(
+            config,
+            cache_dir,
+            executable,
+            retry_policy or RetryPolicy(),
+            page_states or PageStateStore.disabled(),
+        )
         async with crawler.open():
             limiter = trio.CapacityLimiter(config.max_concurrent)
             async with trio.open_nursery() as nursery:
@@ -74,7 +88,15 @@ async def run(
                 async for entry in receive:
                     slot = object()
                     await limiter.acquire_on_behalf_of(slot)
-                    nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
+                    back = crawled.clone() if crawled is not None else None
+                    nursery.start_soon(
+                        crawler.crawl_and_send, entry, send.clone(), back, limiter, slot
+                    )
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 def _single(exc: Exception) -> Exception:
@@ -140,9 +162,15 @@ class _LazyBrowser:
 
 class _Crawler:
     def __init__(
-        self, config: CrawlConfig, cache_dir: Path, executable: str | None, policy: RetryPolicy
+        self,
+        config: CrawlConfig,
+        cache_dir: Path,
+        executable: str | None,
+        policy: RetryPolicy,
+        page_states: PageStateStore,
     ) -> None:
         self.config = config
+        self.page_states = page_states
         self.cache_dir = cache_dir
         self.executable = executable
         self.policy = policy
@@ -169,12 +197,16 @@ class _Crawler:
         self,
         entry: UrlEntry,
         send: trio.MemorySendChannel[Page],
+        back: trio.MemorySendChannel[Page] | None,
         limiter: trio.CapacityLimiter,
         slot: object,
     ) -> None:
         try:
-            async with send:
+            async with send, back or _nothing():
                 page = await self._crawl(entry)
+                if back is not None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await back.send(page)
                 try:
                     await send.send(page)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -189,15 +221,26 @@ class _Crawler:
         started = trio.current_time()
         mode: CrawlMode = "browser" if self.config.mode == "browser" else "http"
         try:
+            previous = await self.page_states.get(entry.url)
             if mode == "browser":
-                return await self._browser_page(entry, started)
-            result = await self._attempts(entry.url, self._http_fetch, "http")
+                page = await self._browser_page(entry, started)
+                if not page.ok:
+                    return page
+                return self._crawled(await self._record(page, previous, None))
+            validators = None
+            if previous is not None and self.page_states.conditional:
+                validators = Validators(etag=previous.etag, last_modified=previous.last_modified)
+            result = await self._attempts(
+                entry.url, partial(self._http_fetch, validators=validators), "http"
+            )
             if isinstance(result, FetchFailure):
                 return self._failed(entry, result, "http", started)
+            if result.not_modified and previous is not None:
+                return self._crawled(await self._reused(entry, result, previous, started))
             page, words = await self._page(entry, result, "http", started)
             if self.config.mode == "auto" and words < self.config.js_shell_min_words:
-                return await self._render(entry, page, started)
-            return self._crawled(page)
+                page = await self._render(entry, page, started)
+            return self._crawled(await self._record(page, previous, result))
         except Exception as exc:  # a bug or an odd page must not stop the run
             failure = FetchFailure(f"unexpected error: {type(exc).__name__}: {exc}")
             return self._failed(entry, failure, mode, started)
@@ -210,14 +253,14 @@ class _Crawler:
         if isinstance(result, FetchFailure):
             return self._failed(entry, result, "browser", started)
         page, _ = await self._page(entry, result, "browser", started)
-        return self._crawled(page)
+        return page
 
     async def _render(self, entry: UrlEntry, http_page: Page, started: float) -> Page:
         """An (almost) empty page over HTTP is likely a JavaScript shell: ask the browser."""
         assert self._browser is not None
         browser = await self._browser.get()
         if browser is None:
-            return self._crawled(http_page)
+            return http_page
         result = await self._attempts(entry.url, browser.fetch, "browser")
         if isinstance(result, FetchFailure):
             structlog.get_logger().warning(
@@ -225,13 +268,44 @@ class _Crawler:
                 message=f"{entry.url}: rendering in the browser failed ({result.reason}); "
                 "kept the HTTP content.",
             )
-            return self._crawled(http_page)
+            return http_page
         page, _ = await self._page(entry, result, "browser", started)
-        return self._crawled(page)
+        return page
 
-    async def _http_fetch(self, url: str) -> Fetched:
+    async def _record(
+        self, page: Page, previous: PageState | None, fetched: Fetched | None
+    ) -> Page:
+        if not page.ok or not page.markdown.strip():
+            return page  # nothing worth keeping; the next run fetches it again
+        return await self.page_states.record(
+            page,
+            previous,
+            etag=fetched.etag if fetched else None,
+            last_modified=fetched.last_modified if fetched else None,
+        )
+
+    async def _reused(
+        self, entry: UrlEntry, fetched: Fetched, previous: PageState, started: float
+    ) -> Page:
+        page = Page(
+            index=entry.index,
+            url=entry.url,
+            final_url=fetched.final_url,
+            title=previous.title,
+            markdown="",
+            status=fetched.status,
+            error=None,
+            elapsed=trio.current_time() - started,
+            bytes=0,
+            mode="http",
+        )
+        return await self.page_states.reuse(page, previous)
+
+    async def _http_fetch(self, url: str, *, validators: Validators | None = None) -> Fetched:
         assert self._client is not None
-        return await fetch(self._client, url, max_bytes=self.config.max_page_bytes)
+        return await fetch(
+            self._client, url, max_bytes=self.config.max_page_bytes, validators=validators
+        )
 
     async def _attempts(
         self, url: str, fetcher: Callable[[str], Awaitable[Fetched]], mode: CrawlMode
@@ -311,6 +385,7 @@ class _Crawler:
             elapsed_ms=round(page.elapsed * 1000),
             bytes=page.bytes,
             title=page.title,
+            freshness=page.freshness,
         )
         return page
 

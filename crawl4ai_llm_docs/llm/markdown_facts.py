@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from crawl4ai_llm_docs.llm.chunking import CodeBlock, open_fence
+from crawl4ai_llm_docs.llm.markdown_blocks import CodeBlock, open_fence
 
 ItemKind = Literal["heading", "list item", "table row"]
 

@@ -14,11 +14,10 @@ It sends requests as fast as the provider allows and never faster:
   smooth spacing with a small burst, and never more than the cap in any 60 s.
 - Reactive pauses: a 429/503/529 holds every worker until its Retry-After (or a growing
   backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
-- Learned rate, for providers that advertise no budgets at all: their bucket was empty when
-  each burst of 429s began, so the requests it accepted between two bursts, over the time
-  between them, is its refill rate. Requests are then spaced at that rate less the reserve
-  (and it creeps up with every success, to heal an underestimate), so the 429s stop instead
-  of recurring after every pause.
+- Learned pacing (`pacing.Pacer`): per-minute headers read as a rate with a learned burst,
+  where they describe a per-minute view rather than the bucket that enforces; and, for
+  providers that advertise nothing, the rate measured between 429s.
+- Waits shorter than 10 ms are counted in the snapshot but not reported to `on_wait`.
 
 `adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.
 Nothing polls: a waiter sleeps until a deadline computed from the state, or until a response
@@ -51,269 +50,33 @@ circuit holds no slot)::
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Literal
 
-import msgspec
 import trio
 
-from .headers import BucketInfo, RateLimitInfo, parse_rate_limit, retry_delay_from_body
+from .buckets import EPS as _EPS
+from .buckets import Bucket, StaticCap
+from .headers import parse_rate_limit, retry_delay_from_body
+from .pacing import Pacer
+from .permits import (
+    FailureKind,
+    LimiterSnapshot,
+    Permit,
+    Slot,
+    Verdict,
+    WaitEvent,
+    WaitReason,
+    classify,
+)
 
-WaitReason = Literal["concurrency", "requests", "tokens", "retry_after", "static_rpm", "static_tpm"]
-FailureKind = Literal["timeout", "connection", "overload"]
-VerdictKind = Literal[
-    "ok", "rate_limited", "overloaded", "quota_exhausted", "server_error", "client_error"
-]
+__all__ = ["AdaptiveRateLimiter", "LimiterSnapshot", "Permit", "Verdict", "WaitEvent"]
 
-_MINUTE = 60.0
 _JITTER_S = 0.05  # spread released waiters so they do not hit the provider in one burst
 _BACKOFF_S = (1.0, 60.0)  # first and largest pause after a 429 that names no delay
-_EPS = 1e-9
-# A learned rate grows this much with every accepted request (+10 % in about 50), so an
-# underestimate heals; an overestimate shows as the next 429 burst, about 1 in 50 requests.
-_LEARNED_GROWTH = 0.002
-
-
-class WaitEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A request had to wait; becomes the JSON `rate_limit` event."""
-
-    reason: WaitReason
-    wait_s: float
-    remaining: int | None
-    reset_s: float | None
-    effective_concurrency: int
-
-
-class Verdict(msgspec.Struct, frozen=True, kw_only=True):
-    """What a response means for the caller's retry loop."""
-
-    kind: VerdictKind
-    status: int
-    retry_after_s: float | None  # the delay the server asked for (header or body)
-    pause_s: float  # how long every worker is now held back (0: no pause)
-    info: RateLimitInfo
-
-    @property
-    def ok(self) -> bool:
-        return self.kind == "ok"
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in ("rate_limited", "overloaded", "server_error")
-
-
-class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    in_flight: int
-    effective_limit: int
-    max_concurrent: int
-    paused_until: float | None  # trio clock
-    paused_for_s: float
-    requests_remaining: int | None
-    requests_limit: int | None
-    tokens_remaining: int | None
-    tokens_limit: int | None
-    waits: int
-    wait_s_total: float
-    rate_limited: int
-
-
-class _Bucket:
-    """A token-bucket model: `level` at time `at`, refilling at `rate` up to `capacity`.
-
-    `level` None means unknown (no constraint). At `reset_at` the level becomes `capacity`
-    (a window reset, or the end of a refill we cannot model). Levels may go negative (debt).
-    `log` keeps recent requests as [seq, sent_at, units], to replay after a late answer.
-    """
-
-    def __init__(self, *, capacity: float | None = None, rate: float = 0.0) -> None:
-        self.capacity, self.rate = capacity, rate
-        self.level: float | None = capacity
-        self.at = 0.0
-        self.reset_at: float | None = None
-        self.limit: int | None = None
-        self.log: deque[list[float]] = deque(maxlen=4096)
-        self._seen_capacity = 0.0
-        self._measured = 0  # seq of the request whose answer the model reflects
-
-    def _refill(self, level: float, seconds: float) -> float:
-        level += self.rate * max(0.0, seconds)
-        return level if self.capacity is None else min(self.capacity, level)
-
-    def level_at(self, now: float) -> float | None:
-        if self.reset_at is not None and now >= self.reset_at:
-            self.level, self.at, self.reset_at = self.capacity, self.reset_at, None
-        return None if self.level is None else self._refill(self.level, now - self.at)
-
-    def wait_s(self, now: float, cost: float, reserve: float) -> float:
-        """Seconds until `cost` units fit above `reserve` (a fraction of the capacity)."""
-        level = self.level_at(now)
-        if level is None or cost <= 0:
-            return 0.0
-        need = cost
-        if self.capacity is not None:  # a request larger than the bucket waits for it to be full
-            need = min(cost + reserve * self.capacity, self.capacity)
-        if level >= need - _EPS:
-            return 0.0
-        waits = [(need - level) / self.rate] if self.rate > 0 else []
-        if self.reset_at is not None:
-            waits.append(self.reset_at - now)
-        return min(waits) if waits else 0.0  # nothing says when: do not block forever
-
-    def take(self, now: float, cost: float, seq: int = 0) -> list[float]:
-        level = self.level_at(now)
-        if level is not None:
-            self.level, self.at = level - cost, now
-        entry = [float(seq), now, cost]
-        self.log.append(entry)
-        return entry
-
-    def refund(self, now: float, entry: list[float], units: float) -> None:
-        """Give back `units` of `entry` the provider did not count (negative: charge more)."""
-        entry[2] -= units
-        level = self.level_at(now)
-        if level is not None:
-            self.level, self.at = self._refill(level + units, 0.0), now
-
-    def reconcile(self, info: BucketInfo, now: float, seq: int) -> None:
-        """Reset the model from the answer to request `seq`.
-
-        The provider measured `remaining` when that request arrived (taken as when we sent
-        it), so it does not count what we sent since: replay those sends, refilling at
-        `limit / window` (slower if `reset_s` says so) and never above the bucket's size.
-        """
-        if info.limit is not None:
-            self.limit = info.limit
-        first = int(self.log[0][0]) if self.log else seq + 1
-        if info.remaining is None or seq <= self._measured or seq < first:
-            return  # nothing to learn, older than what the model reflects, or forgotten
-        self._measured = seq
-        remaining, limit, reset = float(info.remaining), info.limit, info.reset_s
-        if info.refill == "window":
-            self.rate, self.capacity = 0.0, None if limit is None else float(limit)
-        else:
-            rate = limit / (info.window_s or _MINUTE) if limit else 0.0
-            if reset and limit is not None and remaining < limit:
-                slower = (limit - remaining) / reset
-                rate = min(rate, slower) if rate else slower
-            if rate > 0 and reset is not None:  # full after `reset`: the real burst size
-                self._seen_capacity = max(self._seen_capacity, remaining + rate * reset)
-            elif limit is not None:
-                self._seen_capacity = max(self._seen_capacity, float(limit))
-            cap = self._seen_capacity or None
-            self.rate = rate
-            self.capacity = None if cap is None else min(cap, float(limit)) if limit else cap
-        start = seq - first
-        level, at = remaining, self.log[start][1]
-        for _, sent_at, units in itertools.islice(self.log, start + 1, None):
-            level, at = self._refill(level, sent_at - at) - units, sent_at
-        self.level, self.at = self._refill(level, now - at), now
-        self.reset_at = now + reset if self.rate == 0 and reset is not None else None
-
-
-class _StaticCap:
-    """A per-minute cap (the user's, or one learned from 429s): a small-burst bucket, and at
-    most the cap in any 60 s."""
-
-    def __init__(self, per_minute: float, burst: float) -> None:
-        self.per_minute = float(per_minute)
-        self.bucket = _Bucket(capacity=burst, rate=per_minute / _MINUTE)
-        self.sent: deque[list[float]] = deque()  # the bucket's entries of the last minute
-        self.total = 0.0
-
-    def wait_s(self, now: float, cost: float) -> float:
-        while self.sent and self.sent[0][1] + _MINUTE <= now:
-            self.total -= self.sent.popleft()[2]
-        wait = self.bucket.wait_s(now, cost, 0.0)
-        excess = self.total + min(cost, self.per_minute) - self.per_minute
-        freed = 0.0
-        for _, sent_at, units in self.sent if excess > _EPS else ():
-            freed += units
-            if freed >= excess - _EPS:
-                return max(wait, sent_at + _MINUTE - now)
-        return wait
-
-    def take(self, now: float, cost: float) -> list[float]:
-        entry = self.bucket.take(now, cost)
-        self.sent.append(entry)
-        self.total += cost
-        return entry
-
-    def raise_rate(self, per_minute: float) -> None:
-        self.per_minute += per_minute
-        self.bucket.rate = self.per_minute / _MINUTE
-
-    def refund(self, now: float, entry: list[float], units: float) -> None:
-        units = min(units, entry[2])
-        if self.sent and entry[1] >= self.sent[0][1]:  # still inside the last minute
-            self.total -= units
-        self.bucket.refund(now, entry, units)
-
-
-class Permit:
-    """One admitted request. Report its outcome with exactly one `observe*` call."""
-
-    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
-        self._limiter = limiter
-        self.estimated_tokens = max(0, estimated_tokens)
-        self.sent_at = math.nan
-        self.seq = 0
-        self.entries: dict[WaitReason, list[float]] = {}  # what it took from each budget
-        self.verdict: Verdict | None = None
-        self.failure: FailureKind | None = None
-        self.usage: int | None = None
-        self.done = False
-
-    def observe(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Verdict:
-        """Learn from the response (headers always, body on errors) and classify it."""
-        self._first_outcome()
-        self.verdict = self._limiter._observe(self, status, headers, body)
-        return self.verdict
-
-    def observe_failure(self, kind: FailureKind) -> None:
-        """No response: "timeout" and "overload" shrink concurrency, "connection" does not."""
-        self._first_outcome()
-        self.failure = kind
-        self._limiter._observe_failure(self, kind)
-
-    def _first_outcome(self) -> None:
-        if self.verdict is not None or self.failure is not None:
-            raise RuntimeError("this permit's outcome was already observed")
-
-    def observe_usage(self, total_tokens: int) -> None:
-        """The tokens the request really used (prompt + completion), once known."""
-        if self.usage is None:
-            self.usage = max(0, total_tokens)
-            self._limiter._observe_usage(self, self.usage)
-
-
-class _Slot:
-    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
-        self._permit = Permit(limiter, estimated_tokens)
-
-    async def __aenter__(self) -> Permit:
-        await self._permit._limiter._acquire(self._permit)
-        return self._permit
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._permit._limiter._release(self._permit)
-
-
-def _classify(status: int, body: bytes) -> VerdictKind:
-    if 200 <= status < 300:
-        return "ok"
-    if status == 429:  # OpenAI's out-of-credit answer is a 429 too, but waiting cannot fix it
-        return "quota_exhausted" if b"insufficient_quota" in body else "rate_limited"
-    if status in (503, 529):
-        return "overloaded"
-    return "server_error" if status >= 500 or status == 408 else "client_error"
+_EVENT_MIN_WAIT_S = 0.01  # shorter waits are scheduling noise, not a `rate_limit` event
 
 
 class AdaptiveRateLimiter:
@@ -359,16 +122,14 @@ class AdaptiveRateLimiter:
         self._gate_reason: WaitReason = "concurrency"
         self._blocks = 0  # times a request at the gate had to wait
         self._changed = trio.Event()
-        self._requests = _Bucket()
-        self._tokens = _Bucket()
+        self._requests = Bucket()
+        self._tokens = Bucket()
         # Static caps start full; the burst is a tenth of a minute's worth (at most 10 requests).
         rpm, tpm = requests_per_minute, tokens_per_minute
-        self._rpm = _StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
-        self._tpm = _StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
+        self._rpm = StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
+        self._tpm = StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
-        self._learned: _StaticCap | None = None  # the request rate learned from 429s
-        self._mark: tuple[int, float] | None = None  # (seq, sent_at) of a burst's first 429
-        self._refused_since_mark = 0  # 429s to requests sent after the mark
+        self._pacer = Pacer(self._reserve)  # per-minute headers as a rate; silent providers
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
@@ -391,18 +152,18 @@ class AdaptiveRateLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def slot(self, estimated_tokens: int = 0) -> _Slot:
+    def slot(self, estimated_tokens: int = 0) -> Slot:
         """`async with limiter.slot(tokens) as permit:` waits until the request may be sent.
 
         `estimated_tokens` (prompt estimate + max_tokens) is reserved from the token budgets.
         Cancelling the wait leaves nothing behind.
         """
-        return _Slot(self, estimated_tokens)
+        return Slot(self, estimated_tokens)
 
     def snapshot(self) -> LimiterSnapshot:
         now = trio.current_time()
 
-        def left(bucket: _Bucket) -> int | None:
+        def left(bucket: Bucket) -> int | None:
             level = bucket.level_at(now) if self.adaptive else None
             return None if level is None else max(0, math.floor(level + _EPS))
 
@@ -420,6 +181,7 @@ class AdaptiveRateLimiter:
             waits=self._waits,
             wait_s_total=self._wait_s,
             rate_limited=self._rate_limited,
+            **self._pacer.describe(),
         )
 
     # --- admission ---------------------------------------------------------------------------
@@ -461,15 +223,15 @@ class AdaptiveRateLimiter:
 
     def _plan(self, now: float, tokens: int) -> tuple[float, WaitReason, int | None, float | None]:
         """The longest wait any constraint imposes now, why, and that budget's state."""
-        plans: list[tuple[float, WaitReason, _Bucket | None]] = [(0.0, "concurrency", None)]
+        plans: list[tuple[float, WaitReason, Bucket | None]] = [(0.0, "concurrency", None)]
         if self._paused_until > now:
             plans.append((self._paused_until - now, "retry_after", None))
         if self._in_flight >= (1 if self._learning else self._effective):
             plans.append((math.inf, "concurrency", None))  # woken when a request finishes
         if self._rpm is not None:
             plans.append((self._rpm.wait_s(now, 1), "static_rpm", self._rpm.bucket))
-        if self._learned is not None:
-            plans.append((self._learned.wait_s(now, 1), "requests", self._learned.bucket))
+        if self.adaptive:
+            plans.extend(self._pacer.plan(now))
         if self._tpm is not None and tokens:
             plans.append((self._tpm.wait_s(now, tokens), "static_tpm", self._tpm.bucket))
         if self.adaptive:
@@ -496,8 +258,8 @@ class AdaptiveRateLimiter:
         taken["tokens"] = self._tokens.take(now, tokens, self._seq)
         if self._rpm is not None:
             taken["static_rpm"] = self._rpm.take(now, 1)
-        if self._learned is not None:
-            self._learned.take(now, 1)
+        if self.adaptive:
+            self._pacer.dispatched(permit, now)
         if self._tpm is not None:
             taken["static_tpm"] = self._tpm.take(now, tokens)
         self._in_flight += 1
@@ -514,7 +276,7 @@ class AdaptiveRateLimiter:
     ) -> None:
         self._waits += 1
         self._wait_s += wait_s
-        if self._on_wait is not None:
+        if self._on_wait is not None and wait_s >= _EVENT_MIN_WAIT_S:
             self._on_wait(
                 WaitEvent(
                     reason=reason,
@@ -537,24 +299,29 @@ class AdaptiveRateLimiter:
     ) -> Verdict:
         now = trio.current_time()
         info = parse_rate_limit(headers, now=self._wall_clock())
-        kind = _classify(status, body)
+        kind = classify(status, body)
         if self.adaptive:
             if kind in ("rate_limited", "overloaded", "quota_exhausted"):  # refused: not counted
                 self._requests.refund(now, permit.entries["requests"], 1)
                 self._tokens.refund(now, permit.entries["tokens"], permit.estimated_tokens)
             self._requests.reconcile(info.requests, now, permit.seq)
             self._tokens.reconcile(info.tokens, now, permit.seq)
-            if self._requests.level is not None or self._tokens.level is not None:
-                self._learned = None  # advertised budgets are better than a guess
         self._learning = False
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
             retry_after = retry_delay_from_body(body)
         pause = 0.0
-        if kind == "rate_limited":
-            self._learn_rate(permit)  # before _back_off marks this burst as seen
-        elif kind == "ok" and self._learned is not None:
-            self._learned.raise_rate(_LEARNED_GROWTH * self._learned.per_minute)
+        if self.adaptive:  # before _back_off marks this burst as seen
+            self._pacer.answered(
+                permit,
+                kind,
+                info,
+                retry_after,
+                now,
+                self._requests,
+                self._tokens,
+                self._reacted_seq,
+            )
         if kind in ("rate_limited", "overloaded"):
             self._rate_limited += 1
             pause = self._back_off(permit, now, retry_after)
@@ -587,28 +354,6 @@ class AdaptiveRateLimiter:
         if self.adaptive and surplus < 0:
             self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
-
-    def _learn_rate(self, permit: Permit) -> None:
-        """Space requests at the rate a silent provider accepted them between 429 bursts.
-
-        Counted by send time, as the provider's bucket saw them: the sends between the first
-        429s of two bursts, less those refused, over the time between those two sends.
-        """
-        advertised = self._requests.level is not None or self._tokens.level is not None
-        if not self.adaptive or advertised:
-            return  # the advertised budgets model the provider already
-        seq0, sent0 = self._mark or (0, math.nan)
-        if permit.seq <= self._reacted_seq or permit.seq <= seq0:
-            self._refused_since_mark += permit.seq > seq0  # an echo of a burst already seen
-            return
-        if self._mark is not None:
-            accepted = permit.seq - seq0 - 1 - self._refused_since_mark
-            if accepted <= 0 or permit.sent_at <= sent0:
-                self._refused_since_mark += 1  # none got through: measure a longer span
-                return
-            rate = accepted / (permit.sent_at - sent0) * (1.0 - self._reserve)
-            self._learned = _StaticCap(rate * _MINUTE, 1.0)
-        self._mark, self._refused_since_mark = (permit.seq, permit.sent_at), 0
 
     def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
         """Pause every worker; halve concurrency once per burst of rate-limit answers."""

@@ -21,7 +21,7 @@ import trio
 from crawl4ai_llm_docs.cache import CachedResult, ResultCache
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError
-from crawl4ai_llm_docs.llm.chunking import merge_results, split_chunk
+from crawl4ai_llm_docs.llm.chunking import split_chunk
 from crawl4ai_llm_docs.llm.client import ChatClient, Completion, NeedsSplitError
 from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, Verdict, invented_code, judge
 from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
@@ -31,6 +31,7 @@ from crawl4ai_llm_docs.llm.prompts import (
     part_label,
     render_user_prompt,
 )
+from crawl4ai_llm_docs.llm.reassemble import merge_results
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()
@@ -296,7 +297,7 @@ async def run(
 
     Concurrency on the wire is bounded by the rate limiter's CapacityLimiter, not by the
     worker count; workers only keep that many chunks in hand. A fatal provider error is handed
-    to ``on_fatal`` (the pipeline cancels the run's scope) instead of crashing the nursery.
+    to ``on_fatal`` (the wiring stops the upstream stages and the run) instead of crashing the nursery.
     """
 
     async def worker(

@@ -31,6 +31,7 @@ class PageCrawled(Event, tag="page_crawled"):
     elapsed_ms: float
     bytes: int
     title: str
+    freshness: str | None = None  # "new" | "changed" | "unchanged"; None without a cache
 
 
 class PageFailed(Event, tag="page_failed"):
@@ -140,6 +141,11 @@ class RunFinished(Event, tag="run_finished"):
     peak_rss_mb: float
     outputs: list[str]
     incomplete: bool
+    # Against the previous run (refresh, page_state.py); all 0 with --no-cache.
+    new_pages: int = 0
+    changed_pages: int = 0
+    unchanged_pages: int = 0
+    removed_pages: int = 0
 
 
 class Warning_(Event, tag="warning"):

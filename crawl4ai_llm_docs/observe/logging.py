@@ -217,8 +217,9 @@ class _ConsoleSink:
         name = str(event.get("event"))
         if number < self._threshold:
             return
-        if name == "rate_limit" and event.get("reason") == "concurrency" and not self._debug:
-            return  # waiting for a free slot is the normal queue, not news
+        quiet = event.get("reason") in ("concurrency", "probe")
+        if name == "rate_limit" and quiet and not self._debug:
+            return  # the normal queue for a slot, or spacing sends to a silent provider
         if not (self._debug or number >= _LEVELS["warning"] or name in _CONSOLE_AT_INFO):
             return
         throttle = None if self._debug else self._throttles.get(name)

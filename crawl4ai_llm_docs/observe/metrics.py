@@ -169,6 +169,11 @@ class RunMetrics:
             if chunks is not None:
                 self._c.chunks_total = chunks
 
+    def set_removed(self, count: int) -> None:
+        """Pages the previous run of the same output had and this one does not."""
+        with self._lock:
+            self._c.pages_removed = count
+
     def document_written(self, count: int = 1) -> None:
         with self._lock:
             self._c.documents_written += count
@@ -188,6 +193,13 @@ class RunMetrics:
                 self._observe_request(event, now)
             elif name == "page_crawled":
                 c.pages_crawled += 1
+                freshness = event.get("freshness")
+                if freshness == "new":
+                    c.pages_new += 1
+                elif freshness == "changed":
+                    c.pages_changed += 1
+                elif freshness == "unchanged":
+                    c.pages_unchanged += 1
             elif name == "page_failed":
                 c.pages_failed += 1
             elif name == "chunk_cached":

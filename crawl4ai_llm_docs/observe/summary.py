@@ -63,6 +63,12 @@ def _rows(
         ),
         ("Peak memory", f"{s.peak_rss_mb:.0f} MB"),
     ]
+    if s.pages_new or s.pages_changed or s.pages_unchanged or s.pages_removed:
+        changes = (
+            f"{s.pages_new} new, {s.pages_changed} changed, {s.pages_unchanged} unchanged, "
+            f"{s.pages_removed} removed"
+        )
+        rows.insert(3, ("Since last run", changes))
     if s.rate_limit_waits:
         rows.append(("Rate-limit waits", f"{s.rate_limit_waits} ({s.rate_limit_wait_s:.1f} s)"))
     if s.fallbacks:
@@ -163,6 +169,10 @@ def run_finished_fields(
         "pages": s.pages_crawled,
         "documents": s.documents_written,
         "failed_pages": s.pages_failed if failures is None else len(failures),
+        "new_pages": s.pages_new,
+        "changed_pages": s.pages_changed,
+        "unchanged_pages": s.pages_unchanged,
+        "removed_pages": s.pages_removed,
         "requests": s.requests,
         "cached_chunks": s.chunks_cached,
         "retries": s.retries,

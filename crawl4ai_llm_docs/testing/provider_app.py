@@ -8,6 +8,7 @@ Counters and live config live in `provider_state`.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -157,7 +158,10 @@ class ProviderApp:
             status, problem = errors.rate_limited(request.model, refusal, retry_after)
             if config.header_dialect == "none":
                 return _Reply(status, problem)
-            return _Reply(status, problem, ((b"retry-after", b"%d" % retry_after),))
+            extra: Headers = [(b"retry-after", b"%d" % retry_after)]
+            if config.header_scope == "minute":  # the exact wait, as a short window gives it
+                extra.append((b"retry-after-ms", b"%d" % math.ceil(refusal.wait * 1000)))
+            return _Reply(status, problem, tuple(extra))
 
         fault = _pick_fault(config, state.rng)
         if fault is not None:

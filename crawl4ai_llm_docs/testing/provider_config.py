@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta
 
 HeaderDialect = Literal["openai", "anthropic", "ietf", "none"]
+HeaderScope = Literal["bucket", "minute"]
 
 Rate = Annotated[float, Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Meta(ge=0.0)]
@@ -35,6 +36,12 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     burst_requests: PositiveInt | None = None
     burst_tokens: PositiveInt | None = None
     header_dialect: HeaderDialect = "openai"
+    # What the headers describe: "bucket" reports the enforcing bucket itself (limit per
+    # minute, remaining <= the burst, reset = until full); "minute" reports a per-minute view
+    # (remaining of `rpm` / `tpm`, as OpenAI documents it) while the burst-sized bucket still
+    # enforces, like OpenAI's "60,000 RPM enforced as 1,000 per second". 429s then also carry
+    # `retry-after-ms`. With header_dialect "none" no headers are sent either way.
+    header_scope: HeaderScope = "bucket"
     # Injected faults, each a fraction of admitted requests (checked in this order).
     error_rate: Rate = 0.0
     error_codes: tuple[ErrorCode, ...] = (500, 502, 503, 529)

@@ -3,6 +3,11 @@
 A bucket holds at most `capacity` units (the burst) and refills at `limit / 60` units per
 second, so a sustained rate never exceeds the per-minute limit. "Reset" in the headers is the
 time until the bucket is full again, as OpenAI documents it.
+
+With `header_scope="minute"` the headers describe a second, per-minute bucket (capacity =
+the limit) charged with every admitted request, while the burst-sized bucket still decides:
+"59 remaining" while a burst of 8 is refused, as on a provider that enforces its per-minute
+limit over shorter periods.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from .provider_config import HeaderDialect, ProviderConfig
+from .provider_config import HeaderDialect, HeaderScope, ProviderConfig
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -69,12 +74,19 @@ class RateLimits:
     def __init__(self, config: ProviderConfig, now: float) -> None:
         self.requests = _bucket(config.rpm, config.burst_requests, now)
         self.tokens = _bucket(config.tpm, config.burst_tokens, now)
+        self.scope: HeaderScope = config.header_scope
+        # The per-minute view the headers report when scope is "minute" (never enforced).
+        self.minute_requests = _bucket(config.rpm, None, now)
+        self.minute_tokens = _bucket(config.tpm, None, now)
 
     def reconfigure(self, config: ProviderConfig, now: float) -> None:
         """Apply new limits, keeping how much of each bucket is used if its limit is unchanged."""
         fresh = RateLimits(config, now)
         self.requests = _carry_over(self.requests, fresh.requests, now)
         self.tokens = _carry_over(self.tokens, fresh.tokens, now)
+        self.minute_requests = _carry_over(self.minute_requests, fresh.minute_requests, now)
+        self.minute_tokens = _carry_over(self.minute_tokens, fresh.minute_tokens, now)
+        self.scope = fresh.scope
 
     def admit(self, cost_tokens: int, now: float) -> Refusal | None:
         """Take one request and `cost_tokens` tokens together, or say why not and how long to wait."""
@@ -93,14 +105,20 @@ class RateLimits:
                 refusals.append(_refusal("tokens", self.tokens, cost_tokens, wait, now))
         if refusals:
             return max(refusals, key=lambda refusal: refusal.wait)
-        if self.requests is not None:
-            self.requests.take(1, now)
-        if self.tokens is not None:
-            self.tokens.take(cost_tokens, now)
+        for bucket, amount in (
+            (self.requests, 1),
+            (self.tokens, cost_tokens),
+            (self.minute_requests, 1),
+            (self.minute_tokens, cost_tokens),
+        ):
+            if bucket is not None:
+                bucket.take(amount, now)
         return None
 
     def headers(self, dialect: HeaderDialect, now: float, wall_now: float) -> Headers:
         pairs = (("requests", self.requests), ("tokens", self.tokens))
+        if self.scope == "minute":
+            pairs = (("requests", self.minute_requests), ("tokens", self.minute_tokens))
         named = [(kind, bucket) for kind, bucket in pairs if bucket is not None]
         if dialect == "openai":
             return [

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import email.utils
+import hashlib
 import mimetypes
 import posixpath
 import queue
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import unquote
 
 import msgspec
@@ -87,6 +89,9 @@ class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float = 1.0  # Retry-After seconds sent with those answers
     delays: dict[str, float] = msgspec.field(default_factory=dict)  # path -> seconds
     statuses: dict[str, int] = msgspec.field(default_factory=dict)  # path -> forced status
+    # Validators sent with pages, honoured in conditional requests (If-None-Match /
+    # If-Modified-Since -> 304): "etag", "last-modified", "both", or "none".
+    validators: Literal["none", "etag", "last-modified", "both"] = "none"
 
 
 class SiteHandle:
@@ -99,6 +104,12 @@ class SiteHandle:
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
         self.page_paths: list[str] = []
         self._hit_events: dict[str, trio.Event] = {}
+        self.revisions: collections.Counter[str] = collections.Counter()  # path -> edits
+        self.statuses: collections.Counter[int] = collections.Counter()  # of page answers
+
+    def change(self, path: str) -> None:
+        """Edit a page: its main text gains a line, so its validators and content change."""
+        self.revisions[path] += 1
 
     async def wait_for_hit(self, path: str) -> None:
         """Return once ``path`` was requested (call from the trio run that serves the site)."""
@@ -179,7 +190,7 @@ class _SiteApp:
         elif path.startswith("/special/"):
             await self._special(path, hits, send)
         elif self.root is not None:
-            await self._file(path, send)
+            await self._file(scope, path, send)
         elif path in ("/", "/docs/", "/docs/index.html"):
             links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in self.handle.page_paths)
             await _html(
@@ -191,7 +202,7 @@ class _SiteApp:
             page = generated_page(
                 index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
             )
-            await _html(send, page)
+            await self._page(scope, send, path, page.encode(), _HTML)
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
 
@@ -211,7 +222,7 @@ class _SiteApp:
         else:
             await _respond(send, 404, b"<h1>Not Found</h1>")
 
-    async def _file(self, path: str, send: Send) -> None:
+    async def _file(self, scope: Scope, path: str, send: Send) -> None:
         assert self.root is not None
         relative = posixpath.normpath(unquote(path)).lstrip("/")
         if relative.startswith(".."):
@@ -225,7 +236,52 @@ class _SiteApp:
             await _respond(send, 404, b"<h1>Not Found</h1>")
             return
         content_type = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
-        await _respond(send, 200, await target.read_bytes(), content_type)
+        await self._page(scope, send, path, await target.read_bytes(), content_type)
+
+    async def _page(
+        self, scope: Scope, send: Send, path: str, body: bytes, content_type: str
+    ) -> None:
+        """A document answer: its current revision, validators, and 304 when they match."""
+        if revision := self.handle.revisions[path]:
+            body = _revised(body, revision)
+        headers: list[tuple[bytes, bytes]] = []
+        mode = self.site.validators
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        # One fixed date per revision: a change moves Last-Modified forward by an hour.
+        modified = email.utils.formatdate(_EPOCH + 3600 * revision, usegmt=True)
+        if mode in ("etag", "both"):
+            headers.append((b"etag", etag.encode()))
+        if mode in ("last-modified", "both"):
+            headers.append((b"last-modified", modified.encode()))
+        request = {name.lower(): value for name, value in scope["headers"]}
+        if_none_match = request.get(b"if-none-match", b"").decode()
+        if_modified_since = request.get(b"if-modified-since", b"").decode()
+        fresh = False
+        if mode in ("etag", "both") and if_none_match:
+            fresh = etag in (tag.strip() for tag in if_none_match.split(","))
+        elif mode in ("last-modified", "both") and if_modified_since:
+            fresh = if_modified_since == modified
+        status = 304 if fresh else 200
+        self.handle.statuses[status] += 1
+        if fresh:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await _respond(send, 200, body, content_type, headers=headers)
+
+
+_EPOCH = 1_700_000_000  # Last-Modified of revision 0 (November 2023)
+
+
+def _revised(body: bytes, revision: int) -> bytes:
+    """The page with a line of its main text naming the revision, after the first heading."""
+    line = f"<p>Revision {revision}: this page was edited.</p>".encode()
+    at = body.find(b"</h1>")
+    if at < 0:
+        at = body.find(b"</body>")
+        return body + line if at < 0 else body[:at] + line + body[at:]
+    at += len(b"</h1>")
+    return body[:at] + line + body[at:]
 
 
 async def _respond(

@@ -1,0 +1,110 @@
+"""The end of a run: the outputs from the spool, the run report, the summary, the exit code."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+import trio
+from rich.console import Console
+
+from crawl4ai_llm_docs.cache import DocumentSpool
+from crawl4ai_llm_docs.config import AppConfig
+from crawl4ai_llm_docs.ending import Ending
+from crawl4ai_llm_docs.errors import InputError
+from crawl4ai_llm_docs.observe.metrics import RunMetrics, log_metrics
+from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
+from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.paths import OutputPaths
+from crawl4ai_llm_docs.run_options import RunOptions
+
+log = structlog.get_logger()
+
+Failures = list[tuple[str, str]]  # (url, reason), in input order
+
+
+async def write_outputs(
+    options: RunOptions,
+    config: AppConfig,
+    paths: OutputPaths,
+    spool: DocumentSpool,
+    failures: Failures,
+    ending: Ending,
+    *,
+    pages: int,
+) -> list[str]:
+    """The consolidated Markdown and, when asked for, llms.txt and llms-full.txt."""
+    title = (
+        config.output.title or options.urls_file.stem.replace("_", " ").replace("-", " ").title()
+    )
+    summary = f"Documentation from {pages} pages, cleaned for use by language models."
+    now = datetime.now(UTC)
+
+    def write_all() -> list[str]:
+        write_consolidated(
+            paths.markdown,
+            iter(spool),
+            title=title,
+            failed=failures,
+            incomplete=ending.incomplete,
+            incomplete_reason=ending.note,
+            generated_at=now,
+        )
+        written = [str(paths.markdown)]
+        if paths.llms_dir is not None:
+            paths.llms_dir.mkdir(parents=True, exist_ok=True)
+            written += map(
+                str, write_llms_txt(paths.llms_dir, iter(spool), title=title, summary=summary)
+            )
+        return written
+
+    try:
+        return await trio.to_thread.run_sync(write_all)
+    except OSError as exc:  # e.g. disk full: one message, and the work is not lost
+        raise InputError(
+            f"Could not write the output ({exc.strerror or exc}: {exc.filename or paths.markdown}). "
+            "Every LLM answer is cached: fix the problem and run the same command again."
+        ) from None
+
+
+async def finish(
+    ending: Ending,
+    paths: OutputPaths,
+    *,
+    metrics: RunMetrics,
+    outputs: list[str],
+    failures: Failures,
+    warnings: Failures,
+    console: Console,
+    estimate: str | None,
+) -> int:
+    """``run_finished``, then the report and the summary (or, for --dry-run, the estimate)."""
+    exit_code = ending.exit_code(failures)
+    report_path = paths.report if estimate is None else None
+    if report_path is not None:
+        outputs = [*outputs, str(report_path)]
+    snapshot = log_metrics(metrics)
+    fields = run_finished_fields(
+        snapshot,
+        exit_code=exit_code,
+        outputs=outputs,
+        incomplete=ending.incomplete,
+        failures=failures,
+    )
+    log.info("run_finished", **fields)
+    if estimate is not None:
+        # The estimate is the command's result: stdout, where a script can capture it.
+        print(estimate, flush=True)
+        return exit_code
+    if report_path is not None:
+        report = {"run_finished": fields, "failures": failures, "warnings": warnings}
+        try:
+            await trio.to_thread.run_sync(write_report, report_path, report)
+        except OSError as exc:
+            # The documents are written; a lost report is worth a message, not a traceback.
+            log.error("error", message=f"Could not write the run report {report_path}: {exc}")
+            outputs = [path for path in outputs if path != str(report_path)]
+    print_summary(
+        console, snapshot, failures=failures, outputs=outputs, incomplete=ending.incomplete
+    )
+    return exit_code
