@@ -239,6 +239,22 @@ async def run(
             help="Write the crawled Markdown directly, without an LLM (no API key needed).",
         ),
     ] = False,
+    pages_dir: Annotated[
+        Path | None,
+        Parameter(
+            name="--pages-dir",
+            group=OUTPUT,
+            help="Also write one Markdown file per page (path mirrors the URL, YAML front matter) into this directory.",
+        ),
+    ] = None,
+    max_file_tokens: Annotated[
+        int | None,
+        Parameter(
+            name="--max-file-tokens",
+            group=OUTPUT,
+            help="Split the document at page boundaries into NAME.part-01.md ... each under N tokens; 0 = one file [default: 0].",
+        ),
+    ] = None,
     batch: Annotated[
         bool,
         Parameter(
@@ -264,6 +280,8 @@ async def run(
     overrides = _overrides(
         output=("output.path", "-o/--output", str(output) if output else None),
         llms_txt=("output.llms_txt_dir", "--llms-txt", str(llms_txt) if llms_txt else None),
+        pages_dir=("output.pages_dir", "--pages-dir", str(pages_dir) if pages_dir else None),
+        max_file_tokens=("output.max_file_tokens", "--max-file-tokens", max_file_tokens),
         max_concurrent=("parallel.max_concurrent_requests", "--max-concurrent", max_concurrent),
         sequential=(
             "parallel.enable_parallel_processing",

@@ -70,6 +70,8 @@ class Collector:
                 markdown=page.markdown,
                 fetched_at=page.fetched_at,
                 changed_at=page.changed_at,
+                site_name=page.site_name,
+                meta_description=page.meta_description,
             )
         )
 
@@ -102,6 +104,8 @@ class Collector:
                 description=description,
                 fetched_at=page.fetched_at,
                 changed_at=page.changed_at,
+                site_name=page.site_name,
+                meta_description=page.meta_description,
             )
         )
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 import trio
 from rich.console import Console
 
+from crawl4ai_llm_docs import publish
 from crawl4ai_llm_docs.cache import DocumentSpool
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.ending import Ending
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.observe.metrics import RunMetrics, log_metrics
 from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
-from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.output import write_report
 from crawl4ai_llm_docs.paths import OutputPaths
+from crawl4ai_llm_docs.publish import OutputRequest
 from crawl4ai_llm_docs.run_options import RunOptions
 
 log = structlog.get_logger()
@@ -33,33 +36,24 @@ async def write_outputs(
     *,
     pages: int,
 ) -> list[str]:
-    """The consolidated Markdown and, when asked for, llms.txt and llms-full.txt."""
-    title = (
-        config.output.title or options.urls_file.stem.replace("_", " ").replace("-", " ").title()
+    """The consolidated Markdown (or its parts) and, when asked for, llms.txt and
+    llms-full.txt and one file per page (``publish``)."""
+    request = OutputRequest(
+        markdown=paths.markdown,
+        generated_at=datetime.now(UTC),
+        llms_dir=paths.llms_dir,
+        pages_dir=Path(config.output.pages_dir) if config.output.pages_dir else None,
+        title=config.output.title,
+        fallback_title=options.urls_file.stem.replace("_", " ").replace("-", " ").title(),
+        max_file_tokens=config.output.max_file_tokens,
+        cleaned=not options.no_llm,
+        failed=failures,
+        incomplete=ending.incomplete,
+        incomplete_reason=ending.note,
     )
-    summary = f"Documentation from {pages} pages, cleaned for use by language models."
-    now = datetime.now(UTC)
-
-    def write_all() -> list[str]:
-        write_consolidated(
-            paths.markdown,
-            iter(spool),
-            title=title,
-            failed=failures,
-            incomplete=ending.incomplete,
-            incomplete_reason=ending.note,
-            generated_at=now,
-        )
-        written = [str(paths.markdown)]
-        if paths.llms_dir is not None:
-            paths.llms_dir.mkdir(parents=True, exist_ok=True)
-            written += map(
-                str, write_llms_txt(paths.llms_dir, iter(spool), title=title, summary=summary)
-            )
-        return written
 
     try:
-        return await trio.to_thread.run_sync(write_all)
+        return await trio.to_thread.run_sync(publish.write_outputs, spool, request)
     except OSError as exc:  # e.g. disk full: one message, and the work is not lost
         raise InputError(
             f"Could not write the output ({exc.strerror or exc}: {exc.filename or paths.markdown}). "

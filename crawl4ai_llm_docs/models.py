@@ -38,6 +38,9 @@ class Page(Struct, frozen=True, kw_only=True):
     freshness: Freshness | None = None  # None when no refresh state is kept (--no-cache)
     fetched_at: str = ""  # ISO 8601 UTC, when this run fetched it
     changed_at: str = ""  # when its extracted text last changed
+    # From the page's <head> (crawl/metadata.py), for titles, sections and descriptions.
+    site_name: str = ""  # og:site_name / application-name
+    meta_description: str = ""  # <meta name=description> or og:description
 
     @property
     def ok(self) -> bool:
@@ -78,10 +81,12 @@ class Document(Struct, frozen=True, kw_only=True):
     url: str
     title: str
     markdown: str
-    description: str = ""
+    description: str = ""  # the LLM's one-line summary, if it gave one
     error: str | None = None
     fetched_at: str = ""  # from the Page: when fetched, and when its text last changed
     changed_at: str = ""
+    site_name: str = ""  # the page's metadata, carried from Page
+    meta_description: str = ""
 
     @property
     def ok(self) -> bool:

@@ -1,25 +1,29 @@
-"""The write stage's files: the consolidated Markdown document, ``llms.txt`` and
-``llms-full.txt``, and the JSON run report.
+"""The write stage's files: the consolidated Markdown document (whole or in parts) and the JSON
+run report; ``llms_txt`` writes llms.txt / llms-full.txt, ``pages_dir`` one file per page.
 
 Every file is written to a temporary file in the target directory and renamed over the target
 only when complete, so a failure or Ctrl-C mid-write keeps the previous version; files are
-0o600 because they hold provider responses. Documents arrive as an iterator in input order
-(e.g. from ``cache.DocumentSpool``) and are streamed: bodies go to temporary files as they
-come, so memory does not grow with the size of the pages (``llms.txt`` keeps one short entry
-per page, because its sections are known only once every URL is).
+0o600 because they hold provider responses. Documents come in input order from something
+that can be read twice (``cache.DocumentSpool``, a list): a first pass learns the site's name,
+title suffix and sections (``site_structure``), the second streams the bodies to temporary
+files, so memory does not grow with the size or number of the pages.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
-from collections.abc import Iterable, Sequence
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import quote, unquote, urlsplit
+from typing import IO, Any
 
 import msgspec
 
+from crawl4ai_llm_docs.llm.tokens import count_tokens
+from crawl4ai_llm_docs.llms_txt import heading_title, page_title, site_of, write_llms_txt
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.output_markdown import (
     atomic_text,
@@ -28,9 +32,13 @@ from crawl4ai_llm_docs.output_markdown import (
     scratch_file,
     slugify,
 )
+from crawl4ai_llm_docs.output_parts import TAIL, SplitInput, write_parts
+from crawl4ai_llm_docs.site_structure import OPTIONAL_SECTION, SiteStructure
+
+__all__ = ["WriteSummary", "document_title", "write_consolidated", "write_llms_txt", "write_report"]
 
 FAILED_HEADING = "Pages that failed"
-DEFAULT_SECTION = "Docs"
+_TARGET = "\x00"  # in a contents line: where the file name goes when the document is split
 
 
 def document_title(document: Document) -> str:
@@ -44,6 +52,8 @@ class WriteSummary(msgspec.Struct, frozen=True, kw_only=True):
     documents: int  # documents written in the body
     failed: int  # entries in "Pages that failed"
     bytes: int
+    files: tuple[str, ...] = ()  # the file, or the parts in order
+    warnings: tuple[str, ...] = ()
 
 
 def _header_line(written: int, failed: int, generated_at: datetime) -> str:
@@ -57,6 +67,52 @@ def _link_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
+class _Contents:
+    """The table of contents, kept in a scratch file as ``number<TAB>section<TAB>line``
+    records (``number``: the page's, ``TAIL`` for the failed pages; ``section``: an index into
+    ``names``, -1 for the failed pages). Written grouped by section, in the order the sections
+    were met and "Optional" last, with one pass over the file per section: memory holds the
+    section names, not the lines."""
+
+    def __init__(self, scratch: IO[str], *, grouped: bool) -> None:
+        self.scratch = scratch
+        self.grouped = grouped
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def add(self, number: int, section: str, line: str) -> None:
+        sid = self._ids.setdefault(section, len(self._ids)) if self.grouped else 0
+        if sid == len(self.names):
+            self.names.append(section)
+        self.scratch.write(f"{number}\t{sid}\t{line}\n")
+
+    def add_tail(self, line: str) -> None:
+        self.scratch.write(f"{TAIL}\t-1\t{line}\n")
+
+    def _lines(self, wanted: int, names: Callable[[int], str]) -> Iterator[str]:
+        self.scratch.seek(0)
+        for record in self.scratch:
+            number, sid, line = record.split("\t", 2)
+            if int(sid) == wanted:
+                yield line.replace(_TARGET, names(int(number)))
+
+    def write(self, names: Callable[[int], str], out: IO[str]) -> None:
+        """The contents, with each link's file name (``names(number)``) filled in."""
+        if not self.grouped:
+            out.writelines(self._lines(0, names))
+        else:
+            order = sorted(range(len(self.names)), key=lambda i: self.names[i] == OPTIONAL_SECTION)
+            for sid in order:
+                out.write(f"- {self.names[sid]}\n")
+                out.writelines(f"  {line}" for line in self._lines(sid, names))
+        out.writelines(self._lines(-1, names))
+
+    def text(self, names: Callable[[int], str]) -> str:
+        buffer = io.StringIO()
+        self.write(names, buffer)
+        return buffer.getvalue()
+
+
 def write_consolidated(
     path: Path,
     documents: Iterable[Document],
@@ -66,19 +122,29 @@ def write_consolidated(
     incomplete: bool = False,
     incomplete_reason: str = "",
     generated_at: datetime,
+    site: SiteStructure | None = None,
+    max_file_tokens: int = 0,
 ) -> WriteSummary:
-    """Write the consolidated Markdown document.
+    """Write the consolidated Markdown document (or its parts, when ``max_file_tokens``).
 
     ``documents`` in input order; those with an ``error`` go to "Pages that failed", after
     the ``failed`` ``(url, reason)`` pairs (a URL listed twice appears once). Each document
-    gets a numbered H2 (``## 3. Title``) with ``Source: <url>`` under it and its own headings
-    nested below; the number makes its anchor unique and stable even when titles repeat,
-    without remembering earlier titles.
+    gets a numbered H2 (``## 3. Title``, the title without the site's suffix) with
+    ``Source: <url>`` under it and its own headings nested below; the number makes its anchor
+    unique and stable even when titles repeat. When the pages fall into several sections the
+    contents list the pages by section (in the order met, "Optional" last), as llms.txt does;
+    the numbers keep the body's order.
     """
+    site = site_of(documents, site)
     failures: list[tuple[str, str]] = [(url, one_line(reason)) for url, reason in failed]
     listed = {url for url, _ in failures}
     written = 0
-    with scratch_file(path.parent) as toc, scratch_file(path.parent) as body:
+    offsets, tokens = array("q"), array("q")
+    with (
+        scratch_file(path.parent) as scratch,
+        tempfile.TemporaryFile("w+b", dir=path.parent) as body,
+    ):
+        contents = _Contents(scratch, grouped=site.sections > 1)
         for document in documents:
             if document.error is not None:
                 if document.url not in listed:
@@ -86,143 +152,71 @@ def write_consolidated(
                     listed.add(document.url)
                 continue
             written += 1
-            heading = f"{written}. {document_title(document)}"
-            toc.write(f"- [{_link_text(heading)}](#{slugify(heading)})\n")
-            content = nest_markdown(document.markdown, top=3, title=document.title)
-            body.write(f"## {heading}\n\nSource: {document.url}\n\n")
-            body.write(f"{content}\n\n" if content else "")
+            name = page_title(document, site)
+            heading = f"{written}. {name}"
+            section = site.section(document.url, document.title)
+            anchor = f"{_TARGET}#{slugify(heading)}"
+            contents.add(written, section, f"- [{_link_text(heading)}]({anchor})")
+            content = nest_markdown(document.markdown, top=3, title=document.title, also_title=name)
+            text = f"## {heading}\n\nSource: {document.url}\n\n" + (
+                f"{content}\n\n" if content else ""
+            )
+            if max_file_tokens:
+                offsets.append(body.tell())
+                tokens.append(count_tokens(text))
+            body.write(text.encode("utf-8"))
         if failures:
-            toc.write(f"- [{FAILED_HEADING}](#{slugify(FAILED_HEADING)})\n")
+            target = f"{_TARGET}#{slugify(FAILED_HEADING)}"
+            contents.add_tail(f"- [{FAILED_HEADING}]({target})")
+        tail = (
+            f"## {FAILED_HEADING}\n\n"
+            + "".join(
+                f"- {url}: {reason}\n" if reason else f"- {url}\n" for url, reason in failures
+            )
+            if failures
+            else ""
+        )
+        header = _header_line(written, len(failures), generated_at) + "\n\n"
+        if incomplete:
+            reason = one_line(incomplete_reason) or (
+                "the run was interrupted or stopped early; pages may be missing."
+            )
+            header += f"> **Incomplete:** {reason}\n\n"
+        h1 = heading_title(title, site)
+        if max_file_tokens:
+            split = SplitInput(
+                title=h1,
+                header=header,
+                toc=contents.text,
+                body=body,
+                offsets=offsets,
+                tokens=tokens,
+                tail=tail,
+            )
+            paths, warnings = write_parts(path, split, limit=max_file_tokens)
+            return WriteSummary(
+                documents=written,
+                failed=len(failures),
+                bytes=sum(p.stat().st_size for p in paths),
+                files=tuple(map(str, paths)),
+                warnings=tuple(warnings),
+            )
         with atomic_text(path) as out:
-            out.write(f"# {one_line(title) or 'Documentation'}\n\n")
-            out.write(_header_line(written, len(failures), generated_at) + "\n\n")
-            if incomplete:
-                reason = one_line(incomplete_reason) or (
-                    "the run was interrupted or stopped early; pages may be missing."
-                )
-                out.write(f"> **Incomplete:** {reason}\n\n")
+            out.write(f"# {h1}\n\n{header}")
             if written or failures:
                 out.write("## Contents\n\n")
-                toc.seek(0)
-                shutil.copyfileobj(toc, out)
+                contents.write(lambda _: "", out)
                 out.write("\n")
             body.seek(0)
-            shutil.copyfileobj(body, out)
-            if failures:
-                out.write(f"## {FAILED_HEADING}\n\n")
-                for url, reason in failures:
-                    out.write(f"- {url}: {reason}\n" if reason else f"- {url}\n")
-    return WriteSummary(documents=written, failed=len(failures), bytes=path.stat().st_size)
-
-
-# ---------------------------------------------------------------- llms.txt
-
-
-class _Entry(NamedTuple):
-    title: str
-    url: str
-    description: str
-    directories: tuple[str, ...]  # the site, then the URL's directories
-
-
-def _directories(url: str) -> tuple[str, ...]:
-    """``https://h/docs/guide/install`` -> ``("https://h", "docs", "guide")``: the last path
-    segment is the page itself, not a directory (unless the path ends with ``/``)."""
-    parts = urlsplit(url)
-    segments = parts.path.split("/")[:-1]
-    return (f"{parts.scheme}://{parts.netloc.lower()}", *(s for s in segments if s))
-
-
-def _common_prefix(entries: Sequence[_Entry]) -> int:
-    if not entries:
-        return 0
-    first = entries[0].directories
-    length = len(first)
-    for entry in entries[1:]:
-        length = min(length, len(entry.directories))
-        for position in range(length):
-            if entry.directories[position] != first[position]:
-                length = position
-                break
-    return length
-
-
-def _section_name(segment: str | None) -> str:
-    if segment is None:
-        return DEFAULT_SECTION
-    name = one_line(unquote(segment).replace("-", " ").replace("_", " "))
-    if "://" in segment:  # pages from several sites: the site is the section
-        name = urlsplit(segment).netloc
-    name = (name[:1].upper() + name[1:]) or segment
-    # "Optional" has a meaning in llms.txt (links that may be skipped): not for a folder name.
-    return f"{name} pages" if name.casefold() == "optional" else name
-
-
-def _link_url(url: str) -> str:
-    """The URL with the characters that would end a Markdown link destination escaped."""
-    return quote(url, safe="!#$%&'*+,/:;=?@[]~-._")
-
-
-def _llms_title(title: str) -> str:
-    # Brackets would end the link text for simple llms.txt readers; parentheses read the same.
-    return title.replace("[", "(").replace("]", ")")
-
-
-def _llms_index(title: str, summary: str, details: str, entries: Sequence[_Entry]) -> str:
-    lines = [f"# {one_line(title) or 'Documentation'}", ""]
-    if one_line(summary):
-        lines += [f"> {one_line(summary)}", ""]
-    if details.strip():
-        lines += [details.strip(), ""]
-    prefix = _common_prefix(entries)
-    sections: dict[str, list[str]] = {}
-    for entry in entries:
-        segment = entry.directories[prefix] if len(entry.directories) > prefix else None
-        item = f"- [{_llms_title(entry.title)}]({_link_url(entry.url)})"
-        if entry.description:
-            item += f": {entry.description}"
-        sections.setdefault(_section_name(segment), []).append(item)
-    for name, items in sections.items():
-        lines += [f"## {name}", "", *items, ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def write_llms_txt(
-    directory: Path,
-    documents: Iterable[Document],
-    *,
-    title: str,
-    summary: str,
-    details: str = "",
-) -> tuple[Path, Path]:
-    """Write ``llms.txt`` (the llmstxt.org index) and ``llms-full.txt`` (every page in full).
-
-    ``llms.txt``: an H1 ``title``, the ``summary`` as a blockquote, optional ``details``, then
-    one H2 section per first URL directory below the folder all pages share (pages in that
-    folder itself go to "Docs"), each page as ``- [title](url): description``. Failed pages
-    are left out. An error while writing leaves both previous files as they were.
-    """
-    index_path = directory / "llms.txt"
-    full_path = directory / "llms-full.txt"
-    entries: list[_Entry] = []
-    with atomic_text(full_path) as full, atomic_text(index_path) as index:
-        full.write(f"# {one_line(title) or 'Documentation'}\n\n")
-        if one_line(summary):
-            full.write(f"> {one_line(summary)}\n\n")
-        for document in documents:
-            if document.error is not None:
-                continue
-            name = document_title(document)
-            entries.append(
-                _Entry(
-                    name, document.url, one_line(document.description), _directories(document.url)
-                )
-            )
-            content = nest_markdown(document.markdown, top=3, title=document.title)
-            full.write(f"## {name}\n\nSource: {document.url}\n\n")
-            full.write(f"{content}\n\n" if content else "")
-        index.write(_llms_index(title, summary, details, entries))
-    return index_path, full_path
+            out.flush()  # the body is bytes: copy it under the text layer, in order
+            shutil.copyfileobj(body, out.buffer)
+            out.write(tail)
+    return WriteSummary(
+        documents=written,
+        failed=len(failures),
+        bytes=path.stat().st_size,
+        files=(str(path),),
+    )
 
 
 # ---------------------------------------------------------------- report

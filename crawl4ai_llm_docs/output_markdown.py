@@ -10,7 +10,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 from crawl4ai_llm_docs.llm.markdown_blocks import Fence, fence_mask, heading_level, open_fence
 
@@ -25,7 +25,7 @@ _NOT_SETEXT_TEXT = re.compile(r"^ {0,3}(?:[-*+>|<]|\d{1,9}[.)])|^ {4}")
 
 
 @contextlib.contextmanager
-def atomic_text(path: Path, *, mode: int = FILE_MODE) -> Iterator[IO[str]]:
+def atomic_text(path: Path, *, mode: int = FILE_MODE) -> Iterator[TextIO]:
     """A text file that replaces ``path`` only when the ``with`` block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,6 +40,53 @@ def atomic_text(path: Path, *, mode: int = FILE_MODE) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+class AtomicBatch:
+    """Files that replace their targets together: each is written to a temporary file beside
+    its target, and ``commit`` renames them all once every one is complete. Leaving the
+    ``with`` block without ``commit`` (an error, Ctrl-C) removes the temporary files, so the
+    previous set stays whole.
+
+    ``sync_each`` fsyncs every file as it is closed; without it ``commit`` flushes them all to
+    disk with one ``os.sync()`` before renaming (thousands of page files: one flush, not one
+    per file)."""
+
+    def __init__(self, *, mode: int = FILE_MODE, sync_each: bool = True) -> None:
+        self._mode = mode
+        self._sync_each = sync_each
+        self._pending: list[tuple[str, Path]] = []
+
+    @contextlib.contextmanager
+    def open(self, path: Path) -> Iterator[IO[str]]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self._pending.append((temp, path))
+        os.fchmod(fd, self._mode)
+        with open(fd, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+            handle.flush()
+            if self._sync_each:
+                os.fsync(handle.fileno())
+
+    def commit(self) -> None:
+        if not self._sync_each and self._pending:
+            os.sync()
+        for temp, path in self._pending:
+            os.replace(temp, path)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        for temp, _ in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        self._pending.clear()
+
+    def __enter__(self) -> AtomicBatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()
 
 
 def scratch_file(directory: Path) -> IO[str]:
@@ -94,12 +141,12 @@ def _same_text(heading: str, title: str) -> bool:
     return one_line(heading).strip("#").strip().casefold() == one_line(title).casefold()
 
 
-def nest_markdown(markdown: str, *, top: int = 3, title: str = "") -> str:
+def nest_markdown(markdown: str, *, top: int = 3, title: str = "", also_title: str = "") -> str:
     """A document's Markdown shifted so its highest heading becomes level ``top``.
 
     Setext headings become ATX headings; levels past 6 stay at 6; lines in code blocks are
     left alone, and a code block left open at the end is closed. A first heading that only
-    repeats ``title`` (already the section heading) is dropped.
+    repeats ``title`` or ``also_title`` (already the section heading) is dropped.
     """
     lines = _trim_blank_lines(markdown.rstrip().split("\n"))
     in_code = fence_mask(lines)
@@ -130,10 +177,8 @@ def nest_markdown(markdown: str, *, top: int = 3, title: str = "") -> str:
         return "\n".join(_close_open_fence(lines))
     drop: set[int] = set()
     first_line, _, first_text = levels[0]
-    if (
-        title
-        and _same_text(first_text, title)
-        and not any(lines[i].strip() for i in range(first_line))
+    if any(t and _same_text(first_text, t) for t in (title, also_title)) and not any(
+        lines[i].strip() for i in range(first_line)
     ):
         drop.add(first_line)
         drop.update(n for n in setext_underlines if n == first_line + 1)

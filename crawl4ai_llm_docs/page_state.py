@@ -40,6 +40,8 @@ class PageState(msgspec.Struct, frozen=True, kw_only=True):
     etag: str | None = None
     last_modified: str | None = None
     lastmod: str | None = None  # from a sitemap, when discovery saw one
+    site_name: str = ""  # the page's head metadata, for a 304 that brings no HTML
+    meta_description: str = ""
 
 
 class OutputManifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,6 +150,8 @@ class PageStateStore:
                 etag=etag,
                 last_modified=last_modified,
                 lastmod=previous.lastmod if previous else None,
+                site_name=page.site_name,
+                meta_description=page.meta_description,
             )
         )
         return msgspec.structs.replace(
@@ -162,6 +166,8 @@ class PageStateStore:
             page,
             title=previous.title,
             markdown=previous.markdown,
+            site_name=previous.site_name,
+            meta_description=previous.meta_description,
             freshness="unchanged",
             fetched_at=fetched_at,
             changed_at=previous.changed_at,

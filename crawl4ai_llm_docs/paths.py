@@ -96,6 +96,13 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
         if llms_dir.exists() and not llms_dir.is_dir():
             raise InputError(f"--llms-txt {llms_dir} is a file, not a directory. Give a directory.")
         _writable_directory(llms_dir, "llms.txt directory", "--llms-txt")
+    if config.output.pages_dir:
+        pages_dir = Path(config.output.pages_dir)
+        if pages_dir.exists() and not pages_dir.is_dir():
+            raise InputError(
+                f"--pages-dir {pages_dir} is a file, not a directory. Give a directory."
+            )
+        _writable_directory(pages_dir, "pages directory", "--pages-dir")
     if report is not None and report.is_dir():
         raise InputError(
             f"The run report {report} (written beside the output) is a directory. Remove it, "

@@ -163,3 +163,18 @@ def test_garbage_environment(
     monkeypatch.setenv(name, value)
     code, text = run([str(urls), "--no-llm"])
     assert_refused(code, text, name, fragment)
+
+
+def test_pages_dir_is_a_file(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/x\n")
+    (tmp_path / "pages").write_text("x")
+    code, text = run([str(urls), "--no-llm", "--pages-dir", str(tmp_path / "pages")])
+    assert_refused(code, text, "--pages-dir", "not a directory")
+
+
+def test_max_file_tokens_below_zero(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/x\n")
+    code, text = run([str(urls), "--no-llm", "--max-file-tokens", "-5"])
+    assert_refused(code, text, "max_file_tokens", "--max-file-tokens")

@@ -32,6 +32,7 @@ from e2e_support import (
     sections,
     wait_until,
 )
+from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
 
@@ -174,6 +175,15 @@ def test_llms_txt_lists_every_page_with_the_llm_description(tmp_path: Path) -> N
         assert link.name.startswith(page_title(position))
         # The fake provider's <!-- description --> line names the page's first heading.
         assert link.notes == f'Fake summary of "{page_title(position)}".'
+    # The reference parser (PyPI llms-txt) reads the site's name, the summary and every link.
+    reference = parse_llms_file((llms_dir / "llms.txt").read_text())
+    assert reference.title == "Example Docs"  # the titles' shared suffix
+    assert reference.summary
+    assert "llms-full.txt" in reference.info
+    reference_links = [link for links in reference.sections.values() for link in links]
+    assert [link["title"] for link in reference_links] == [link.name for link in links]
+    assert all(link["desc"] for link in reference_links)
+    assert not any(link.name.endswith("Example Docs") for link in links)
     full = (llms_dir / "llms-full.txt").read_text()
     sources = re.findall(r"^Source: (\S+)$", full, re.MULTILINE)
     assert sources == setup.urls

@@ -6,7 +6,7 @@ import json
 import re
 import stat
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,6 +39,16 @@ def doc(
         description=description,
         error=error,
     )
+
+
+class Reiterable:
+    """Documents the writers can read twice, made on demand (the writers need two passes)."""
+
+    def __init__(self, make: Callable[[], Iterator[Document]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Document]:
+        return self._make()
 
 
 def mode(path: Path) -> int:
@@ -79,7 +89,7 @@ def test_consolidated_layout(tmp_path: Path) -> None:
         doc(0, "Install", "# Install\n\nRun `pip install x`.\n\n## Linux\n\nUse apt."),
         doc(1, "Usage", "Intro.\n\n# Basics\n\nText.\n\n```python\n# not a heading\n```"),
     ]
-    summary = write_consolidated(out, iter(documents), title="X Docs", generated_at=WHEN)
+    summary = write_consolidated(out, documents, title="X Docs", generated_at=WHEN)
     text = out.read_text()
     assert text == (
         "# X Docs\n\n"
@@ -110,7 +120,7 @@ def test_consolidated_layout(tmp_path: Path) -> None:
 def test_documents_keep_the_order_given(tmp_path: Path) -> None:
     out = tmp_path / "docs.md"
     titles = ["Zeta", "Alpha", "Mid", "Beta"]
-    write_consolidated(out, (doc(i, t) for i, t in enumerate(titles)), title="T", generated_at=WHEN)
+    write_consolidated(out, [doc(i, t) for i, t in enumerate(titles)], title="T", generated_at=WHEN)
     text = out.read_text()
     assert h2s(text) == ["Contents", *(f"{i + 1}. {t}" for i, t in enumerate(titles))]
     bodies = [text.index(f"Body of page {i}.") for i in range(4)]
@@ -128,7 +138,7 @@ def test_toc_anchors_are_unique_and_point_at_their_section(tmp_path: Path) -> No
         doc(5, ""),  # no title: the URL is used
     ]
     write_consolidated(
-        out, iter(documents), title="T", failed=[("https://x/", "HTTP 500")], generated_at=WHEN
+        out, documents, title="T", failed=[("https://x/", "HTTP 500")], generated_at=WHEN
     )
     text = out.read_text()
     toc = re.findall(r"^- \[(.+)\]\(#([^)]*)\)$", text, flags=re.MULTILINE)
@@ -149,7 +159,7 @@ def test_failed_pages_section(tmp_path: Path) -> None:
         doc(2, "Twice", url="https://docs.example.com/twice", error="crawl timeout"),
     ]
     failed = [("https://docs.example.com/twice", "crawl timeout after 30 s")]
-    summary = write_consolidated(out, iter(documents), title="T", failed=failed, generated_at=WHEN)
+    summary = write_consolidated(out, documents, title="T", failed=failed, generated_at=WHEN)
     text = out.read_text()
     assert summary.failed == 2
     assert text.endswith(
@@ -176,7 +186,7 @@ def test_incomplete_marker(tmp_path: Path, reason: str, note: str) -> None:
     out = tmp_path / "docs.md"
     write_consolidated(
         out,
-        iter([doc(0, "A")]),
+        [doc(0, "A")],
         title="T",
         incomplete=True,
         incomplete_reason=reason,
@@ -190,7 +200,7 @@ def test_incomplete_marker(tmp_path: Path, reason: str, note: str) -> None:
 def test_generation_time_is_shown_in_utc(tmp_path: Path) -> None:
     out = tmp_path / "docs.md"
     local = WHEN.astimezone(timezone(timedelta(hours=2)))
-    write_consolidated(out, iter([]), title="", generated_at=local)
+    write_consolidated(out, [], title="", generated_at=local)
     assert out.read_text() == (
         "# Documentation\n\nSources: 0 pages · Generated: 2025-03-04 05:06 UTC\n\n"
     )
@@ -205,7 +215,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
         raise OSError("spool file vanished")
 
     with pytest.raises(OSError, match="spool file vanished"):
-        write_consolidated(out, documents(), title="T", generated_at=WHEN)
+        write_consolidated(out, Reiterable(documents), title="T", generated_at=WHEN)
     assert out.read_text() == "previous version\n"
     assert [p.name for p in tmp_path.iterdir()] == ["docs.md"]
 
@@ -221,14 +231,14 @@ def test_interrupted_final_write_keeps_the_previous_file(
 
     monkeypatch.setattr("os.fsync", no_space)
     with pytest.raises(OSError, match="No space"):
-        write_consolidated(out, iter([doc(0, "A")]), title="T", generated_at=WHEN)
+        write_consolidated(out, [doc(0, "A")], title="T", generated_at=WHEN)
     assert out.read_text() == "previous version\n"
     assert [p.name for p in tmp_path.iterdir()] == ["docs.md"]
 
 
 def test_output_directory_is_created(tmp_path: Path) -> None:
     out = tmp_path / "new" / "dir" / "docs.md"
-    write_consolidated(out, iter([doc(0, "A")]), title="T", generated_at=WHEN)
+    write_consolidated(out, [doc(0, "A")], title="T", generated_at=WHEN)
     assert out.is_file()
 
 
@@ -260,7 +270,9 @@ def peak_memory(action: object) -> int:
 def test_consolidated_memory_stays_flat(tmp_path: Path) -> None:
     out = tmp_path / "docs.md"
     peak = peak_memory(
-        lambda: write_consolidated(out, many_documents(10_000), title="T", generated_at=WHEN)
+        lambda: write_consolidated(
+            out, Reiterable(lambda: many_documents(10_000)), title="T", generated_at=WHEN
+        )
     )
     assert peak < 2_000_000  # a few pages' worth; all pages would be ~100 MB
     assert out.stat().st_size > 100_000_000
@@ -270,7 +282,9 @@ def test_consolidated_memory_stays_flat(tmp_path: Path) -> None:
 
 def test_llms_txt_memory_holds_only_entries(tmp_path: Path) -> None:
     peak = peak_memory(
-        lambda: write_llms_txt(tmp_path, many_documents(10_000), title="T", summary="S")
+        lambda: write_llms_txt(
+            tmp_path, Reiterable(lambda: many_documents(10_000)), title="T", summary="S"
+        )
     )
     assert peak < 20_000_000  # the index entries (under 1 KB a page), never the ~100 MB of pages
     assert (tmp_path / "llms-full.txt").stat().st_size > 100_000_000
@@ -347,7 +361,7 @@ def site_documents() -> list[Document]:
 def test_llms_txt_is_valid_and_grouped(tmp_path: Path) -> None:
     index, full = write_llms_txt(
         tmp_path,
-        iter(site_documents()),
+        site_documents(),
         title="Example\nLibrary",
         summary="Example is a library\n for examples.",
         details="Pages cleaned by an LLM from the official docs.",
@@ -365,7 +379,8 @@ def test_llms_txt_is_valid_and_grouped(tmp_path: Path) -> None:
         ],
         "Guide": [
             Link("First steps", f"{base}/guide/first-steps", "A tour."),
-            Link("Advanced", f"{base}/guide/advanced/", None),
+            # No description from the LLM nor the page: its first sentence.
+            Link("Advanced", f"{base}/guide/advanced/", "Body of page 5."),
         ],
         "Api reference": [
             Link("Client", f"{base}/api_reference/client.html", "The Client class."),
@@ -382,7 +397,7 @@ def test_llms_full_holds_every_page_in_order(tmp_path: Path) -> None:
         doc(1, "Two", "Second.", error="HTTP 404"),
         doc(2, "Three", "Third."),
     ]
-    _, full = write_llms_txt(tmp_path, iter(documents), title="T", summary="")
+    _, full = write_llms_txt(tmp_path, documents, title="T", summary="")
     assert full.read_text() == (
         "# T\n\n"
         "## One\n\nSource: https://docs.example.com/docs/page0\n\nFirst.\n\n### Sub\n\nMore.\n\n"
@@ -391,7 +406,7 @@ def test_llms_full_holds_every_page_in_order(tmp_path: Path) -> None:
 
 
 def test_llms_txt_without_summary_or_pages(tmp_path: Path) -> None:
-    index, _ = write_llms_txt(tmp_path, iter([]), title="", summary="  ")
+    index, _ = write_llms_txt(tmp_path, [], title="", summary="  ")
     assert index.read_text() == "# Documentation\n"
     parsed = parse_llms_txt(index.read_text())
     assert (parsed.summary, parsed.sections) == (None, {})
@@ -402,7 +417,7 @@ def test_llms_txt_sections_by_site_when_hosts_differ(tmp_path: Path) -> None:
         doc(0, "A", url="https://one.example.com/docs/a"),
         doc(1, "B", url="https://two.example.com/b"),
     ]
-    index, _ = write_llms_txt(tmp_path, iter(documents), title="T", summary="S")
+    index, _ = write_llms_txt(tmp_path, documents, title="T", summary="S")
     assert list(parse_llms_txt(index.read_text()).sections) == [
         "One.example.com",
         "Two.example.com",
@@ -418,7 +433,7 @@ def test_llms_txt_failed_write_keeps_both_files(tmp_path: Path) -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        write_llms_txt(tmp_path, documents(), title="T", summary="S")
+        write_llms_txt(tmp_path, Reiterable(documents), title="T", summary="S")
     assert (tmp_path / "llms.txt").read_text() == "old index\n"
     assert (tmp_path / "llms-full.txt").read_text() == "old full\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["llms-full.txt", "llms.txt"]

@@ -29,6 +29,7 @@ from crawl4ai_llm_docs.crawl.browser import (
     require_chromium,
 )
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
+from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.discover.links import LinkSink, PageLinks, report_page, with_links
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
@@ -378,6 +379,9 @@ class _Crawler:
             elapsed=trio.current_time() - started,
             bytes=fetched.bytes,
             mode=mode,
+        )
+        page = await trio.to_thread.run_sync(
+            with_metadata, page, fetched.html, abandon_on_cancel=True
         )
         return page, extracted.words
 

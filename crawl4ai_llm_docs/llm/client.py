@@ -202,12 +202,14 @@ class ChatClient:
             await response.aread()
             return response
 
-    def payload(self, messages: Sequence[Mapping[str, str]]) -> bytes:
+    def payload(
+        self, messages: Sequence[Mapping[str, str]], *, temperature: float | None = None
+    ) -> bytes:
         body: dict[str, Any] = {
             "model": self._llm.model,
             "messages": list(messages),
             "max_tokens": self._llm.max_tokens,
-            "temperature": self._llm.temperature,
+            "temperature": self._llm.temperature if temperature is None else temperature,
         }
         return msgspec.json.encode(body)
 
@@ -218,13 +220,16 @@ class ChatClient:
         prompt_tokens: int,
         url: str,
         chunk: int,
+        temperature: float | None = None,
     ) -> Completion:
         """Send one request, retrying as the classification table says.
+
+        ``temperature`` replaces ``llm.temperature`` (a retry of an unfaithful answer uses 0).
 
         Raises NeedsSplitError, ProviderFatalError (after tripping the breaker) or
         ProviderError / RateLimitExceededError when the retries are exhausted.
         """
-        payload = self.payload(messages)
+        payload = self.payload(messages, temperature=temperature)
         estimate = prompt_tokens + self._llm.max_tokens
         failures = rate_limited = attempt = 0
         while True:

@@ -1,4 +1,4 @@
-"""What is sent for a chunk, how the answer is read back, and whether it kept the content.
+"""What is sent for a chunk, how the answer is read back, and whether it kept its code.
 
 The page is data, placed between ``<document>`` and ``</document>`` by the user prompt
 template; a ``</document>`` inside the page is escaped so the page cannot end the data early
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from crawl4ai_llm_docs.config import LLMConfig
-from crawl4ai_llm_docs.llm.markdown_blocks import code_blocks
+from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, code_blocks_problem, length_problem
+from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
 from crawl4ai_llm_docs.models import Chunk
 
 # {{ and }} stay literal braces as in str.format; other braces are left alone so a template
@@ -102,39 +103,21 @@ def parse_answer(text: str) -> tuple[str, str]:
     return unescape_content(description), unescape_content(body)
 
 
-def _normalise(line: str) -> str:
-    return " ".join(line.split())
-
-
 def _non_space(text: str) -> int:
     # str.split() drops exactly the white space; far faster than a per-character loop.
     return len("".join(text.split()))
 
 
 def check_faithful(source: str, answer: str, *, min_ratio: float) -> str | None:
-    """Why ``answer`` cannot stand in for ``source``, or None when it keeps the content.
+    """Why ``answer`` cannot stand in for ``source``, or None when it keeps the content, by
+    the code-block and length rules only (the stage uses all of ``faithful.judge``).
 
     An answer is rejected when it has fewer code blocks than the source, when a non-blank line
-    of a source code block is in none of its code blocks (whitespace aside), or when it has
-    fewer than ``min_ratio`` of the source's non-space characters.
+    of a source code block is in none of its code blocks (whitespace aside), when it has an
+    empty or unclosed fence the source has not, or when it has fewer than ``min_ratio`` of the
+    source's non-space characters.
     """
-    source_blocks = code_blocks(source)
-    answer_blocks = code_blocks(answer)
-    if len(answer_blocks) < len(source_blocks):
-        return f"the answer has {len(answer_blocks)} of the {len(source_blocks)} code blocks"
-    # Code must stay code: look for the lines in the answer's code blocks only.
-    answer_lines = {_normalise(line) for block in answer_blocks for line in block.body}
-    for number, block in enumerate(source_blocks, start=1):
-        for line in block.body:
-            if line.strip() and _normalise(line) not in answer_lines:
-                shown = _normalise(line)
-                shown = shown if len(shown) <= 60 else shown[:57] + "..."
-                return f"code block {number} lost the line {shown!r}"
-    source_size = _non_space(source)
-    answer_size = _non_space(answer)
-    if source_size and answer_size < min_ratio * source_size:
-        return (
-            f"the answer is {answer_size / source_size:.0%} of the source's length "
-            f"(at least {min_ratio:.0%} expected)"
-        )
-    return None
+    problem = code_blocks_problem(MarkdownFacts.of(source), MarkdownFacts.of(answer))
+    if problem is not None:
+        return problem
+    return length_problem(source, answer, FaithfulSettings(min_output_ratio=min_ratio))

@@ -76,6 +76,16 @@ class FaithfulnessFallback(Event, tag="faithfulness_fallback"):
     reason: str
 
 
+class UnfaithfulRetry(Event, tag="unfaithful_retry"):
+    """An answer failed the faithfulness check and the chunk was asked again at temperature
+    0; logged when the new answer arrives (progress counts the chunk once)."""
+
+    url: str
+    chunk: int
+    attempt: int  # 1 for the first retry
+    reason: str  # why the previous answer was rejected
+
+
 class RateLimit(Event, tag="rate_limit"):
     reason: str
     wait_s: float
@@ -195,6 +205,7 @@ AnyEvent = (
     | LLMRequest
     | ChunkCached
     | FaithfulnessFallback
+    | UnfaithfulRetry
     | RateLimit
     | CircuitBreaker
     | Retry
@@ -220,6 +231,7 @@ EVENT_NAMES: tuple[str, ...] = tuple(
         LLMRequest,
         ChunkCached,
         FaithfulnessFallback,
+        UnfaithfulRetry,
         RateLimit,
         CircuitBreaker,
         Retry,
