@@ -299,3 +299,26 @@ async def test_metrics_events_every_interval_at_exact_times(
     for entry in logs:
         fields = {k: v for k, v in entry.items() if k not in ("at", "log_level")}
         msgspec.convert({**fields, "timestamp": "t", "level": "info", "run_id": "r"}, Metrics)
+
+
+def test_peak_memory_is_the_process_own_not_its_parents() -> None:
+    # ru_maxrss survives exec: a CLI started by a big process (the test runner, a script)
+    # reported its parent's size as its own peak (343 MB for a 170 MB run under pytest).
+    import subprocess
+    import sys
+
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page: it is resident
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from crawl4ai_llm_docs.observe.metrics import _own_peak_rss_mb; "
+            "print(_own_peak_rss_mb())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    del ballast
+    assert 0 < float(child.stdout) < 200

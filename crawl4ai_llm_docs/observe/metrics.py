@@ -82,7 +82,19 @@ def process_tree_rss_mb(process: psutil.Process | None = None) -> float:
 
 
 def _own_peak_rss_mb() -> float:
-    # ru_maxrss is exact for this process even between samples (KiB on Linux, bytes on macOS).
+    """This process's peak RSS, exact even between samples.
+
+    On Linux from VmHWM: ru_maxrss survives exec, so a CLI started by a large process (a test
+    runner, a script) would report its parent's size as its own peak.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / _MB if sys.platform == "darwin" else peak / 1024
 
