@@ -43,6 +43,7 @@ class LLMConfig(Base, frozen=True):
     output_price_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
     system_prompt: Annotated[str, Meta(min_length=1)] = "Clean this documentation page."
     user_prompt: Annotated[str, Meta(min_length=1)] = "<document>\n{content}\n</document>"
+    stream: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_min_tokens > self.chunk_max_tokens:
@@ -80,6 +81,9 @@ class ParallelConfig(Base, frozen=True):
     error_threshold_percent: Percent = 50.0
     requests_per_minute: Annotated[int, Meta(ge=0)] = 0
     tokens_per_minute: Annotated[int, Meta(ge=0)] = 0
+    first_token_timeout: Seconds = 60.0
+    idle_timeout: Seconds = 30.0
+    queue_aware_concurrency: bool = True
 
     @property
     def effective_max_concurrent_requests(self) -> int:

@@ -45,6 +45,9 @@ from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.chunking import preload_encoder, split_page
 from crawl4ai_llm_docs.llm.client import ChatClient
+from crawl4ai_llm_docs.llm.concurrency import QueueAwareLimit
+from crawl4ai_llm_docs.llm.concurrency import attach as attach_queue_limit
+from crawl4ai_llm_docs.llm.concurrency import log_change as _on_queue_limit
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.live import run_live_view
@@ -237,10 +240,22 @@ class Run:
             threshold_percent=par.error_threshold_percent,
             on_change=self._on_breaker,
         )
-        self.metrics.set_limiter_probe(limiter.snapshot)
+        queue_limit = QueueAwareLimit(
+            max_limit=self.llm_limit,
+            enabled=par.queue_aware_concurrency and par.enable_adaptive_rate_limiting,
+            on_change=_on_queue_limit,
+        )
+        self.metrics.set_limiter_probe(attach_queue_limit(limiter, queue_limit))
         self.metrics.set_breaker_probe(lambda: breaker.state)
         client = ChatClient(
-            llm=config.llm, parallel=par, api_key=config.api_key(), limiter=limiter, breaker=breaker
+            llm=config.llm,
+            parallel=par,
+            api_key=config.api_key(),
+            limiter=limiter,
+            breaker=breaker,
+            stream=config.llm.stream,
+            queue_limit=queue_limit,
+            on_tokens=self.metrics.stream_tokens,
         )
         cache = (
             ResultCache(config.cache_directory()) if config.output.cache else ResultCache.disabled()

@@ -91,6 +91,7 @@ class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
     breaker_state: str
     rss_mb: float
     peak_rss_mb: float
+    streaming_tokens_per_s: float = 0.0  # answer tokens arriving in streams, recent window
 
     @property
     def pages_attempted(self) -> int:
