@@ -98,6 +98,8 @@ class QueueAwareLimit:
     def start(self, *, streamed: bool) -> Flight:
         """A request was sent; ``streamed`` when its first token will be reported."""
         flight = Flight(self._clock(), streamed)
+        if not self._active and not self._finished:
+            self._window_start = flight.sent  # idle time before says nothing about the server
         self._active.add(flight)
         return flight
 
