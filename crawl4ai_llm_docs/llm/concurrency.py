@@ -6,8 +6,8 @@ and a queued request can time out while the server still spends a slot on it lat
 limit headers and 429s say nothing about this; latency does.
 
 Streaming shows it directly. A request is *waiting* from when it is sent until its first token
-(less the shortest time to first token seen lately, which is network and prompt processing,
-not queueing), and *served* from its first token to its end. Over a window of requests, by
+(less a grace of twice the shortest time to first token seen lately, plus 0.1 s: network and
+prompt processing, not queueing), and *served* from its first token to its end. Over a window of requests, by
 Little's law:
 
     served = (time requests spent served) / (window length)   the requests the server runs at once
@@ -31,6 +31,7 @@ The rate limiter admits a request only while ``in_flight < min(AIMD limit, this 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Callable
 from typing import Literal
@@ -50,6 +51,7 @@ _QUEUE_SHARE = 0.15  # of the limit: the queue that lowers it
 _THROUGHPUT_DROP = 0.8  # served after lowering below this share of before: revert
 _FLOOR_ROUNDS = 10  # rounds a reverted limit is not lowered again
 _TTFT_SAMPLES = 32  # recent first tokens whose minimum is the baseline
+_GRACE_FACTOR, _GRACE_S = 2.0, 0.1  # waiting up to 2 x that minimum + 0.1 s is no queue
 
 
 class Flight:
@@ -87,6 +89,7 @@ class QueueAwareLimit:
         self._window_start = clock()
         self._completions = 0
         self._ttfts: deque[float] = deque(maxlen=_TTFT_SAMPLES)
+        self._latencies: deque[float] = deque(maxlen=_TTFT_SAMPLES)  # of recent answers
         self._probe: tuple[int, float] | None = None  # (limit before lowering, served then)
         self._floor = 1
         self._floor_rounds = 0
@@ -118,6 +121,7 @@ class QueueAwareLimit:
         if outcome == "error" and flight.first is None:
             return
         self._finished.append(flight)
+        self._latencies.append(flight.end - flight.sent)
         self._completions += 1
         if self.enabled:
             self._decide(flight.end)
@@ -130,22 +134,34 @@ class QueueAwareLimit:
         span = now - start
         if span <= 0 or not self._ttfts:
             return 0.0, 0.0, max(span, 0.0)
-        baseline = min(self._ttfts)
+        # Up to twice the shortest recent time to first token (and 0.1 s) is the network and
+        # prompt processing of a request that did not queue, jitter included.
+        grace = _GRACE_FACTOR * min(self._ttfts) + _GRACE_S
         served = waited = 0.0
         for flight in (*self._finished, *self._active):
             if not flight.streamed:
                 continue
             end = now if flight.end is None else flight.end
             first = end if flight.first is None else min(flight.first, end)
-            waited += max(0.0, first - max(start, flight.sent + baseline))
+            waited += max(0.0, first - max(start, flight.sent + grace))
             served += max(0.0, end - max(start, first))
         return served / span, waited / span, span
 
     def _decide(self, now: float) -> None:
         served, queued, span = self.measure(now)
-        if span <= 0 or not self._ttfts:
+        # A window shorter than half a typical answer is noise: a request or two that just
+        # started would weigh as a queue.
+        if span <= 0 or not self._ttfts or span < 0.5 * statistics.median(self._latencies):
             return
         limit = self._limit
+        full_round = self._completions >= limit
+        probe = self._probe
+        if probe is not None and served < _THROUGHPUT_DROP * probe[1]:
+            # Lowering cost throughput: the waits were not a queue of ours. Go back, and stay.
+            self._probe = None
+            self._floor, self._floor_rounds = probe[0], _FLOOR_ROUNDS
+            self._set(probe[0], f"throughput fell after lowering ({served:.1f} < {probe[1]:.1f})")
+            return
         threshold = max(_MIN_QUEUE, _QUEUE_SHARE * limit)
         if queued >= threshold:
             target = max(1, self._floor, min(limit, math.ceil(served - 0.25)))
@@ -154,23 +170,24 @@ class QueueAwareLimit:
                 self._set(
                     target, f"{queued:.1f} requests queued at the server, {served:.1f} served"
                 )
+            elif full_round:
+                self._end_round(now)
             return
-        if self._completions < limit:
+        if not full_round:
             return
-        # A full round at this limit without a queue.
+        self._probe = None  # a full round at the lower limit served as much: it was a queue
+        busy = served + queued
+        if queued < threshold / 2 and busy >= limit - 0.5 and limit < self.max_limit:
+            self._end_round(now)
+            self._set(limit + 1, "no queue at the server")
+            return
+        self._end_round(now)
+
+    def _end_round(self, now: float) -> None:
         if self._floor_rounds:
             self._floor_rounds -= 1
             if not self._floor_rounds:
                 self._floor = 1
-        probe, self._probe = self._probe, None
-        if probe is not None and served < _THROUGHPUT_DROP * probe[1]:
-            self._floor, self._floor_rounds = probe[0], _FLOOR_ROUNDS
-            self._set(probe[0], f"throughput fell after lowering ({served:.1f} < {probe[1]:.1f})")
-            return
-        busy = served + queued
-        if queued < threshold / 2 and busy >= limit - 0.5 and limit < self.max_limit:
-            self._set(limit + 1, "no queue at the server")
-            return
         self._reset_window(now)
 
     def _set(self, limit: int, reason: str) -> None:

@@ -83,9 +83,7 @@ async def _wave(send_one: Callable[[], Awaitable[bool]], size: int, deadline_s: 
                 nursery.start_soon(one)
     unanswered = size - len(latencies)
     duration = deadline_s if unanswered or not latencies else max(latencies)
-    return Wave(
-        size=size, latencies_s=tuple(latencies), duration_s=duration, unanswered=unanswered
-    )
+    return Wave(size=size, latencies_s=tuple(latencies), duration_s=duration, unanswered=unanswered)
 
 
 def analyse(single_s: float, waves: tuple[Wave, ...]) -> QueueProbe:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
 import msgspec
@@ -37,7 +38,7 @@ class _Chunk(msgspec.Struct):
     choices: list[_ChunkChoice] = []
     usage: Usage | None = None
     model: str = ""
-    error: msgspec.Raw | None = None
+    error: Any = None  # some servers report a failure mid-stream as {"error": {...}}
 
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
@@ -76,7 +77,7 @@ class StreamReader:
             self._stop(f"malformed stream event ({str(exc)[:120]})")
             return ""
         if chunk.error is not None:
-            message = bytes(chunk.error).decode("utf-8", "replace")[:200]
+            message = msgspec.json.encode(chunk.error).decode("utf-8", "replace")[:200]
             self._stop(f"the provider reported an error in the stream: {message}")
             return ""
         self._model = chunk.model or self._model

@@ -194,7 +194,13 @@ class ProviderApp:
         per_token = config.latency_per_1k_tokens * result.completion_tokens / 1000
         latency = max(0.0, config.latency + jitter) + per_token
         if request.stream:
-            complete = await stream_answer(
+
+            def sent() -> None:
+                if fault is None:
+                    state.stats.streamed += 1
+                    self._count_success(result, arrival)
+
+            await stream_answer(
                 state,
                 send,
                 receive,
@@ -204,10 +210,8 @@ class ProviderApp:
                 headers=self._limit_headers(),
                 fault=fault,
                 completion_id=state.next_id(),
+                on_sent=sent,
             )
-            if complete and fault is None:
-                state.stats.streamed += 1
-                self._count_success(result, arrival)
             return None
         started = state.now()
         if not await _sleep_unless_gone(receive, latency):

@@ -17,6 +17,7 @@ a broken event, `empty_choices` sends chunks without choices.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -93,8 +94,12 @@ async def stream_answer(
     headers: Headers,
     fault: str | None,
     completion_id: str,
+    on_sent: Callable[[], None],
 ) -> bool:
-    """Send the answer as an event stream over `latency` seconds; False if the client left."""
+    """Send the answer as an event stream over `latency` seconds; False if the client left.
+
+    `on_sent` runs just before the last bytes go out (so a client that has read the whole
+    stream finds the stats counted)."""
     config = state.config
     started = state.now()
     created = int(time.time())
@@ -137,6 +142,7 @@ async def stream_answer(
         include = request.stream_options is not None and request.stream_options.include_usage
         tail = b""
         gone.append(False)  # sent in full from here on, whatever the client does next
+        on_sent()
         if include and config.stream_usage:
             usage = {
                 "prompt_tokens": result.prompt_tokens,
