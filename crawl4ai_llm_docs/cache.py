@@ -3,8 +3,9 @@ keeps finished documents on disk until the write stage assembles them.
 
 Cache layout: ``<cache_dir>/results/ab/abcdef....json``, one msgspec JSON file per chunk
 result, named by the SHA-256 of everything that decides the answer (``ResultCache.key_for``).
-Each entry is written to a temporary file in the same directory, fsynced, then renamed over
-the final name, so a ``kill -9`` leaves either the whole entry or none (plus, at worst, a
+An entry keeps the answer with the faithfulness check's verdict on it, rejected answers
+too, so a re-run sends nothing for a chunk already judged. Each entry is written to a
+temporary file in the same directory, fsynced, then renamed over the final name, so a ``kill -9`` leaves either the whole entry or none (plus, at worst, a
 ``.tmp-*`` file that ``ResultCache.sweep`` removes). Entries hold provider responses: files are
 0o600 and the directories this module creates 0o700. An entry that does not decode is a miss
 and is deleted; reading the cache never fails a run.
@@ -39,13 +40,21 @@ _DIR_MODE = 0o700
 
 
 class CachedResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What is kept of one LLM answer; ``key`` guards against a file copied to the wrong name."""
+    """What is kept of one LLM answer; ``key`` guards against a file copied to the wrong name.
+
+    ``problem`` is the faithfulness check's verdict (None: accepted; else why it was
+    rejected) and ``check`` names the check and settings that judged it: an entry judged by
+    another check is judged again instead of asked for again.
+    """
 
     key: str
     markdown: str
     description: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    problem: str | None = None
+    checks_failed: tuple[str, ...] = ()
+    check: str = ""
 
     def to_result(self, chunk: Chunk) -> ChunkResult:
         return ChunkResult(
@@ -146,17 +155,22 @@ class ResultCache:
         return self.directory is not None
 
     @staticmethod
-    def key_for(chunk: Chunk, llm: LLMConfig) -> str:
-        """SHA-256 over everything that decides the answer for this chunk's text."""
-        parts = [
+    def key_for(chunk: Chunk, llm: LLMConfig, *, attempt: int = 0) -> str:
+        """SHA-256 over everything that decides the answer for this chunk's text.
+
+        ``attempt`` 1, 2 ... are the retries of an unfaithful answer, sent at temperature 0.
+        """
+        parts: list[object] = [
             SCHEMA_VERSION,
             llm.model,
             llm.system_prompt,
             llm.user_prompt,
-            llm.temperature,
+            llm.temperature if attempt == 0 else 0.0,
             llm.max_tokens,
             chunk.text,
         ]
+        if attempt:
+            parts.append(["unfaithful retry", attempt])
         # A JSON array: unambiguous where plain concatenation of the parts would not be.
         return hashlib.sha256(_encoder.encode(parts)).hexdigest()
 
@@ -220,6 +234,13 @@ class ResultCache:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
+        return await self.put_entry(entry)
+
+    async def put_entry(self, entry: CachedResult) -> bool:
+        """Store one answer with its verdict (accepted or not); True when it was written."""
+        if self.directory is None:
+            return False
+        key = entry.key
         data = _encoder.encode(entry)
         try:
             await trio.to_thread.run_sync(self._write, key, data)

@@ -43,6 +43,14 @@ class LLMConfig(Base, frozen=True):
     output_price_per_mtok: Annotated[float, Meta(ge=0)] = 0.0
     system_prompt: Annotated[str, Meta(min_length=1)] = "Clean this documentation page."
     user_prompt: Annotated[str, Meta(min_length=1)] = "<document>\n{content}\n</document>"
+    # Faithfulness check (llm/faithful.py) and what happens to an answer that fails it.
+    max_output_ratio: Annotated[float, Meta(ge=1, le=100)] = 3.0
+    min_inline_code_kept: Annotated[float, Meta(ge=0, le=1)] = 0.8
+    max_invented_code: Annotated[int, Meta(ge=0, le=1000)] = 0
+    min_structure_kept: Annotated[float, Meta(ge=0, le=1)] = 0.7
+    min_text_kept: Annotated[float, Meta(ge=0, le=1)] = 0.7
+    max_repeats: Annotated[int, Meta(ge=1, le=1000)] = 3
+    unfaithful_retries: Annotated[int, Meta(ge=0, le=5)] = 1
     stream: bool = True
 
     def __post_init__(self) -> None:

@@ -54,6 +54,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "chunk_cached": {"url": URL, "chunk": 1},
     "faithfulness_fallback": {"url": URL, "chunk": 2, "reason": "output 12% of input"},
+    "unfaithful_retry": {"url": URL, "chunk": 2, "attempt": 1, "reason": "output 12% of input"},
     "rate_limit": {
         "reason": "x-ratelimit-remaining-requests is 0",
         "wait_s": 2.5,

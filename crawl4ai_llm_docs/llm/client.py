@@ -176,12 +176,18 @@ class ChatClient:
         """Whether requests are streamed (False after the provider refused a stream)."""
         return self._stream
 
-    def payload(self, messages: Sequence[Mapping[str, str]], *, stream: bool = False) -> bytes:
+    def payload(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        stream: bool = False,
+        temperature: float | None = None,
+    ) -> bytes:
         body: dict[str, Any] = {
             "model": self._llm.model,
             "messages": list(messages),
             "max_tokens": self._llm.max_tokens,
-            "temperature": self._llm.temperature,
+            "temperature": self._llm.temperature if temperature is None else temperature,
         }
         if stream:
             body["stream"] = True
@@ -195,8 +201,11 @@ class ChatClient:
         prompt_tokens: int,
         url: str,
         chunk: int,
+        temperature: float | None = None,
     ) -> Completion:
         """Send one request, retrying as the classification table says.
+
+        ``temperature`` replaces ``llm.temperature`` (a retry of an unfaithful answer uses 0).
 
         Raises NeedsSplitError, ProviderFatalError (after tripping the breaker) or
         ProviderError / RateLimitExceededError when the retries are exhausted.
@@ -207,7 +216,7 @@ class ChatClient:
             attempt += 1
             queued_at = trio.current_time()
             streamed = self._stream
-            payload = self.payload(messages, stream=streamed)
+            payload = self.payload(messages, stream=streamed, temperature=temperature)
             async with self._breaker.guard():
                 timing, outcome = await self._attempt(payload, estimate, prompt_tokens, streamed)
                 if outcome is _STREAM_REFUSED:

@@ -76,6 +76,15 @@ class FaithfulnessFallback(Event, tag="faithfulness_fallback"):
     reason: str
 
 
+class UnfaithfulRetry(Event, tag="unfaithful_retry"):
+    """An answer failed the faithfulness check: the chunk is asked again at temperature 0."""
+
+    url: str
+    chunk: int
+    attempt: int  # 1 for the first retry
+    reason: str  # why the previous answer was rejected
+
+
 class RateLimit(Event, tag="rate_limit"):
     reason: str
     wait_s: float
@@ -150,6 +159,7 @@ AnyEvent = (
     | LLMRequest
     | ChunkCached
     | FaithfulnessFallback
+    | UnfaithfulRetry
     | RateLimit
     | CircuitBreaker
     | Retry
@@ -170,6 +180,7 @@ EVENT_NAMES: tuple[str, ...] = tuple(
         LLMRequest,
         ChunkCached,
         FaithfulnessFallback,
+        UnfaithfulRetry,
         RateLimit,
         CircuitBreaker,
         Retry,

@@ -10,7 +10,9 @@ Counting rules (the pipeline and the stages rely on them):
 - a page is *crawled* on ``page_crawled`` and *failed* on ``page_failed``; ``run_started``
   sets the page total unless ``set_totals(pages=...)`` did;
 - a chunk is *done* on ``chunk_cached`` or on an ``llm_request`` whose outcome is ``ok`` or
-  ``failed`` (given up; the raw text is kept). A ``split`` adds chunks through ``set_totals``;
+  ``failed`` (given up; the raw text is kept), and not done again on ``unfaithful_retry``
+  (its answer was rejected and it is asked again). A ``split`` adds chunks through
+  ``set_totals``;
 - an LLM request is an *error* when its outcome is not ``ok`` or ``split``; 429 responses are
   counted from ``llm_request`` statuses.
 """
@@ -207,6 +209,9 @@ class RunMetrics:
                 self._breaker_state = str(event.get("new_state", self._breaker_state))
             elif name == "faithfulness_fallback":
                 c.fallbacks += 1
+            elif name == "unfaithful_retry" and c.chunks_done:
+                # The chunk's rejected answer counted it done; it is being asked again.
+                c.chunks_done -= 1
             elif name == "run_started" and not self._pages_total_set:
                 c.pages_total = int(_number(event.get("urls")))
 
