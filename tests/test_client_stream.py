@@ -355,3 +355,35 @@ def test_reader_without_choices_is_a_retry() -> None:
     reader.feed('data: {"choices": []}')
     reader.feed("data: [DONE]")
     assert reader.result() == Decision(Action.RETRY, "response has no choices")
+
+
+@pytest.mark.parametrize("with_queue", [True, False])
+async def test_a_request_waiting_its_turn_behind_a_served_one_is_not_hung(
+    autojump_clock: trio.testing.MockClock, with_queue: bool
+) -> None:
+    """A single-slot server: B queues behind A's 20 s answer. B is excused while A streams
+    (the queue-aware limit knows), so first_token_timeout (4 s) does not abandon it."""
+    served = events(["word "] * 20, gaps=1.0)
+    queued = [(20.2, served[0][1]), *served[1:]]
+    script = Script(stream(served), stream(queued), plain())
+    queue = QueueAwareLimit(max_limit=4) if with_queue else None
+    client = make_client(script, queue=queue, first_token_timeout=4.0)
+    results: list[str] = []
+    with structlog.testing.capture_logs() as logs, trio.fail_after(GUARD):
+        async with client, trio.open_nursery() as nursery:
+
+            async def one(chunk: int) -> None:
+                completion = await client.complete(
+                    MESSAGES, prompt_tokens=10, url="https://d/x", chunk=chunk
+                )
+                results.append(completion.content)
+
+            nursery.start_soon(one, 0)
+            await trio.sleep(0.01)
+            nursery.start_soon(one, 1)
+    if with_queue:
+        assert retries(logs) == []
+        assert results == ["word " * 20] * 2
+    else:
+        assert retries(logs) == ["no first token within first_token_timeout (4 s)"]
+        assert sorted(results) == ["plain answer", "word " * 20]

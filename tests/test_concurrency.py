@@ -204,3 +204,26 @@ async def test_attach_caps_the_rate_limiter(autojump_clock: trio.testing.MockClo
 def test_rejects_a_zero_limit() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         QueueAwareLimit(max_limit=0)
+
+
+async def test_waiting_in_order_behind_served_requests_is_excused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limit = QueueAwareLimit(max_limit=4)
+    first = limit.start(streamed=True)
+    await trio.sleep(0.01)
+    second = limit.start(streamed=True)
+    await trio.sleep(0.1)
+    limit.first_token(first)
+    await trio.sleep(5)
+    assert limit.excused(second) == pytest.approx(5.0)  # the server was serving `first`
+    assert limit.excused(first) == 0.0  # it is served, nothing to excuse
+    limit.finish(first, "ok")
+    await trio.sleep(3)  # nobody served: the clock of `second` runs again
+    assert limit.excused(second) == pytest.approx(5.0)
+    third = limit.start(streamed=True)
+    await trio.sleep(0.1)
+    limit.first_token(third)  # sent after `second`, served before it: `second` is hung
+    await trio.sleep(2)
+    assert limit.excused(second) == 0.0
+    assert QueueAwareLimit(max_limit=4, enabled=False).excused(second) == 0.0

@@ -45,7 +45,7 @@ from crawl4ai_llm_docs.llm.completion import (
     Usage,
     decode_completion,
 )
-from crawl4ai_llm_docs.llm.concurrency import Outcome, QueueAwareLimit
+from crawl4ai_llm_docs.llm.concurrency import Flight, Outcome, QueueAwareLimit
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, Permit
 from crawl4ai_llm_docs.llm.streaming import (
     Exchange,
@@ -293,6 +293,7 @@ class ChatClient:
                         timeouts=self._timeouts,
                         on_first=on_first,
                         on_text=on_text,
+                        excused=lambda: 0.0 if flight is None else self._queue_excused(flight),
                     )
                 except NoAnswerError as exc:
                     permit.observe_failure("timeout")
@@ -310,6 +311,9 @@ class ChatClient:
                     self._queue.finish(flight, ended)
         timing.finished_at = trio.current_time()
         return timing, outcome
+
+    def _queue_excused(self, flight: Flight) -> float:
+        return 0.0 if self._queue is None else self._queue.excused(flight)
 
     def _judge(self, response: Exchange, permit: Permit, streamed: bool) -> Completion | Decision:
         """Classify an answer and tell the limiter what it learned."""

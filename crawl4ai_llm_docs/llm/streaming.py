@@ -170,42 +170,100 @@ async def exchange(
     timeouts: Timeouts,
     on_first: Callable[[], None],
     on_text: Callable[[str], None],
+    excused: Callable[[], float] = lambda: 0.0,
 ) -> Exchange:
     """Send and read one request under its deadlines; raises NoAnswerError when one passes.
 
     A plain request (or a stream the provider answered with a plain body) has
     ``request_timeout`` for everything. A stream has until the first token
-    (``min(first_token_timeout, request_timeout)``), then ``idle_timeout`` between events: an
-    answer that is arriving is never cut off, a stalled one is noticed in seconds.
+    (``min(first_token_timeout, request_timeout)``, plus the ``excused()`` seconds it waited
+    behind other requests the server was serving in order), then ``idle_timeout`` between
+    events: an answer that is arriving is never cut off, a stalled one is noticed in seconds.
     """
     sent = trio.current_time()
     first = min(timeouts.first_token_s, timeouts.total_s) if streaming else timeouts.total_s
-    phase = "first_token" if streaming else "total"
-    with trio.CancelScope(deadline=sent + first) as scope:
-        async with response_cm as response:
-            kind = response.headers.get("content-type", "")
-            if response.status_code != 200 or "text/event-stream" not in kind:
-                if streaming:  # a plain body after all: the whole answer's deadline
-                    phase, scope.deadline = "total", sent + timeouts.total_s
-                body = await response.aread()
-                return Exchange(response.status_code, response.headers, body, None)
-            async for line in response.aiter_lines():
-                text = reader.feed(line)
-                if text is None:
-                    continue
-                if phase == "first_token":
-                    phase = "idle"
-                    on_first()
-                scope.deadline = trio.current_time() + timeouts.idle_s
-                if text:
-                    on_text(text)
-                if reader.done:
-                    break
-            return Exchange(response.status_code, response.headers, b"", reader)
-    if phase == "first_token":
-        raise NoAnswerError(phase, timeouts.first_token_reason())
-    if phase == "idle":
+    attempt = _Attempt(sent, "first_token" if streaming else "total")
+    with trio.CancelScope(deadline=math.inf if streaming else sent + first) as attempt.scope:
+        try:
+            async with trio.open_nursery() as nursery:
+                if streaming:
+                    nursery.start_soon(_first_token_watch, attempt, sent + first, excused)
+                try:
+                    return await _receive(
+                        response_cm, attempt, reader, timeouts, on_first=on_first, on_text=on_text
+                    )
+                finally:
+                    attempt.watch.cancel()
+        except BaseExceptionGroup as group:  # the watchdog never fails: it is the request's
+            raise _only(group) from None
+    if attempt.phase == "first_token":
+        raise NoAnswerError(attempt.phase, timeouts.first_token_reason())
+    if attempt.phase == "idle":
         raise NoAnswerError(
-            phase, f"the answer stalled: nothing for idle_timeout ({timeouts.idle_s:g} s)"
+            attempt.phase, f"the answer stalled: nothing for idle_timeout ({timeouts.idle_s:g} s)"
         )
-    raise NoAnswerError(phase, f"no answer within request_timeout ({timeouts.total_s:g} s)")
+    raise NoAnswerError(attempt.phase, f"no answer within request_timeout ({timeouts.total_s:g} s)")
+
+
+class _Attempt:
+    """The deadlines of one request: its phase, its cancel scope and its first-token watchdog."""
+
+    def __init__(self, sent: float, phase: str) -> None:
+        self.sent = sent
+        self.phase = phase  # "first_token" -> "idle" for a stream; "total" for a plain body
+        self.scope = trio.CancelScope()
+        self.watch = trio.CancelScope()  # the watchdog's own scope, ended by the first token
+
+
+async def _receive(
+    response_cm: AbstractAsyncContextManager[httpx.Response],
+    attempt: _Attempt,
+    reader: StreamReader,
+    timeouts: Timeouts,
+    *,
+    on_first: Callable[[], None],
+    on_text: Callable[[str], None],
+) -> Exchange:
+    async with response_cm as response:
+        kind = response.headers.get("content-type", "")
+        if response.status_code != 200 or "text/event-stream" not in kind:
+            if attempt.phase == "first_token":  # a plain body after all: the whole deadline
+                attempt.watch.cancel()
+                attempt.phase, attempt.scope.deadline = "total", attempt.sent + timeouts.total_s
+            body = await response.aread()
+            return Exchange(response.status_code, response.headers, body, None)
+        async for line in response.aiter_lines():
+            text = reader.feed(line)
+            if text is None:
+                continue
+            if attempt.phase == "first_token":
+                attempt.watch.cancel()
+                attempt.phase = "idle"
+                on_first()
+            attempt.scope.deadline = trio.current_time() + timeouts.idle_s
+            if text:
+                on_text(text)
+            if reader.done:
+                break
+        return Exchange(response.status_code, response.headers, b"", reader)
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a group holds (nested groups unwrapped), or the group itself."""
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return group
+
+
+async def _first_token_watch(attempt: _Attempt, due: float, excused: Callable[[], float]) -> None:
+    """Cancel the attempt at ``due`` plus the time it is excused for, asked again each time."""
+    with attempt.watch:
+        while True:
+            deadline = due + excused()
+            if trio.current_time() >= deadline:
+                attempt.scope.cancel()
+                return
+            await trio.sleep_until(deadline)
