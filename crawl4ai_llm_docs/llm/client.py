@@ -48,12 +48,15 @@ from crawl4ai_llm_docs.llm.completion import (
 from crawl4ai_llm_docs.llm.concurrency import Flight, Outcome, QueueAwareLimit
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, Permit
 from crawl4ai_llm_docs.llm.streaming import (
+    STREAM_REFUSED,
     Exchange,
     NoAnswerError,
     StreamReader,
     Timeouts,
+    Timing,
     estimate_tokens,
     exchange,
+    refuses_streaming,
 )
 
 __all__ = [
@@ -219,7 +222,7 @@ class ChatClient:
             payload = self.payload(messages, stream=streamed, temperature=temperature)
             async with self._breaker.guard():
                 timing, outcome = await self._attempt(payload, estimate, prompt_tokens, streamed)
-                if outcome is _STREAM_REFUSED:
+                if outcome is STREAM_REFUSED:
                     self._refuse_streaming()
                     attempt -= 1  # not the provider's failure: send it again, plainly
                     continue
@@ -263,9 +266,9 @@ class ChatClient:
 
     async def _attempt(
         self, payload: bytes, estimate: int, prompt_tokens: int, streamed: bool
-    ) -> tuple[_Timing, Completion | Decision]:
+    ) -> tuple[Timing, Completion | Decision]:
         """One request under the rate limiter: its timing and outcome."""
-        timing = _Timing()
+        timing = Timing()
         async with self._limiter.slot(estimate) as permit:
             # A fatal answer may have stopped the breaker while this request queued for its
             # slot: sending it now would be a request after the fatal one.
@@ -331,8 +334,8 @@ class ChatClient:
             if outcome.prompt_tokens or outcome.completion_tokens:
                 permit.observe_usage(outcome.prompt_tokens + outcome.completion_tokens)
             return outcome
-        if streamed and _refuses_streaming(status, body):
-            return _STREAM_REFUSED
+        if streamed and refuses_streaming(status, body):
+            return STREAM_REFUSED
         outcome = classify(status, body, response.headers)
         if outcome.action is Action.RETRY and verdict.retry_after_s:
             reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
@@ -381,7 +384,7 @@ class ChatClient:
         chunk: int,
         attempt: int,
         outcome: Completion | Decision,
-        timing: _Timing,
+        timing: Timing,
         queued_at: float,
     ) -> None:
         first = None if timing.first_at is None else timing.first_at - timing.sent_at
@@ -398,23 +401,3 @@ class ChatClient:
             completion_tokens=outcome.completion_tokens,
             first_token_ms=None if first is None else round(first * 1000, 1),
         )
-
-
-class _Timing:
-    """When an attempt was sent, saw its first token and ended, and its HTTP status."""
-
-    __slots__ = ("finished_at", "first_at", "sent_at", "status")
-
-    def __init__(self) -> None:
-        self.sent_at = self.finished_at = trio.current_time()
-        self.first_at: float | None = None
-        self.status: int | None = None
-
-
-# The provider refused `"stream": true`: not an outcome of the request, a reason to resend it.
-_STREAM_REFUSED = Decision(Action.RETRY, "the provider refused a streamed request")
-_STREAM_REFUSAL_STATUSES = frozenset({400, 415, 422, 501})
-
-
-def _refuses_streaming(status: int, body: bytes) -> bool:
-    return status in _STREAM_REFUSAL_STATUSES and b"stream" in body.lower()

@@ -130,6 +130,26 @@ class StreamReader:
         )
 
 
+class Timing:
+    """When an attempt was sent, saw its first token and ended, and its HTTP status."""
+
+    __slots__ = ("finished_at", "first_at", "sent_at", "status")
+
+    def __init__(self) -> None:
+        self.sent_at = self.finished_at = trio.current_time()
+        self.first_at: float | None = None
+        self.status: int | None = None
+
+
+# The provider refused `"stream": true`: not an outcome of the request, a reason to resend it.
+STREAM_REFUSED = Decision(Action.RETRY, "the provider refused a streamed request")
+STREAM_REFUSAL_STATUSES = frozenset({400, 415, 422, 501})
+
+
+def refuses_streaming(status: int, body: bytes) -> bool:
+    return status in STREAM_REFUSAL_STATUSES and b"stream" in body.lower()
+
+
 class NoAnswerError(Exception):
     """The attempt's deadline passed: ``phase`` "total", "first_token" or "idle"."""
 
