@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
@@ -387,3 +388,26 @@ async def test_a_request_waiting_its_turn_behind_a_served_one_is_not_hung(
     else:
         assert retries(logs) == ["no first token within first_token_timeout (4 s)"]
         assert sorted(results) == ["plain answer", "word " * 20]
+
+
+async def test_prompt_processing_queue_like_llama_cpp_is_not_taken_for_a_hang(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """llama-cpp-python sends nothing until the prompt is processed (20 s each, one at a
+    time): the third request's first token comes at 60 s, past first_token_timeout (30 s),
+    but the server answered the two before it meanwhile, in order."""
+
+    def after(seconds: float) -> Answer:
+        return stream(events(["done"], first_after=seconds, gaps=0.01))
+
+    script = Script(after(20.0), after(40.0), after(60.0))
+    client = make_client(script, queue=QueueAwareLimit(max_limit=4), first_token_timeout=30.0)
+    with structlog.testing.capture_logs() as logs, trio.fail_after(GUARD):
+        async with client, trio.open_nursery() as nursery:
+            for chunk in range(3):
+                nursery.start_soon(
+                    partial(client.complete, MESSAGES, prompt_tokens=10, url="u", chunk=chunk)
+                )
+                await trio.sleep(0.001)
+    assert retries(logs) == []
+    assert len([e for e in logs if e["event"] == "llm_request"]) == 3

@@ -213,17 +213,19 @@ async def test_waiting_in_order_behind_served_requests_is_excused(
     first = limit.start(streamed=True)
     await trio.sleep(0.01)
     second = limit.start(streamed=True)
-    await trio.sleep(0.1)
+    assert limit.excused(second) == 0.0  # no progress from the server yet
+    await trio.sleep(20)  # `first` waits 20 s for its first token (a long prompt)
     limit.first_token(first)
-    await trio.sleep(5)
-    assert limit.excused(second) == pytest.approx(5.0)  # the server was serving `first`
+    assert limit.excused(second) == pytest.approx(20.0)  # the server worked on `first`
     assert limit.excused(first) == 0.0  # it is served, nothing to excuse
+    await trio.sleep(5)
+    limit.progress()  # a chunk of `first`
+    assert limit.excused(second) == pytest.approx(25.0)
     limit.finish(first, "ok")
-    await trio.sleep(3)  # nobody served: the clock of `second` runs again
-    assert limit.excused(second) == pytest.approx(5.0)
+    await trio.sleep(30)  # no progress since: the clock of `second` runs again
+    assert limit.excused(second) == pytest.approx(25.0)
     third = limit.start(streamed=True)
     await trio.sleep(0.1)
     limit.first_token(third)  # sent after `second`, served before it: `second` is hung
-    await trio.sleep(2)
     assert limit.excused(second) == 0.0
     assert QueueAwareLimit(max_limit=4, enabled=False).excused(second) == 0.0

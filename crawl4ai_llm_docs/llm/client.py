@@ -283,6 +283,8 @@ class ChatClient:
                     self._queue.first_token(flight)
 
             def on_text(text: str) -> None:
+                if self._queue is not None:
+                    self._queue.progress()
                 if self._on_tokens is not None:
                     self._on_tokens(estimate_tokens(text))
 

@@ -24,8 +24,8 @@ from a latency ratio (chunk sizes vary too much for one):
 
 On a server with N slots this settles at about N (probing N+1 now and then); with constant
 latency nothing ever waits, so it never lowers. While the server serves the run's requests in
-order, a request waiting its turn is not hung: ``excused`` tells the client how long it waited
-while others were served, and its first-token deadline moves by that much. Requests that are not streamed (a provider that
+order and keeps making progress, a request waiting its turn is not hung: ``excused`` tells the
+client how much of its wait to forgive, and its first-token deadline moves by that much. Requests that are not streamed (a provider that
 refuses streaming) carry no first token and are left out: the limit then stays where it is.
 The rate limiter admits a request only while ``in_flight < min(AIMD limit, this limit)``.
 """
@@ -59,11 +59,10 @@ _GRACE_FACTOR, _GRACE_S = 2.0, 0.1  # waiting up to 2 x that minimum + 0.1 s is 
 class Flight:
     """One request on the wire, as the limit sees it."""
 
-    __slots__ = ("busy_at_sent", "end", "first", "sent", "streamed")
+    __slots__ = ("end", "first", "sent", "streamed")
 
-    def __init__(self, sent: float, streamed: bool, busy_at_sent: float = 0.0) -> None:
+    def __init__(self, sent: float, streamed: bool) -> None:
         self.sent = sent
-        self.busy_at_sent = busy_at_sent
         self.streamed = streamed
         self.first: float | None = None
         self.end: float | None = None
@@ -96,11 +95,8 @@ class QueueAwareLimit:
         self._probe: tuple[int, float] | None = None  # (limit before lowering, served then)
         self._floor = 1
         self._floor_rounds = 0
-        # Seconds so far with at least one request being served, for excused().
-        self._serving = 0
-        self._busy_total = 0.0
-        self._busy_since = 0.0
         self._latest_served_sent = -math.inf  # send time of the latest request served
+        self._progress_at = -math.inf  # the last first token, chunk or answer of any request
 
     @property
     def limit(self) -> int:
@@ -108,8 +104,7 @@ class QueueAwareLimit:
 
     def start(self, *, streamed: bool) -> Flight:
         """A request was sent; ``streamed`` when its first token will be reported."""
-        now = self._clock()
-        flight = Flight(now, streamed, self._busy(now))
+        flight = Flight(self._clock(), streamed)
         if not self._active and not self._finished:
             self._window_start = flight.sent  # idle time before says nothing about the server
         self._active.add(flight)
@@ -120,22 +115,23 @@ class QueueAwareLimit:
             flight.first = self._clock()
             self._ttfts.append(flight.first - flight.sent)
             self._latest_served_sent = max(self._latest_served_sent, flight.sent)
-            if self._serving == 0:
-                self._busy_since = flight.first
-            self._serving += 1
+            self._progress_at = flight.first
 
     def excused(self, flight: Flight) -> float:
-        """Seconds of ``flight``'s wait for its first token that the server spent serving
-        other requests of this run, as long as none sent after it has been served before it:
-        then it is waiting its turn in the server's queue, not hung. 0 when disabled."""
+        """Seconds of ``flight``'s wait for its first token to forgive: up to the last sign
+        of progress from the server (a first token, a chunk, an answer of this run's other
+        requests), as long as no request sent after it has been served before it. It is then
+        waiting its turn in the server's queue, not hung; if the server stops making
+        progress, its clock runs again from that moment. 0 when disabled."""
         if not self.enabled or flight.first is not None:
             return 0.0
         if self._latest_served_sent > flight.sent:
             return 0.0  # overtaken: a server that serves in order would have served it first
-        return self._busy(self._clock()) - flight.busy_at_sent
+        return max(0.0, self._progress_at - flight.sent)
 
-    def _busy(self, now: float) -> float:
-        return self._busy_total + (now - self._busy_since if self._serving else 0.0)
+    def progress(self) -> None:
+        """The server sent something for one of the run's requests (a chunk of an answer)."""
+        self._progress_at = self._clock()
 
     def finish(self, flight: Flight, outcome: Outcome) -> None:
         """The request ended. "error" (a refusal, a dropped connection) is not counted: it
@@ -144,10 +140,8 @@ class QueueAwareLimit:
             return
         self._active.discard(flight)
         flight.end = self._clock()
-        if flight.first is not None:
-            self._serving -= 1
-            if self._serving == 0:
-                self._busy_total += flight.end - self._busy_since
+        if outcome == "ok":
+            self._progress_at = flight.end
         if outcome == "error" and flight.first is None:
             return
         self._finished.append(flight)

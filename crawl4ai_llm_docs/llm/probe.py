@@ -98,9 +98,9 @@ def analyse(single_s: float, waves: tuple[Wave, ...]) -> QueueProbe:
     if not waves:
         return probe
     base = _base(probe)
-    limit = _QUEUE_RATIO * base + _QUEUE_SLACK_S
     largest = max(waves, key=lambda w: w.size)
-    if largest.duration_s <= limit and not largest.unanswered:
+    if largest.duration_s <= _QUEUE_RATIO * base + _QUEUE_SLACK_S and not largest.unanswered:
         return probe
-    fast = sum(1 for latency in largest.latencies_s if latency <= limit)
+    # Relative only: with answers of a tenth of a second, 50 ms of slack is a whole step.
+    fast = sum(1 for latency in largest.latencies_s if latency <= _QUEUE_RATIO * base)
     return msgspec.structs.replace(probe, queues=True, slots=max(1, min(size - 1, fast)))
