@@ -411,3 +411,15 @@ async def test_prompt_processing_queue_like_llama_cpp_is_not_taken_for_a_hang(
                 await trio.sleep(0.001)
     assert retries(logs) == []
     assert len([e for e in logs if e["event"] == "llm_request"]) == 3
+
+
+def test_reader_done_without_a_finish_reason_is_a_retry() -> None:
+    """llama-cpp-python ends an interrupted answer with [DONE] and no finish_reason."""
+    reader = StreamReader(prompt_tokens=3)
+    reader.feed('data: {"choices": [{"delta": {"role": "assistant"}}]}')
+    reader.feed('data: {"choices": [{"delta": {"content": "par"}}]}')
+    reader.feed("data: [DONE]")
+    result = reader.result()
+    assert isinstance(result, Decision)
+    assert result.action is Action.RETRY
+    assert "without finishing the answer" in result.reason

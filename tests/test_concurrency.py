@@ -229,3 +229,14 @@ async def test_waiting_in_order_behind_served_requests_is_excused(
     limit.first_token(third)  # sent after `second`, served before it: `second` is hung
     assert limit.excused(second) == 0.0
     assert QueueAwareLimit(max_limit=4, enabled=False).excused(second) == 0.0
+
+
+async def test_probing_above_a_queueing_limit_backs_off(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """On one slot, trying 2 again costs a queued request each time: it is tried after 2, 4,
+    8 ... rounds, not every round."""
+    result = await simulate(slots=1, service=lambda _: 3.0, requests=150, max_limit=4)
+    increases = [change for change in result.changes if change[1] > change[0]]
+    assert 2 <= len(increases) <= 6, result.changes
+    assert result.limits.count(2) <= 12

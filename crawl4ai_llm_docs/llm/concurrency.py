@@ -18,7 +18,8 @@ from a latency ratio (chunk sizes vary too much for one):
 
 - a queue of at least ``max(0.5, 15 % of the limit)`` requests while latency grows and
   throughput does not: lower the limit to what the server was seen to run at once;
-- a full round (``limit`` answers) with the limit in use and (almost) nothing queued: +1;
+- a full round (``limit`` answers) with the limit in use and (almost) nothing queued: +1,
+  but a limit that queued before is tried again only after 2, 4, 8 ... 64 such rounds;
 - if lowering cost throughput (``served`` fell by a fifth or more: the waits were not our own
   queue), go back to the previous limit and do not lower below it for a while.
 
@@ -53,6 +54,7 @@ _QUEUE_SHARE = 0.15  # of the limit: the queue that lowers it
 _THROUGHPUT_DROP = 0.8  # served after lowering below this share of before: revert
 _FLOOR_ROUNDS = 10  # rounds a reverted limit is not lowered again
 _TTFT_SAMPLES = 32  # recent first tokens whose minimum is the baseline
+_MAX_PROBE_DOUBLINGS = 6  # a limit that queued is tried again after at most 2**6 rounds
 _GRACE_FACTOR, _GRACE_S = 2.0, 0.1  # waiting up to 2 x that minimum + 0.1 s is no queue
 
 
@@ -95,6 +97,8 @@ class QueueAwareLimit:
         self._probe: tuple[int, float] | None = None  # (limit before lowering, served then)
         self._floor = 1
         self._floor_rounds = 0
+        # limit -> (times it was found queueing, full rounds still to wait before trying it)
+        self._queued_at: dict[int, list[int]] = {}
         self._latest_served_sent = -math.inf  # send time of the latest request served
         self._progress_at = -math.inf  # the last first token, chunk or answer of any request
 
@@ -191,6 +195,7 @@ class QueueAwareLimit:
             target = max(1, self._floor, min(limit, math.ceil(served - 0.25)))
             if target < limit:
                 self._probe = (limit, served)
+                self._remember_queueing(limit, target)
                 self._set(
                     target, f"{queued:.1f} requests queued at the server, {served:.1f} served"
                 )
@@ -203,9 +208,25 @@ class QueueAwareLimit:
         busy = served + queued
         if queued < threshold / 2 and busy >= limit - 0.5 and limit < self.max_limit:
             self._end_round(now)
-            self._set(limit + 1, "no queue at the server")
+            if self._may_try(limit + 1):
+                self._set(limit + 1, "no queue at the server")
             return
         self._end_round(now)
+
+    def _remember_queueing(self, limit: int, target: int) -> None:
+        """Every limit above ``target`` up to ``limit`` queued: wait longer before each retry
+        (2, 4, 8 ... up to 64 full rounds), so probing costs little on a one-slot server."""
+        for level in range(target + 1, limit + 1):
+            record = self._queued_at.setdefault(level, [0, 0])
+            record[0] = min(record[0] + 1, _MAX_PROBE_DOUBLINGS)
+            record[1] = 2 ** record[0]
+
+    def _may_try(self, limit: int) -> bool:
+        record = self._queued_at.get(limit)
+        if record is None or record[1] <= 0:
+            return True
+        record[1] -= 1
+        return False
 
     def _end_round(self, now: float) -> None:
         if self._floor_rounds:

@@ -109,6 +109,12 @@ class StreamReader:
             return Decision(Action.RETRY, "response has no choices")
         if self._finish is None and not self.done:
             return Decision(Action.RETRY, "the stream ended before the answer was complete")
+        if self._finish is None:
+            # [DONE] without a finish_reason: the server stopped the answer (llama-cpp-python
+            # does when another request arrives, unless run with --interrupt_requests false).
+            return Decision(
+                Action.RETRY, "the server ended the stream without finishing the answer"
+            )
         content = "".join(self._parts)
         usage = self._usage or Usage(
             prompt_tokens=self._prompt_estimate, completion_tokens=estimate_tokens(content)
