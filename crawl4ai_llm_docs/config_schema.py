@@ -89,7 +89,7 @@ class ParallelConfig(Base, frozen=True):
     error_threshold_percent: Percent = 50.0
     requests_per_minute: Annotated[int, Meta(ge=0)] = 0
     tokens_per_minute: Annotated[int, Meta(ge=0)] = 0
-    first_token_timeout: Seconds = 60.0
+    first_token_timeout: Seconds = 120.0
     idle_timeout: Seconds = 30.0
     queue_aware_concurrency: bool = True
 
