@@ -318,7 +318,7 @@ def test_analyse_counts_an_unanswered_request_as_queued() -> None:
     assert "2 at once took 2.0x, 4 at once took 9.0x" in probe.describe()
 
 
-def test_a_busy_provider_is_not_probed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lower_advertised_suggestion_wins_over_the_slots() -> None:
     result = with_probe(
         CheckResult(
             ok=True,
@@ -326,7 +326,7 @@ def test_a_busy_provider_is_not_probed(capsys: pytest.CaptureFixture[str]) -> No
             requested_model="m",
             model="m",
             status=200,
-            latency_s=0.1,
+            latency_s=1.0,
             reply="OK",
             problem=None,
             requests=BucketInfo(limit=60, window_s=60.0),
@@ -337,9 +337,11 @@ def test_a_busy_provider_is_not_probed(capsys: pytest.CaptureFixture[str]) -> No
             suggestion_basis="advertised",
         ),
         analyse(
-            0.1, (Wave(size=4, latencies_s=(0.1, 0.2, 0.3, 0.4), duration_s=0.4, unanswered=0),)
+            1.0, (Wave(size=4, latencies_s=(1.0, 1.0, 2.0, 2.0), duration_s=2.0, unanswered=0),)
         ),
     )
+    assert result.queueing is not None
+    assert result.queueing.slots == 2
     # A queueing server caps the suggestion, but a lower advertised-limit suggestion wins.
     assert (result.suggested_concurrency, result.suggestion_basis) == (1, "advertised")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,10 +100,10 @@ async def test_streaming_off_refuses_with_a_400_naming_stream() -> None:
     assert handle.stats().successes == 1
 
 
-@pytest.mark.parametrize(("slots", "expected"), [(1, [1, 2, 3, 4]), (2, [1, 1, 2, 2])])
-async def test_slots_serve_in_arrival_order(slots: int, expected: list[int]) -> None:
+@pytest.mark.parametrize("slots", [1, 2])
+async def test_slots_serve_in_arrival_order(slots: int) -> None:
     """Four requests at once on N slots: answered N at a time, in arrival order."""
-    latency = 0.3
+    latency = 0.5
     async with running(latency=latency, slots=slots) as (handle, client):
         ends: dict[int, float] = {}
         start = trio.current_time()
@@ -116,8 +117,10 @@ async def test_slots_serve_in_arrival_order(slots: int, expected: list[int]) -> 
             for index in range(4):
                 nursery.start_soon(one, index)
                 await trio.sleep(0.02)  # a defined arrival order
-    rounds = [round(ends[index] / latency) for index in range(4)]
-    assert rounds == expected
+    groups = [[ends[i] for i in range(g, g + slots)] for g in range(0, 4, slots)]
+    for earlier, later in itertools.pairwise(groups):
+        assert min(later) - max(earlier) >= 0.7 * latency  # a whole answer later
+    assert max(groups[-1]) >= 4 // slots * latency
     stats = handle.stats()
     assert stats.max_serving == slots
     assert stats.max_in_flight == 4

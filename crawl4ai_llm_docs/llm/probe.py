@@ -15,10 +15,11 @@ import msgspec
 import trio
 
 WAVES = (2, 4)
-# The wave must take this much longer than one request (and 50 ms more) to count as queueing:
-# latency jitter of a few tenths does not look like a queue.
+# The wave must take 1.5x as long as one request, and 0.25 s more, to count as queueing:
+# on a busy machine a server answering in milliseconds jitters by a tenth of a second, while
+# even a 5-token answer from a queueing LLM server takes a few tenths.
 _QUEUE_RATIO = 1.5
-_QUEUE_SLACK_S = 0.05
+_QUEUE_SLACK_S = 0.25
 
 
 class Wave(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,7 +100,8 @@ def analyse(single_s: float, waves: tuple[Wave, ...]) -> QueueProbe:
         return probe
     base = _base(probe)
     largest = max(waves, key=lambda w: w.size)
-    if largest.duration_s <= _QUEUE_RATIO * base + _QUEUE_SLACK_S and not largest.unanswered:
+    longer = largest.duration_s > max(_QUEUE_RATIO * base, base + _QUEUE_SLACK_S)
+    if not longer and not largest.unanswered:
         return probe
     # Relative only: with answers of a tenth of a second, 50 ms of slack is a whole step.
     fast = sum(1 for latency in largest.latencies_s if latency <= _QUEUE_RATIO * base)
