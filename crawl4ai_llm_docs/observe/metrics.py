@@ -173,7 +173,11 @@ class RunMetrics:
     def stream_tokens(self, count: int) -> None:
         """Answer tokens that just streamed in (estimated), for the live tokens/s."""
         with self._lock:
-            self._recent_stream.append((self._now(), count))
+            now, recent = self._now(), self._recent_stream
+            if recent and now - recent[-1][0] < 0.25:  # a bucket per quarter second: bounded
+                recent[-1] = (recent[-1][0], recent[-1][1] + count)
+            else:
+                recent.append((now, count))
 
     def document_written(self, count: int = 1) -> None:
         with self._lock:
