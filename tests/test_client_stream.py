@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -17,6 +18,7 @@ import trio
 import trio.testing
 
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
+from crawl4ai_llm_docs.errors import ProviderFatalError
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.classify import Action, Decision
 from crawl4ai_llm_docs.llm.client import ChatClient, Completion, NeedsSplitError
@@ -423,3 +425,19 @@ def test_reader_done_without_a_finish_reason_is_a_retry() -> None:
     assert isinstance(result, Decision)
     assert result.action is Action.RETRY
     assert "without finishing the answer" in result.reason
+
+
+async def test_tls_failure_keeps_its_cause_and_stops_the_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The error leaves the attempt's nursery with its cause intact: a certificate error is
+    fatal (retrying cannot fix it), not a connection blip."""
+
+    async def untrusted(request: httpx.Request) -> httpx.Response:
+        try:
+            raise ssl.SSLCertVerificationError("certificate verify failed")
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError("TLS failed", request=request) from exc
+
+    with pytest.raises(ProviderFatalError, match="TLS certificate verification failed"):
+        await complete(make_client(Script(untrusted)))

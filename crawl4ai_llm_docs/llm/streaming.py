@@ -221,7 +221,8 @@ async def exchange(
                 finally:
                     attempt.watch.cancel()
         except BaseExceptionGroup as group:  # the watchdog never fails: it is the request's
-            raise _only(group) from None
+            inner = _only(group)
+            raise inner from inner.__cause__  # keep its cause: TLS errors are found by it
     if attempt.phase == "first_token":
         raise NoAnswerError(attempt.phase, timeouts.first_token_reason())
     if attempt.phase == "idle":
