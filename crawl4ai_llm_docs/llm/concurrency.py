@@ -18,7 +18,7 @@ from a latency ratio (chunk sizes vary too much for one):
 
 - a queue of at least ``max(0.5, 15 % of the limit)`` requests while latency grows and
   throughput does not: lower the limit to what the server was seen to run at once;
-- a full round (``limit`` answers) with the limit in use and (almost) nothing queued: +1,
+- a full round (``limit`` answers, at least 4) with the limit in use and (almost) nothing queued: +1,
   but a limit that queued before is tried again only after 2, 4, 8 ... 64 such rounds;
 - if lowering cost throughput (``served`` fell by a fifth or more: the waits were not our own
   queue), go back to the previous limit and do not lower below it for a while.
@@ -54,6 +54,7 @@ _QUEUE_SHARE = 0.15  # of the limit: the queue that lowers it
 _THROUGHPUT_DROP = 0.8  # served after lowering below this share of before: revert
 _FLOOR_ROUNDS = 10  # rounds a reverted limit is not lowered again
 _TTFT_SAMPLES = 32  # recent first tokens whose minimum is the baseline
+_MIN_ROUND = 4  # answers a round needs at least: one answer's length varies too much
 _MAX_PROBE_DOUBLINGS = 6  # a limit that queued is tried again after at most 2**6 rounds
 _GRACE_FACTOR, _GRACE_S = 2.0, 0.1  # waiting up to 2 x that minimum + 0.1 s is no queue
 
@@ -182,8 +183,10 @@ class QueueAwareLimit:
         if span <= 0 or not self._ttfts or span < 0.5 * statistics.median(self._latencies):
             return
         limit = self._limit
-        full_round = self._completions >= limit
+        full_round = self._completions >= max(limit, _MIN_ROUND)
         probe = self._probe
+        if probe is not None and not full_round:
+            return  # just lowered: judge it over a whole round before anything else
         if probe is not None and served < _THROUGHPUT_DROP * probe[1]:
             # Lowering cost throughput: the waits were not a queue of ours. Go back, and stay.
             self._probe = None
