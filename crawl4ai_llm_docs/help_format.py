@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from cyclopts.help import DefaultFormatter
 from cyclopts.help.specs import (
     CommandNameRenderer,
@@ -49,7 +48,7 @@ class NoBreakFormatter(DefaultFormatter):
         for column in build(console, options, panel.entries):
             if isinstance(column.renderer, NameRenderer | CommandNameRenderer):
                 renderer = type(column.renderer)(max_width=width)
-                column = attrs.evolve(column, renderer=renderer, max_width=width, min_width=longest)
+                column = column.copy(renderer=renderer, max_width=width, min_width=longest)
             columns.append(column)
         DefaultFormatter(
             panel_spec=self.panel_spec,
