@@ -21,6 +21,7 @@ from crawl4ai_llm_docs.cli_discover import NO_FLAGS, DiscoverFlags, roots_stem, 
 from crawl4ai_llm_docs.cli_discover import register as register_discover
 from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.errors import EXIT_INTERRUPTED, EXIT_USAGE, AppError, InputError
+from crawl4ai_llm_docs.help_format import NoBreakFormatter
 from crawl4ai_llm_docs.run_options import RunOptions
 
 EXIT_CODES_HELP = """\
@@ -48,6 +49,7 @@ app = App(
     backend="trio",
     result_action="return_value",
     default_parameter=Parameter(show_default=False),
+    help_formatter=NoBreakFormatter(),
 )
 app.command(
     "crawl4ai_llm_docs.cli_config:config_app",
@@ -342,12 +344,42 @@ async def run(
 
 
 @app.command(name="check")
-async def check(*, config: ConfigFile = None) -> int:
-    """Send one tiny request with the current configuration and report latency, model,
-    advertised rate limits and a suggested max_concurrent_requests."""
+async def check(
+    *,
+    config: ConfigFile = None,
+    base_url: Annotated[
+        str | None,
+        Parameter(
+            name="--base-url",
+            group=PROVIDER,
+            help="OpenAI-compatible API base URL [default: $OPENAI_BASE_URL or OpenAI's].",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        Parameter(name="--model", group=PROVIDER, help="Model name [default: gpt-4o-mini]."),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        Parameter(
+            name="--insecure",
+            negative="",
+            group=PROVIDER,
+            help="Do not verify the provider's TLS certificate. Only for trusted local setups.",
+        ),
+    ] = False,
+) -> int:
+    """Check the LLM settings: one tiny request, then 2 and 4 at once. Reports latency, model,
+    advertised rate limits, whether the server queues requests, and a suggested
+    max_concurrent_requests."""
     from crawl4ai_llm_docs.llm.check import check_provider, render
 
-    loaded = load_config(config_file=config)
+    overrides = _overrides(
+        base_url=("llm.base_url", "--base-url", base_url),
+        model=("llm.model", "--model", model),
+        insecure=("llm.verify_tls", "--insecure", False if insecure else None),
+    )
+    loaded = load_config(config_file=config, overrides=overrides)
     result = await check_provider(loaded.config, api_key=loaded.config.api_key())
     print(render(result))
     return 0 if result.ok else 1

@@ -56,6 +56,7 @@ class LLMConfig(Base, frozen=True):
     batch_fallback: Literal["batch", "live"] = "batch"
     batch_poll_initial_s: Seconds = 5.0
     batch_poll_max_s: Seconds = 60.0
+    stream: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_min_tokens > self.chunk_max_tokens:
@@ -99,6 +100,9 @@ class ParallelConfig(Base, frozen=True):
     error_threshold_percent: Percent = 50.0
     requests_per_minute: Annotated[int, Meta(ge=0)] = 0
     tokens_per_minute: Annotated[int, Meta(ge=0)] = 0
+    first_token_timeout: Seconds = 120.0
+    idle_timeout: Seconds = 30.0
+    queue_aware_concurrency: bool = True
 
     @property
     def effective_max_concurrent_requests(self) -> int:

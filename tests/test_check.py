@@ -19,8 +19,10 @@ from crawl4ai_llm_docs.llm.check import (
     check_provider,
     render,
     suggest_concurrency,
+    with_probe,
 )
 from crawl4ai_llm_docs.llm.headers import BucketInfo
+from crawl4ai_llm_docs.llm.probe import Wave, analyse
 from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, serve
 
 GUARD = 10  # seconds: the hang guard of every test that does I/O
@@ -51,7 +53,7 @@ async def test_success_shows_openai_limits_and_a_suggestion() -> None:
     async with provider(rpm=600, tpm=100_000, latency=0.3, require_api_key=KEY) as fake:
         result = await check(fake.base_url)
         [request_count] = [fake.stats().requests]
-    assert request_count == 1  # one tiny request, nothing else
+    assert request_count == 7  # one tiny request alone, then 2 and 4 at once
     assert result.ok
     assert result.problem is None
     assert (result.model, result.status, result.reply) == ("fake-model", 200, "Reply with OK")
@@ -266,3 +268,108 @@ def test_check_command_through_the_cli(
         assert run_cli(["check"]) == 3
         captured = capsys.readouterr()
         assert "sk-wrong-key-000000000000" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(("slots", "expected"), [(1, 1), (2, 2), (3, 3)])
+async def test_a_queueing_server_gets_its_slots_suggested(slots: int, expected: int) -> None:
+    with trio.fail_after(30):
+        async with provider(latency=0.4, slots=slots, header_dialect="none") as fake:
+            result = await check_provider(config(fake.base_url), api_key=KEY)
+    assert result.ok
+    assert result.queueing is not None
+    assert result.queueing.queues
+    assert result.queueing.slots == expected
+    assert result.suggested_concurrency == expected
+    text = render(result)
+    assert f"queueing     yes, the server runs about {expected} request" in text
+    assert f"max_concurrent_requests = {expected} (configured: 4)" in text
+    assert "4 at once took" in text
+
+
+async def test_unlimited_server_does_not_queue_and_keeps_the_default() -> None:
+    with trio.fail_after(30):
+        async with provider(latency=0.4, header_dialect="none") as fake:
+            result = await check_provider(config(fake.base_url), api_key=KEY)
+    assert result.queueing is not None
+    assert not result.queueing.queues
+    assert result.suggested_concurrency == DEFAULT_CONCURRENCY == 4
+    assert "queueing     none seen" in render(result)
+
+
+async def test_queued_requests_get_time_beyond_request_timeout() -> None:
+    """4 at once on one slot take 4 x 0.6 s, past request_timeout (1 s): still measured."""
+    with trio.fail_after(30):
+        async with provider(latency=0.6, slots=1, header_dialect="none") as fake:
+            result = await check_provider(config(fake.base_url, request_timeout=1.0), api_key=KEY)
+            stats = fake.stats()
+    assert result.queueing is not None
+    assert result.queueing.slots == 1
+    assert [wave.unanswered for wave in result.queueing.waves] == [0, 0]
+    assert stats.abandoned == 0
+
+
+def test_analyse_counts_an_unanswered_request_as_queued() -> None:
+    waves = (
+        Wave(size=2, latencies_s=(1.0, 2.0), duration_s=2.0, unanswered=0),
+        Wave(size=4, latencies_s=(1.0, 2.0), duration_s=9.0, unanswered=2),
+    )
+    probe = analyse(1.0, waves)
+    assert (probe.queues, probe.slots) == (True, 1)
+    assert "2 at once took 2.0x, 4 at once took 9.0x" in probe.describe()
+
+
+def test_a_lower_advertised_suggestion_wins_over_the_slots() -> None:
+    result = with_probe(
+        CheckResult(
+            ok=True,
+            url="u",
+            requested_model="m",
+            model="m",
+            status=200,
+            latency_s=1.0,
+            reply="OK",
+            problem=None,
+            requests=BucketInfo(limit=60, window_s=60.0),
+            tokens=BucketInfo(),
+            retry_after_s=None,
+            configured_concurrency=4,
+            suggested_concurrency=1,
+            suggestion_basis="advertised",
+        ),
+        analyse(
+            1.0, (Wave(size=4, latencies_s=(1.0, 1.0, 2.0, 2.0), duration_s=2.0, unanswered=0),)
+        ),
+    )
+    assert result.queueing is not None
+    assert result.queueing.slots == 2
+    # A queueing server caps the suggestion, but a lower advertised-limit suggestion wins.
+    assert (result.suggested_concurrency, result.suggestion_basis) == (1, "advertised")
+
+
+def test_check_takes_the_provider_options(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --base-url URL --model M`: no config file or environment needed."""
+    from crawl4ai_llm_docs.cli import run_cli
+    from crawl4ai_llm_docs.testing.provider import run_in_thread
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    with run_in_thread(
+        make_config({"models": ["local-model"], "slots": 1, "latency": 0.3})
+    ) as fake:
+        code = run_cli(["check", "--base-url", fake.base_url, "--model", "local-model"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "model        local-model" in out
+        assert "max_concurrent_requests = 1 (configured: 4)" in out
+        config_file = tmp_path / "c.toml"
+        config_file.write_text(f'[llm]\nbase_url = "{fake.base_url}"\nmodel = "nope"\n')
+        assert run_cli(["check", "--config", str(config_file)]) == 3  # unknown model
+        assert run_cli(["check", "--config", str(config_file), "--model", "local-model"]) == 0
+        assert run_cli(["check", "--base-url", fake.base_url, "--insecure"]) == 3
+        captured = capsys.readouterr()
+        assert "does not offer the model 'nope'" in captured.err
+        assert "does not offer the model 'gpt-4o-mini'" in captured.err  # the default model

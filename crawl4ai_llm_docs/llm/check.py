@@ -1,8 +1,9 @@
 """`crawl4ai-llm-docs check`: one tiny request that tells whether the LLM settings work.
 
 ``check_provider`` sends "Reply with OK" (``max_tokens`` 5) with the configured URL, model, key
-and TLS setting, and reports the latency, the model that answered, the rate limits the
-provider advertises and a suggested ``parallel.max_concurrent_requests``. A setting that
+and TLS setting, then 2 and 4 of them at once (``probe``: does the server queue?), and reports
+the latency, the model that answered, the rate limits the provider advertises, whether the
+server queues and a suggested ``parallel.max_concurrent_requests``. A setting that
 cannot work raises an error whose message names the problem and its fix:
 
     InputError          llm.base_url is wrong: refused, unknown host, TLS, 404/405 on the path
@@ -32,6 +33,7 @@ from crawl4ai_llm_docs.errors import InputError, ProviderFatalError
 from crawl4ai_llm_docs.llm.classify import Action, classify, parse_error
 from crawl4ai_llm_docs.llm.client import ChatResponse
 from crawl4ai_llm_docs.llm.headers import BucketInfo, format_duration, parse_rate_limit
+from crawl4ai_llm_docs.llm.probe import QueueProbe, probe_queueing
 
 PROMPT = "Reply with OK"
 MAX_TOKENS = 5
@@ -55,6 +57,7 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
     configured_concurrency: int
     suggested_concurrency: int
     suggestion_basis: str
+    queueing: QueueProbe | None = None  # 2 and 4 requests at once (None: not probed)
 
     @property
     def limits_advertised(self) -> bool:
@@ -124,7 +127,36 @@ async def check_provider(
         except httpx.TransportError as exc:
             raise _network_error(exc, config) from None
         latency = trio.current_time() - start
-    return _result(response, latency, config, api_key, url)
+        result = _result(response, latency, config, api_key, url)
+        if not result.ok:
+            return result  # busy or rate limited: more requests would only add to it
+
+        async def send_one() -> bool:
+            try:
+                answer = await client.post(url, content=body, headers=headers)
+            except httpx.TransportError:
+                return False
+            return answer.status_code == 200
+
+        probe = await probe_queueing(send_one, single_s=latency, timeout_s=timeout)
+    return with_probe(result, probe)
+
+
+def with_probe(result: CheckResult, probe: QueueProbe) -> CheckResult:
+    """The result with what the waves showed; a queueing server caps the suggestion."""
+    if not probe.queues:
+        return msgspec.structs.replace(result, queueing=probe)
+    size, ratio = probe.ratios()[-1]
+    basis = (
+        f"the server ran about {probe.slots} at once: {size} requests at once took "
+        f"{ratio:.1f}x as long as one"
+    )
+    suggested = probe.slots
+    if result.requests.limit is not None and result.suggested_concurrency < suggested:
+        suggested, basis = result.suggested_concurrency, result.suggestion_basis
+    return msgspec.structs.replace(
+        result, queueing=probe, suggested_concurrency=suggested, suggestion_basis=basis
+    )
 
 
 def _result(
@@ -318,6 +350,8 @@ def render(result: CheckResult) -> str:
         )
     if result.retry_after_s is not None:
         lines.append(f"  retry after  {format_duration(result.retry_after_s)}")
+    if result.queueing is not None:
+        lines.append(f"  queueing     {result.queueing.describe()}")
     same = result.suggested_concurrency == result.configured_concurrency
     lines.append(
         f"  suggestion   max_concurrent_requests = {result.suggested_concurrency}"

@@ -2,18 +2,24 @@
 
 One pooled ``httpx.AsyncClient`` serves every request (``enable_session_pooling = false``
 opens a client per request, for comparison). Each attempt waits for the circuit breaker and
-the shared rate limiter, runs under ``trio.fail_after(request_timeout)``, and is classified by
-``classify.classify``: retry (the limiter holds every worker through a 429's Retry-After;
-other errors back off with full jitter), split (the caller halves the chunk), fatal (the
-breaker trips and the run stops) or fail (this chunk only).
+the shared rate limiter, runs under its deadlines (``streaming.exchange``: a streamed answer
+has until its first token, then ``idle_timeout`` between chunks; a plain one
+``request_timeout``), and is classified by ``classify.classify``: retry (the limiter holds
+every worker through a 429's Retry-After; other errors back off with full jitter), split (the
+caller halves the chunk), fatal (the breaker trips and the run stops) or fail (this chunk only).
+
+With ``stream=True`` requests ask for a stream with the usage in its last chunk; a provider
+that refuses streaming (an HTTP 4xx naming ``stream``) gets plain requests for the rest of the
+run. Every attempt is reported to the ``QueueAwareLimit`` (sent, first token, end), which
+lowers concurrency when the server queues.
 """
 
 from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -31,7 +37,39 @@ from crawl4ai_llm_docs.errors import (
     causes,
 )
 from crawl4ai_llm_docs.llm.classify import Action, Decision, classify
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.completion import (
+    ChatResponse,
+    Choice,
+    Completion,
+    Message,
+    Usage,
+    decode_completion,
+)
+from crawl4ai_llm_docs.llm.concurrency import Flight, Outcome, QueueAwareLimit
+from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, Permit
+from crawl4ai_llm_docs.llm.streaming import (
+    STREAM_REFUSED,
+    Exchange,
+    NoAnswerError,
+    StreamReader,
+    Timeouts,
+    Timing,
+    estimate_tokens,
+    exchange,
+    refuses_streaming,
+)
+
+__all__ = [
+    "ChatClient",
+    "ChatResponse",
+    "Choice",
+    "Completion",
+    "Message",
+    "NeedsSplitError",
+    "Usage",
+    "backoff_delay",
+    "decode_completion",
+]
 
 log = structlog.get_logger()
 
@@ -45,72 +83,12 @@ class NeedsSplitError(ProviderError):
     """The chunk is too large for the provider: waiting cannot help, splitting can."""
 
 
-class Message(msgspec.Struct):
-    content: str | None = None
-
-
-class Choice(msgspec.Struct):
-    message: Message | None = None
-    finish_reason: str | None = None
-
-
-class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ChatResponse(msgspec.Struct):
-    choices: list[Choice] = []
-    usage: Usage | None = None
-    model: str = ""
-
-
-class Completion(msgspec.Struct, frozen=True, kw_only=True):
-    content: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    model: str
-
-
 class Breaker(Protocol):
     def guard(self) -> AbstractAsyncContextManager[None]: ...
     def raise_if_stopped(self) -> None: ...
     def record_success(self) -> None: ...
     def record_failure(self, reason: str) -> None: ...
     def trip(self, reason: str) -> None: ...
-
-
-_response_decoder = msgspec.json.Decoder(ChatResponse)
-
-
-def decode_completion(body: bytes) -> Completion | Decision:
-    """A 200's body as a Completion, or a retry decision when it is unusable."""
-    try:
-        response = _response_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return Decision(Action.RETRY, f"malformed response body ({str(exc)[:120]})")
-    if not response.choices or response.choices[0].message is None:
-        return Decision(Action.RETRY, "response has no choices")
-    choice = response.choices[0]
-    usage = response.usage or Usage()
-    content = (choice.message.content if choice.message else None) or ""
-    finish = choice.finish_reason or "stop"
-    if finish == "length":
-        return Decision(
-            Action.SPLIT,
-            "answer cut off at max_tokens (finish_reason=length)",
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-        )
-    return Completion(
-        content=content,
-        finish_reason=finish,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        model=response.model,
-    )
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
@@ -131,7 +109,19 @@ class ChatClient:
         breaker: Breaker,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        stream: bool = False,
+        queue_limit: QueueAwareLimit | None = None,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> None:
+        self._stream = stream  # False for good once the provider refuses streaming
+        self._queue = queue_limit
+        self._on_tokens = on_tokens
+        self._usage_warned = False
+        self._timeouts = Timeouts(
+            total_s=parallel.request_timeout,
+            first_token_s=parallel.first_token_timeout,
+            idle_s=parallel.idle_timeout,
+        )
         self._llm = llm
         self._parallel = parallel
         self._limiter = limiter
@@ -194,16 +184,30 @@ class ChatClient:
             self._side = self._new_client(2)
         return self._side
 
-    async def _post(self, payload: bytes) -> httpx.Response:
+    @asynccontextmanager
+    async def _open(self, payload: bytes) -> AsyncIterator[httpx.Response]:
+        """The response with its body still to read (a stream is read as it arrives)."""
         if self._pool is not None:
-            return await self._pool.post(self._url, content=payload)
-        async with self._new_client(1) as client:
-            response = await client.post(self._url, content=payload)
-            await response.aread()
-            return response
+            async with self._pool.stream("POST", self._url, content=payload) as response:
+                yield response
+            return
+        async with (
+            self._new_client(1) as client,
+            client.stream("POST", self._url, content=payload) as response,
+        ):
+            yield response
+
+    @property
+    def streaming(self) -> bool:
+        """Whether requests are streamed (False after the provider refused a stream)."""
+        return self._stream
 
     def payload(
-        self, messages: Sequence[Mapping[str, str]], *, temperature: float | None = None
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        stream: bool = False,
+        temperature: float | None = None,
     ) -> bytes:
         body: dict[str, Any] = {
             "model": self._llm.model,
@@ -211,6 +215,9 @@ class ChatClient:
             "max_tokens": self._llm.max_tokens,
             "temperature": self._llm.temperature if temperature is None else temperature,
         }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         return msgspec.json.encode(body)
 
     async def complete(
@@ -229,18 +236,21 @@ class ChatClient:
         Raises NeedsSplitError, ProviderFatalError (after tripping the breaker) or
         ProviderError / RateLimitExceededError when the retries are exhausted.
         """
-        payload = self.payload(messages, temperature=temperature)
         estimate = prompt_tokens + self._llm.max_tokens
         failures = rate_limited = attempt = 0
         while True:
             attempt += 1
             queued_at = trio.current_time()
+            streamed = self._stream
+            payload = self.payload(messages, stream=streamed, temperature=temperature)
             async with self._breaker.guard():
-                outcome, status, sent_at, finished_at = await self._attempt(payload, estimate)
-                self._record(outcome, status)
-            self._log_request(
-                url, chunk, attempt, status, outcome, sent_at - queued_at, finished_at - sent_at
-            )
+                timing, outcome = await self._attempt(payload, estimate, prompt_tokens, streamed)
+                if outcome is STREAM_REFUSED:
+                    self._refuse_streaming()
+                    attempt -= 1  # not the provider's failure: send it again, plainly
+                    continue
+                self._record(outcome, timing.status)
+            self._log_request(url, chunk, attempt, outcome, timing, queued_at)
             if isinstance(outcome, Completion):
                 return outcome
             if outcome.action is Action.SPLIT:
@@ -267,43 +277,104 @@ class ChatClient:
             )
             await trio.sleep(delay)
 
+    def _refuse_streaming(self) -> None:
+        if self._stream:
+            self._stream = False
+            log.warning(
+                "warning",
+                message="The provider refused a streamed request; sending plain requests from "
+                "now on (set llm.stream = false to skip the first try). Without streaming a "
+                "request is bounded by request_timeout as a whole.",
+            )
+
     async def _attempt(
-        self, payload: bytes, estimate: int
-    ) -> tuple[Completion | Decision, int | None, float, float]:
-        """One request under the rate limiter: the outcome, HTTP status and send/finish times."""
-        status: int | None = None
+        self, payload: bytes, estimate: int, prompt_tokens: int, streamed: bool
+    ) -> tuple[Timing, Completion | Decision]:
+        """One request under the rate limiter: its timing and outcome."""
+        timing = Timing()
         async with self._limiter.slot(estimate) as permit:
             # A fatal answer may have stopped the breaker while this request queued for its
             # slot: sending it now would be a request after the fatal one.
             self._breaker.raise_if_stopped()
-            sent_at = trio.current_time()
+            timing.sent_at = trio.current_time()
+            flight = self._queue.start(streamed=streamed) if self._queue is not None else None
+            ended: Outcome = "error"
+
+            def on_first() -> None:
+                timing.first_at = trio.current_time()
+                if flight is not None and self._queue is not None:
+                    self._queue.first_token(flight)
+
+            def on_text(text: str) -> None:
+                if self._queue is not None:
+                    self._queue.progress()
+                if self._on_tokens is not None:
+                    self._on_tokens(estimate_tokens(text))
+
+            reader = StreamReader(prompt_tokens=prompt_tokens)
             try:
-                with trio.fail_after(self._parallel.request_timeout):
-                    response = await self._post(payload)
-            except trio.TooSlowError:
-                permit.observe_failure("timeout")
-                timeout = self._parallel.request_timeout
-                outcome: Completion | Decision = Decision(
-                    Action.RETRY, f"no answer within request_timeout ({timeout:g} s)"
-                )
-            except httpx.TransportError as exc:
-                permit.observe_failure("connection")
-                outcome = self._transport_failure(exc)
-            else:
-                status = response.status_code
-                # Remove an echoed key before anything shortens the text around it.
-                body = self._scrub_bytes(response.content)
-                verdict = permit.observe(status, response.headers, body)
-                if status == 200:
-                    outcome = decode_completion(body)
-                    if outcome.prompt_tokens or outcome.completion_tokens:
-                        permit.observe_usage(outcome.prompt_tokens + outcome.completion_tokens)
+                try:
+                    response = await exchange(
+                        self._open(payload),
+                        reader=reader,
+                        streaming=streamed,
+                        timeouts=self._timeouts,
+                        on_first=on_first,
+                        on_text=on_text,
+                        excused=lambda: 0.0 if flight is None else self._queue_excused(flight),
+                    )
+                except NoAnswerError as exc:
+                    permit.observe_failure("timeout")
+                    ended = "timeout"
+                    outcome: Completion | Decision = Decision(Action.RETRY, exc.reason)
+                except httpx.TransportError as exc:
+                    permit.observe_failure("connection")
+                    outcome = self._transport_failure(exc)
                 else:
-                    outcome = classify(status, body, response.headers)
-                    if outcome.action is Action.RETRY and verdict.retry_after_s:
-                        reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
-                        outcome = Decision(Action.RETRY, reason, overload=outcome.overload)
-        return outcome, status, sent_at, trio.current_time()
+                    outcome = self._judge(response, permit, streamed)
+                    timing.status = response.status
+                    ended = "ok" if isinstance(outcome, Completion) else "error"
+            finally:
+                if flight is not None and self._queue is not None:
+                    self._queue.finish(flight, ended)
+        timing.finished_at = trio.current_time()
+        return timing, outcome
+
+    def _queue_excused(self, flight: Flight) -> float:
+        return 0.0 if self._queue is None else self._queue.excused(flight)
+
+    def _judge(self, response: Exchange, permit: Permit, streamed: bool) -> Completion | Decision:
+        """Classify an answer and tell the limiter what it learned."""
+        status = response.status
+        # Remove an echoed key before anything shortens the text around it.
+        body = self._scrub_bytes(response.body)
+        verdict = permit.observe(status, response.headers, body)
+        if status == 200:
+            if response.stream is not None:
+                outcome = response.stream.result()
+                if response.stream.usage_estimated and isinstance(outcome, Completion):
+                    self._warn_estimated_usage()
+            else:
+                outcome = decode_completion(body)
+            if outcome.prompt_tokens or outcome.completion_tokens:
+                permit.observe_usage(outcome.prompt_tokens + outcome.completion_tokens)
+            return outcome
+        if streamed and refuses_streaming(status, body):
+            return STREAM_REFUSED
+        outcome = classify(status, body, response.headers)
+        if outcome.action is Action.RETRY and verdict.retry_after_s:
+            reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
+            outcome = Decision(Action.RETRY, reason, overload=outcome.overload)
+        return outcome
+
+    def _warn_estimated_usage(self) -> None:
+        if not self._usage_warned:
+            self._usage_warned = True
+            log.warning(
+                "warning",
+                message="The provider's streams carry no usage: token counts are estimated "
+                "(prompt from the tokenizer, answer from its length).",
+            )
 
     def _transport_failure(self, exc: httpx.TransportError) -> Decision:
         """No answer: retry a network blip, but stop on what retrying cannot change."""
@@ -337,20 +408,21 @@ class ChatClient:
         url: str,
         chunk: int,
         attempt: int,
-        status: int | None,
         outcome: Completion | Decision,
-        queued_s: float,
-        latency_s: float,
+        timing: Timing,
+        queued_at: float,
     ) -> None:
+        first = None if timing.first_at is None else timing.first_at - timing.sent_at
         log.info(
             "llm_request",
             url=url,
             chunk=chunk,
             attempt=attempt,
-            status=status,
+            status=timing.status,
             outcome=outcome.action.value if isinstance(outcome, Decision) else "ok",
-            latency_ms=round(latency_s * 1000, 1),
-            queued_ms=round(queued_s * 1000, 1),
+            latency_ms=round((timing.finished_at - timing.sent_at) * 1000, 1),
+            queued_ms=round((timing.sent_at - queued_at) * 1000, 1),
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
+            first_token_ms=None if first is None else round(first * 1000, 1),
         )

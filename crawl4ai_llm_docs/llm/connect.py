@@ -15,6 +15,9 @@ from crawl4ai_llm_docs.cache import ResultCache
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.client import ChatClient
+from crawl4ai_llm_docs.llm.concurrency import QueueAwareLimit
+from crawl4ai_llm_docs.llm.concurrency import attach as attach_queue_limit
+from crawl4ai_llm_docs.llm.concurrency import log_change as _on_queue_limit
 from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 
@@ -55,10 +58,23 @@ async def open_client(
         threshold_percent=par.error_threshold_percent,
         on_change=_on_breaker,
     )
-    metrics.set_limiter_probe(limiter.snapshot)
+    # Inside the AIMD cap: notices a server that queues requests instead of running them.
+    queue_limit = QueueAwareLimit(
+        max_limit=max_concurrent,
+        enabled=par.queue_aware_concurrency and par.enable_adaptive_rate_limiting,
+        on_change=_on_queue_limit,
+    )
+    metrics.set_limiter_probe(attach_queue_limit(limiter, queue_limit))
     metrics.set_breaker_probe(lambda: breaker.state)
     client = ChatClient(
-        llm=config.llm, parallel=par, api_key=config.api_key(), limiter=limiter, breaker=breaker
+        llm=config.llm,
+        parallel=par,
+        api_key=config.api_key(),
+        limiter=limiter,
+        breaker=breaker,
+        stream=config.llm.stream,
+        queue_limit=queue_limit,
+        on_tokens=metrics.stream_tokens,
     )
     cache = ResultCache(config.cache_directory()) if config.output.cache else ResultCache.disabled()
     await cache.sweep()  # temp files a killed run left mid-write

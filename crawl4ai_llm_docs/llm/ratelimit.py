@@ -117,6 +117,8 @@ class AdaptiveRateLimiter:
         self._wall_clock = wall_clock
         self._max_pause_s = max_pause_s
         self._effective = max_concurrent
+        # A further limit on requests in flight, read at every admission (llm/concurrency.py).
+        self.concurrency_cap: Callable[[], int] | None = None
         self._capacity = trio.CapacityLimiter(max_concurrent)
         self._gate = trio.Lock()  # FIFO: waiters leave one at a time
         self._gate_reason: WaitReason = "concurrency"
@@ -226,7 +228,8 @@ class AdaptiveRateLimiter:
         plans: list[tuple[float, WaitReason, Bucket | None]] = [(0.0, "concurrency", None)]
         if self._paused_until > now:
             plans.append((self._paused_until - now, "retry_after", None))
-        if self._in_flight >= (1 if self._learning else self._effective):
+        cap = self._effective if self.concurrency_cap is None else self.concurrency_cap()
+        if self._in_flight >= (1 if self._learning else min(self._effective, cap)):
             plans.append((math.inf, "concurrency", None))  # woken when a request finishes
         if self._rpm is not None:
             plans.append((self._rpm.wait_s(now, 1), "static_rpm", self._rpm.bucket))

@@ -63,6 +63,7 @@ class LLMRequest(Event, tag="llm_request"):
     queued_ms: float  # time spent waiting for limiter/breaker before sending
     prompt_tokens: int
     completion_tokens: int
+    first_token_ms: float | None = None  # streamed answers: time to the first token
 
 
 class ChunkCached(Event, tag="chunk_cached"):

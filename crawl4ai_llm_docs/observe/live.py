@@ -49,6 +49,11 @@ def _headroom(remaining: int | None, limit: int | None) -> str:
     return f"{format_count(remaining)}/{format_count(limit)}" if limit else format_count(remaining)
 
 
+def _streaming(snapshot: MetricsSnapshot) -> str:
+    rate = snapshot.streaming_tokens_per_s
+    return f" (streaming {format_count(rate)} tok/s)" if rate > 0 else ""
+
+
 def _bar_row(label: str, done: int, total: int, note: str) -> list[RenderableType]:
     known = total > 0
     bar = ProgressBar(total=total if known else None, completed=done, width=_BAR_WIDTH)
@@ -80,7 +85,7 @@ def render(snapshot: MetricsSnapshot) -> RenderableType:
     figures.add_row(
         f"in-flight {s.in_flight}  adaptive limit {s.effective_limit}  max {s.limit}",
         f"{s.requests_per_s:.1f} req/s",
-        f"{format_count(s.tokens_per_s)} tok/s",
+        f"{format_count(s.tokens_per_s)} tok/s" + _streaming(s),
         Text.assemble("errors ", (f"{s.error_rate:.1%}", errors_style)),
     )
     figures.add_row(
@@ -117,7 +122,7 @@ def plain_line(snapshot: MetricsSnapshot) -> str:
         f"  processed {s.chunks_done}/{s.chunks_total}"
         f"  written {s.documents_written}/{s.documents_expected}"
         f"  in-flight {s.in_flight}/{s.effective_limit}"
-        f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s"
+        f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s{_streaming(s)}"
         f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
     ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "")
     return line + (f"  batch {s.batch}" if s.batch else "")

@@ -138,6 +138,7 @@ class RunMetrics:
         self._latency_count = 0
         self._recent: deque[_Request] = deque()  # requests inside the window
         self._recent_done: deque[float] = deque()  # chunk completions inside the window
+        self._recent_stream: deque[tuple[float, int]] = deque()  # streamed answer tokens
         self._rss_mb = 0.0
         self._peak_rss_mb = 0.0
 
@@ -194,6 +195,15 @@ class RunMetrics:
         """Pages the previous run of the same output had and this one does not."""
         with self._lock:
             self._c.pages_removed = count
+
+    def stream_tokens(self, count: int) -> None:
+        """Answer tokens that just streamed in (estimated), for the live tokens/s."""
+        with self._lock:
+            now, recent = self._now(), self._recent_stream
+            if recent and now - recent[-1][0] < 0.25:  # a bucket per quarter second: bounded
+                recent[-1] = (recent[-1][0], recent[-1][1] + count)
+            else:
+                recent.append((now, count))
 
     def document_written(self, count: int = 1) -> None:
         with self._lock:
@@ -332,6 +342,8 @@ class RunMetrics:
                 self._recent.popleft()
             while self._recent_done and self._recent_done[0] <= horizon:
                 self._recent_done.popleft()
+            while self._recent_stream and self._recent_stream[0][0] <= horizon:
+                self._recent_stream.popleft()
             span = min(self._window_s, elapsed)
             recent = len(self._recent)
             recent_errors = sum(r.error for r in self._recent)
@@ -352,6 +364,7 @@ class RunMetrics:
                 requests_per_s_overall=_per(c.requests, elapsed),
                 tokens_per_s=_per(sum(r.tokens for r in self._recent), span),
                 tokens_per_s_overall=_per(c.prompt_tokens + c.completion_tokens, elapsed),
+                streaming_tokens_per_s=_per(sum(n for _, n in self._recent_stream), span),
                 error_rate=recent_errors / recent if recent else overall_errors,
                 error_rate_overall=overall_errors,
                 latency_p50_ms=percentile(latencies, 50),

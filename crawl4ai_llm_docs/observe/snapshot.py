@@ -108,6 +108,7 @@ class MetricsSnapshot(Counts, frozen=True, kw_only=True):  # type: ignore[misc]
     peak_rss_mb: float
     batch: str = ""  # batch mode: the latest batch_progress, e.g. "batch_1 in_progress 12/28"
     discovery: DiscoveryView | None = None  # only when pages are discovered from root URLs
+    streaming_tokens_per_s: float = 0.0  # answer tokens arriving in streams, recent window
 
     @property
     def pages_attempted(self) -> int:

@@ -38,6 +38,10 @@ class Message(msgspec.Struct):
         return self.content or ""
 
 
+class StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
 class ChatRequest(msgspec.Struct):
     """The part of an OpenAI chat-completions request the fake provider reads."""
 
@@ -46,6 +50,7 @@ class ChatRequest(msgspec.Struct):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     stream: bool | None = None
+    stream_options: StreamOptions | None = None
 
     def output_cap(self) -> int | None:
         # max_completion_tokens is the newer name; either limits the answer.

@@ -3,7 +3,8 @@
 Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /_stats`, `POST /_reset`,
 `GET|POST /_control`, and the Batch API's `/v1/files*`, `/v1/batches*` and `/_batches`
 (`provider_batch`). A chat request goes through, in order: API key, body, model, context
-limit, quota, rate limits, then at most one injected fault, then latency and the answer.
+limit, quota, rate limits, then at most one injected fault, then a slot and the latency, and
+the answer: JSON, or an event stream for `"stream": true` (`provider_stream`).
 Counters and live config live in `provider_state`.
 """
 
@@ -25,6 +26,7 @@ from .provider_batch import BatchService
 from .provider_config import ProviderConfig
 from .provider_limits import Headers, ceil_seconds
 from .provider_state import ProviderState
+from .provider_stream import acquire_slot, record_abandoned_work, release_slot, stream_answer
 
 FAULTS = ("error", "hang", "drop", "malformed", "empty_choices")
 
@@ -141,8 +143,8 @@ class ProviderApp:
             return _Reply(*errors.invalid_request(str(error)))
         except msgspec.DecodeError:
             return _Reply(*errors.invalid_json())
-        if request.stream:
-            return _Reply(*errors.invalid_request("The fake provider does not stream.", "stream"))
+        if request.stream and not config.streaming:
+            return _Reply(*errors.invalid_request("This server does not stream.", "stream"))
         if config.models and request.model not in config.models:
             return _Reply(*errors.model_not_found(request.model))
         cap = request.output_cap()
@@ -173,14 +175,56 @@ class ProviderApp:
             state.stats.injected[fault] = state.stats.injected.get(fault, 0) + 1
         if fault == "error":
             return _Reply(*errors.server_error(state.rng.choice(config.error_codes)))
+        holder = object()  # this request's claim on a slot (see provider_stream)
+        if not await acquire_slot(state, receive, holder):
+            return None
+        try:
+            return await self._serve(request, result, receive, send, fault=fault, arrival=arrival)
+        finally:
+            release_slot(state, holder)
+
+    async def _serve(
+        self,
+        request: ChatRequest,
+        result: Answer,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        *,
+        fault: str | None,
+        arrival: int,
+    ) -> _Reply | None:
+        """Answer a request that holds a slot: latency, then the JSON body or the stream."""
+        state, config = self.state, self.state.config
         if fault == "hang":
             await _wait_for_disconnect(receive)
             return None
 
         jitter = state.rng.uniform(-config.latency_jitter, config.latency_jitter)
         per_token = config.latency_per_1k_tokens * result.completion_tokens / 1000
-        if not await _sleep_unless_gone(receive, max(0.0, config.latency + jitter) + per_token):
-            state.stats.abandoned += 1
+        latency = max(0.0, config.latency + jitter) + per_token
+        if request.stream:
+
+            def sent() -> None:
+                if fault is None:
+                    state.stats.streamed += 1
+                    self._count_success(result, arrival)
+
+            await stream_answer(
+                state,
+                send,
+                receive,
+                request=request,
+                result=result,
+                latency=latency,
+                headers=self._limit_headers(),
+                fault=fault,
+                completion_id=state.next_id(),
+                on_sent=sent,
+            )
+            return None
+        started = state.now()
+        if not await _sleep_unless_gone(receive, latency):
+            record_abandoned_work(state, started)
             return None
 
         payload = self._completion(request, result, empty=fault == "empty_choices")
@@ -192,13 +236,16 @@ class ProviderApp:
             encoded = msgspec.json.encode(payload)
             return _Reply(200, _Raw(encoded[: len(encoded) // 2]))
         if fault is None:
-            stats = state.stats
-            stats.successes += 1
-            stats.prompt_tokens += result.prompt_tokens
-            stats.completion_tokens += result.completion_tokens
-            if result.document is not None:
-                state.record_document(arrival, document_digest(result.document))
+            self._count_success(result, arrival)
         return _Reply(200, payload)
+
+    def _count_success(self, result: Answer, arrival: int) -> None:
+        state, stats = self.state, self.state.stats
+        stats.successes += 1
+        stats.prompt_tokens += result.prompt_tokens
+        stats.completion_tokens += result.completion_tokens
+        if result.document is not None:
+            state.record_document(arrival, document_digest(result.document))
 
     def _completion(self, request: ChatRequest, result: Answer, *, empty: bool) -> dict[str, Any]:
         choice = {

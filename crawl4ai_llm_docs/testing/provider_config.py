@@ -64,6 +64,16 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     batch_error_rate: Rate = 0.0
     # The first N batches created expire, with half their lines answered.
     batch_expire_first: NonNegativeInt = 0
+    # Requests served at once (None: unlimited). Later ones wait server-side, in arrival order,
+    # like llama.cpp, Ollama or LM Studio with a fixed number of slots.
+    slots: PositiveInt | None = None
+    # Answer `"stream": true` with server-sent events; false refuses it (HTTP 400), as some
+    # OpenAI-compatible servers do.
+    streaming: bool = True
+    # A streamed answer arrives in this many pieces, spread evenly over its latency.
+    stream_chunks: PositiveInt = 16
+    # Send the final usage chunk when `stream_options.include_usage` asks for it.
+    stream_usage: bool = True
 
     def __post_init__(self) -> None:
         if not self.error_codes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ class ProviderStats(msgspec.Struct, kw_only=True):
     quota_refused: int = 0
     requests_after_fatal: int = 0  # arrived after the first insufficient_quota answer
     injected: dict[str, int] = msgspec.field(default_factory=dict)  # fault name -> count
-    abandoned: int = 0  # client disconnected during the latency, so no answer was sent
+    abandoned: int = 0  # client left before the whole answer was sent (queued, waiting, mid-stream)
     in_flight: int = 0
     max_in_flight: int = 0
     connections_opened: int = 0  # distinct client (host, port) pairs seen on /v1/*
@@ -42,6 +43,13 @@ class ProviderStats(msgspec.Struct, kw_only=True):
     documents: list[str] = msgspec.field(default_factory=list)
     first_request_at: float | None = None  # unix seconds
     last_request_at: float | None = None
+    # Slots and streaming (see ProviderConfig.slots / streaming).
+    streamed: int = 0  # successful answers sent as an event stream
+    queued: int = 0  # requests that waited for a free slot
+    max_serving: int = 0  # most requests served at once (at most `slots`)
+    abandoned_queued: int = 0  # of `abandoned`: the client left while waiting for a slot
+    # Seconds of slot time spent on answers the client left before they were complete.
+    abandoned_work_s: float = 0.0
 
 
 class ProviderState:
@@ -59,6 +67,8 @@ class ProviderState:
         self._document_arrivals: list[int] = []  # parallel to stats.documents, kept sorted
         self.idle = trio.Event()
         self.idle.set()
+        self.slots = trio.CapacityLimiter(config.slots or math.inf)
+        self.serving = 0
 
     def now(self) -> float:
         return self._clock()
@@ -68,6 +78,7 @@ class ProviderState:
         if config.seed != self.config.seed:
             self.rng.seed(config.seed)
         self.limits.reconfigure(config, self.now())
+        self.slots.total_tokens = config.slots or math.inf
         self.config = config
         return config
 
