@@ -158,3 +158,77 @@ async def test_pages_links_reach_first_still_carry_their_sitemap_lastmod(
     # The root is emitted before the sitemap is read; every page after it has its lastmod.
     assert [entry.lastmod for entry in emitted] == ["", *[LASTMOD] * 5]
     assert not discovery._lastmods  # handed out, not kept
+
+
+class _Sink:
+    """A stand-in for discovery: keeps every report, lists every page."""
+
+    def __init__(self) -> None:
+        self.reports: list[PageReport] = []
+
+    async def submit(self, report: PageReport) -> tuple[bool, str]:
+        self.reports.append(report)
+        return True, ""
+
+
+async def _crawl(
+    site: SiteHandle, store: PageStateStore, cache: Path, lastmod: str
+) -> tuple[list[Page], _Sink]:
+    from crawl4ai_llm_docs.config import CrawlConfig
+    from crawl4ai_llm_docs.crawl import run
+
+    sink = _Sink()
+    urls = [site.url(page_path(i)) for i in range(3)]
+    send_urls, receive_urls = trio.open_memory_channel[UrlEntry](0)
+    send_pages, receive_pages = trio.open_memory_channel[Page](0)
+    pages: list[Page] = []
+
+    async def feed() -> None:
+        async with send_urls:
+            for index, url in enumerate(urls):
+                await send_urls.send(UrlEntry(index=index, url=url, line=0, lastmod=lastmod))
+
+    stage = functools.partial(
+        run,
+        receive_urls,
+        send_pages,
+        config=CrawlConfig(mode="http", page_timeout=10.0),
+        cache_dir=cache,
+        page_states=store,
+        discovery=sink,
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed)
+            nursery.start_soon(stage)
+            async with receive_pages:
+                pages.extend([page async for page in receive_pages])
+    return sorted(pages, key=lambda page: page.index), sink
+
+
+async def test_the_crawl_stage_replays_stored_links_on_a_304_and_a_lastmod_match(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    site: SiteHandle = await nursery.start(
+        serve_site, SiteConfig(pages=3, sections=1, validators="both")
+    )
+    store = PageStateStore(tmp_path / "state")
+    first, read = await _crawl(site, store, tmp_path, "2024-05-01")
+    assert [page.freshness for page in first] == ["new"] * 3
+    links = {report.url: report.links for report in read.reports}
+    assert all(links.values())  # each generated page links to the others
+
+    site.statuses.clear()
+    same, by_lastmod = await _crawl(site, store, tmp_path, "2024-05-01")
+    assert sum(site.statuses.values()) == 0  # not a single request
+    assert [page.freshness for page in same] == ["unchanged"] * 3
+    assert [page.markdown for page in same] == [page.markdown for page in first]
+    assert {report.url: report.links for report in by_lastmod.reports} == links
+
+    moved, by_304 = await _crawl(site, store, tmp_path, "2024-06-01")
+    assert site.statuses[304] == 3
+    assert [page.freshness for page in moved] == ["unchanged"] * 3
+    assert {report.url: report.links for report in by_304.reports} == links
+    stored = await store.get(site.url(page_path(0)))
+    assert stored is not None
+    assert stored.lastmod == "2024-06-01"
