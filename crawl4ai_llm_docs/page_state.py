@@ -172,12 +172,20 @@ class PageStateStore:
             page, freshness=freshness, fetched_at=fetched_at, changed_at=changed_at
         )
 
-    async def reuse(self, page: Page, previous: PageState, *, lastmod: str | None = None) -> Page:
+    async def reuse(
+        self,
+        page: Page,
+        previous: PageState,
+        *,
+        lastmod: str | None = None,
+        fetched: bool = True,
+    ) -> Page:
         """A 304 (or a matching sitemap lastmod): the stored Markdown stands for the page.
 
-        Only the fetch time moves on, and the sitemap ``lastmod`` when this run knows one.
+        Only the fetch time moves on (not when ``fetched`` is False: no request was sent),
+        and the sitemap ``lastmod`` when this run knows one.
         """
-        fetched_at = now_iso()
+        fetched_at = now_iso() if fetched else previous.fetched_at
         stored = msgspec.structs.replace(
             previous, fetched_at=fetched_at, lastmod=lastmod or previous.lastmod
         )

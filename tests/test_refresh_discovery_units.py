@@ -218,11 +218,18 @@ async def test_the_crawl_stage_replays_stored_links_on_a_304_and_a_lastmod_match
     links = {report.url: report.links for report in read.reports}
     assert all(links.values())  # each generated page links to the others
 
+    long_ago = "2000-01-01T00:00:00Z"
+    for page in first:
+        state = await store.get(page.url)
+        assert state is not None
+        await store.put(msgspec.structs.replace(state, fetched_at=long_ago))
     site.statuses.clear()
     same, by_lastmod = await _crawl(site, store, tmp_path, "2024-05-01")
     assert sum(site.statuses.values()) == 0  # not a single request
     assert [page.freshness for page in same] == ["unchanged"] * 3
     assert [page.markdown for page in same] == [page.markdown for page in first]
+    # Nothing was fetched: the page keeps the time it was last fetched.
+    assert [page.fetched_at for page in same] == [long_ago] * 3
     assert {report.url: report.links for report in by_lastmod.reports} == links
 
     moved, by_304 = await _crawl(site, store, tmp_path, "2024-06-01")

@@ -252,7 +252,7 @@ class _Crawler:
                     elapsed=trio.current_time() - started,
                     mode=mode,
                 )
-                return self._crawled(await self._reuse(entry, page, previous))
+                return self._crawled(await self._reuse(entry, page, previous, fetched=False))
             if mode == "browser":
                 page = await self._browser_page(entry, started)
                 if not page.ok:
@@ -323,11 +323,14 @@ class _Crawler:
             links=self._links.get(entry.index),  # read by _report, after this
         )
 
-    async def _reuse(self, entry: UrlEntry, page: Page, previous: PageState) -> Page:
+    async def _reuse(
+        self, entry: UrlEntry, page: Page, previous: PageState, *, fetched: bool = True
+    ) -> Page:
         """The stored state stands for the page; discovery gets the links it recorded."""
         if self.discovery is not None and previous.links is not None:
             self._links[entry.index] = previous.links
-        return await self.page_states.reuse(page, previous, lastmod=entry.lastmod or None)
+        lastmod = entry.lastmod or None
+        return await self.page_states.reuse(page, previous, lastmod=lastmod, fetched=fetched)
 
     async def _http_fetch(self, url: str, *, validators: Validators | None = None) -> Fetched:
         assert self._client is not None
