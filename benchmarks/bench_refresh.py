@@ -7,7 +7,11 @@ CLI runs three times with one cache directory, as a user re-running the same job
 
 1. first run: every page is new;
 2. the same command again, nothing changed;
-3. after ``--changes`` pages were edited on the server.
+3. after ``--changes`` pages were edited on the server;
+
+then, with a cache directory of its own, the same from a root URL (discovery from
+``library/index.html``, ``--max-pages`` the same page count): a first run and an unchanged
+re-run, which the stored links let 304s answer too.
 
 For each: wall time, pages answered 200 / 304, LLM requests, and the new / changed /
 unchanged counts the run reports.
@@ -100,7 +104,14 @@ def main() -> None:
                 "unchanged re-run": args,
                 f"{len(edited)} pages changed": args,
             }
+            root_args = [site.url("/library/index.html"), *args[1:]]
+            root_args += ["--max-pages", str(len(paths))]
+            runs["from a root: first run"] = root_args
+            runs["from a root: unchanged re-run"] = root_args
+            root_env = {**env, "XDG_CACHE_HOME": str(tmp / "cache-root")}
             for name, run_args in runs.items():
+                if name.startswith("from a root"):
+                    env = root_env
                 if name.endswith("changed"):
                     for path in edited:
                         site.change("/" + path)
@@ -115,7 +126,7 @@ def main() -> None:
                 rows.append(
                     {
                         "run": name,
-                        "pages": len(paths),
+                        "pages": finished["documents"],
                         "wall_s": round(wall, 2),
                         "run_wall_s": finished["wall_s"],
                         "http_200": site.statuses[200],
@@ -158,7 +169,8 @@ def main() -> None:
         "# Refresh\n\n"
         f"{pages} pages of Debian's python3.11-doc ({', '.join(SECTIONS)}) on loopback with "
         f"ETag + Last-Modified; fake provider at {LATENCY_S:g} s per answer, "
-        f"--max-concurrent {CONCURRENCY}; one cache directory for the three runs. Wall time "
+        f"--max-concurrent {CONCURRENCY}; one cache directory for the three URL-file runs, another "
+        "for the two runs from a root URL. Wall time "
         "is the CLI's own (its report), without interpreter start-up.\n\n"
         f"{table}\n\n{machine_note(before, after)}\n"
     )

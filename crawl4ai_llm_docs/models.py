@@ -20,6 +20,7 @@ class UrlEntry(Struct, frozen=True, kw_only=True):
     index: int  # position among the valid URLs, 0-based
     url: str
     line: int  # line number in the URL file, for messages
+    lastmod: str = ""  # the page's sitemap lastmod, when discovery found one
 
 
 class Page(Struct, frozen=True, kw_only=True):

@@ -4,7 +4,10 @@ Layout: ``<cache_dir>/pages/ab/abcdef....json``, one msgspec JSON file per URL, 
 SHA-256 of the URL. It holds the validators the server sent (ETag, Last-Modified), the sitemap
 ``lastmod`` when discovery saw one, the SHA-256 of the extracted Markdown, the Markdown itself
 (a 304 reuses it: no download, no conversion, and its chunks hit the result cache, so no LLM
-request either) and when the page was last fetched and last changed.
+request either) and when the page was last fetched and last changed. A page a discovery run
+fetched also keeps what discovery read from it (links, noindex, canonical), so a 304 in the
+next discovery run is replayed to discovery as if the page had been read again; and a page
+whose sitemap ``lastmod`` is the one stored is reused without any request at all.
 
 ``<cache_dir>/outputs/<sha of the output path>.json`` lists the URLs of the last run that wrote
 that output, so the next run can say which pages were removed.
@@ -26,6 +29,7 @@ import msgspec
 import trio
 
 from crawl4ai_llm_docs.cache import _mkdir_private, _write_atomic
+from crawl4ai_llm_docs.discover.links import PageLinks
 from crawl4ai_llm_docs.models import Freshness, Page
 
 
@@ -42,6 +46,13 @@ class PageState(msgspec.Struct, frozen=True, kw_only=True):
     lastmod: str | None = None  # from a sitemap, when discovery saw one
     site_name: str = ""  # the page's head metadata, for a 304 that brings no HTML
     meta_description: str = ""
+    # What discovery read from the page (None: not fetched by a discovery run): a 304 or a
+    # matching lastmod replays it, so a discovery re-run needs no body to follow links.
+    links: PageLinks | None = None
+
+    def complete(self, *, discovering: bool) -> bool:
+        """Whether the state can stand for the page without reading it again."""
+        return bool(self.markdown.strip()) and (not discovering or self.links is not None)
 
 
 class OutputManifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,8 +136,14 @@ class PageStateStore:
         *,
         etag: str | None,
         last_modified: str | None,
+        lastmod: str | None = None,
+        links: PageLinks | None = None,
     ) -> Page:
-        """Store a freshly converted page; returns it marked new, changed or unchanged."""
+        """Store a freshly converted page; returns it marked new, changed or unchanged.
+
+        ``lastmod`` is this run's sitemap lastmod of the page (None: none known, so none is
+        kept: a stale one must not vouch for the page later); ``links`` what discovery read.
+        """
         if self.directory is None:
             return page
         digest = content_hash(page.markdown)
@@ -149,7 +166,8 @@ class PageStateStore:
                 changed_at=changed_at,
                 etag=etag,
                 last_modified=last_modified,
-                lastmod=previous.lastmod if previous else None,
+                lastmod=lastmod,
+                links=links,
                 site_name=page.site_name,
                 meta_description=page.meta_description,
             )
@@ -158,10 +176,24 @@ class PageStateStore:
             page, freshness=freshness, fetched_at=fetched_at, changed_at=changed_at
         )
 
-    async def reuse(self, page: Page, previous: PageState) -> Page:
-        """A 304: the stored Markdown stands for the page; only the fetch time moves on."""
-        fetched_at = now_iso()
-        await self.put(msgspec.structs.replace(previous, fetched_at=fetched_at))
+    async def reuse(
+        self,
+        page: Page,
+        previous: PageState,
+        *,
+        lastmod: str | None = None,
+        fetched: bool = True,
+    ) -> Page:
+        """A 304 (or a matching sitemap lastmod): the stored Markdown stands for the page.
+
+        Only the fetch time moves on (not when ``fetched`` is False: no request was sent),
+        and the sitemap ``lastmod`` when this run knows one.
+        """
+        fetched_at = now_iso() if fetched else previous.fetched_at
+        stored = msgspec.structs.replace(
+            previous, fetched_at=fetched_at, lastmod=lastmod or previous.lastmod
+        )
+        await self.put(stored)
         return msgspec.structs.replace(
             page,
             title=previous.title,

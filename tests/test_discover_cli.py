@@ -134,14 +134,20 @@ def test_a_root_url_end_to_end_writes_max_pages_documents_in_reading_order(tmp_p
 
 
 def test_a_second_run_from_a_root_finds_the_same_pages(tmp_path: Path) -> None:
-    """A re-run with the refresh cache: a 304 has no links, so discovery fetches in full."""
+    """A re-run with the refresh cache: every page answers 304 and the stored links stand in.
+
+    (Until the refresh state kept each page's links, a discovery run sent no conditional
+    request at all and downloaded every page again.)"""
     with running(tmp_path, site=SiteConfig(pages=60, sections=1, validators="both")) as setup:
         root = setup.site.url(page_path(0))  # pages 40-59 are linked only from pages
         args = [root, "-o", str(setup.output), "--crawler", "http", "--no-progress", "--no-llm"]
         first = setup.run(*args)
         assert first.code == 0, first
         before = [section.source for section in sections(setup.output.read_text())]
+        setup.site.statuses.clear()
         second = setup.run(*args)
         assert second.code == 0, second
         assert [section.source for section in sections(setup.output.read_text())] == before
         assert len(before) == 60
+        assert setup.site.statuses[304] == 60
+        assert setup.site.statuses[200] == 0

@@ -22,6 +22,7 @@ import trio
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import extract as extract_mod
+from crawl4ai_llm_docs.crawl import refresh
 from crawl4ai_llm_docs.crawl.browser import (
     BrowserCrawler,
     find_chromium,
@@ -67,10 +68,12 @@ async def run(
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
     ``crawled``, when given, gets every page as well, before downstream does: the way back
     to the source (see ``sources``); a source that closed it is simply not told any more.
-    With ``page_states``, HTTP fetches are conditional on what the last run stored, and every
-    page is marked new, changed or unchanged.
+    With ``page_states``, HTTP fetches are conditional on what the last run stored, a page
+    whose sitemap lastmod did not move is not fetched at all, and every page is marked new,
+    changed or unchanged.
     With ``discovery`` (a run started from root URLs), each page's links go back to it from
-    the same fetch, and a page it does not list (duplicate, noindex, broken link) is not sent.
+    the same fetch (or, for a page the refresh state stands for, from that state), and a page
+    it does not list (duplicate, noindex, broken link) is not sent.
     """
     async with receive, send, crawled or _nothing():
         executable: str | None = None
@@ -236,28 +239,46 @@ class _Crawler:
     async def _crawl(self, entry: UrlEntry) -> Page:
         started = trio.current_time()
         mode: CrawlMode = "browser" if self.config.mode == "browser" else "http"
+        discovering = self.discovery is not None
         try:
             previous = await self.page_states.get(entry.url)
+            if previous is not None and refresh.unchanged_by_lastmod(
+                self.page_states, entry, previous, discovering=discovering
+            ):
+                page = refresh.stored_page(
+                    entry,
+                    previous,
+                    final_url=previous.final_url,
+                    status=None,  # no request was sent
+                    elapsed=trio.current_time() - started,
+                    mode=mode,
+                )
+                return self._crawled(await self._reuse(entry, page, previous, fetched=False))
             if mode == "browser":
                 page = await self._browser_page(entry, started)
                 if not page.ok:
                     return page
-                return self._crawled(await self._record(page, previous, None))
-            validators = None
-            # A run discovering pages needs every page's links: no 304 without a body.
-            if previous is not None and self.page_states.conditional and not self.discovery:
-                validators = Validators(etag=previous.etag, last_modified=previous.last_modified)
+                return self._crawled(await self._record(entry, page, previous, None))
+            validators = refresh.validators_for(self.page_states, previous, discovering=discovering)
             result = await self._attempts(
                 entry.url, partial(self._http_fetch, validators=validators), "http"
             )
             if isinstance(result, FetchFailure):
                 return self._failed(entry, result, "http", started)
             if result.not_modified and previous is not None:
-                return self._crawled(await self._reused(entry, result, previous, started))
+                page = refresh.stored_page(
+                    entry,
+                    previous,
+                    final_url=result.final_url,
+                    status=result.status,
+                    elapsed=trio.current_time() - started,
+                    mode="http",
+                )
+                return self._crawled(await self._reuse(entry, page, previous))
             page, words = await self._page(entry, result, "http", started)
             if self.config.mode == "auto" and words < self.config.js_shell_min_words:
                 page = await self._render(entry, page, started)
-            return self._crawled(await self._record(page, previous, result))
+            return self._crawled(await self._record(entry, page, previous, result))
         except Exception as exc:  # a bug or an odd page must not stop the run
             failure = FetchFailure(f"unexpected error: {type(exc).__name__}: {exc}")
             return self._failed(entry, failure, mode, started)
@@ -290,7 +311,7 @@ class _Crawler:
         return page
 
     async def _record(
-        self, page: Page, previous: PageState | None, fetched: Fetched | None
+        self, entry: UrlEntry, page: Page, previous: PageState | None, fetched: Fetched | None
     ) -> Page:
         if not page.ok or not page.markdown.strip():
             return page  # nothing worth keeping; the next run fetches it again
@@ -299,24 +320,18 @@ class _Crawler:
             previous,
             etag=fetched.etag if fetched else None,
             last_modified=fetched.last_modified if fetched else None,
+            lastmod=entry.lastmod or None,
+            links=self._links.get(entry.index),  # read by _report, after this
         )
 
-    async def _reused(
-        self, entry: UrlEntry, fetched: Fetched, previous: PageState, started: float
+    async def _reuse(
+        self, entry: UrlEntry, page: Page, previous: PageState, *, fetched: bool = True
     ) -> Page:
-        page = Page(
-            index=entry.index,
-            url=entry.url,
-            final_url=fetched.final_url,
-            title=previous.title,
-            markdown="",
-            status=fetched.status,
-            error=None,
-            elapsed=trio.current_time() - started,
-            bytes=0,
-            mode="http",
-        )
-        return await self.page_states.reuse(page, previous)
+        """The stored state stands for the page; discovery gets the links it recorded."""
+        if self.discovery is not None and previous.links is not None:
+            self._links[entry.index] = previous.links
+        lastmod = entry.lastmod or None
+        return await self.page_states.reuse(page, previous, lastmod=lastmod, fetched=fetched)
 
     async def _http_fetch(self, url: str, *, validators: Validators | None = None) -> Fetched:
         assert self._client is not None

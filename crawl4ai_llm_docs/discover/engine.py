@@ -28,7 +28,7 @@ from msgspec import Struct
 from crawl4ai_llm_docs.config_schema import CrawlConfig, DiscoverConfig
 from crawl4ai_llm_docs.crawl.http import open_client
 from crawl4ai_llm_docs.discover import roots as roots_mod
-from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue
+from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue, fingerprint
 from crawl4ai_llm_docs.discover.links import PageReport
 from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.discover.scope import Area, Scope, directory_of, normalise, url_key
@@ -36,6 +36,11 @@ from crawl4ai_llm_docs.models import UrlEntry
 from crawl4ai_llm_docs.observe.snapshot import DiscoveryView
 
 log = structlog.get_logger()
+
+# Sitemap lastmods kept for pages a link reaches before their sitemap entry does (the
+# refresh state skips a page whose lastmod did not move); past this many, such pages are
+# refreshed by conditional requests alone. About 100 bytes each.
+MAX_LASTMODS = 50_000
 
 
 class Outcome(Struct, frozen=True, kw_only=True):
@@ -83,6 +88,7 @@ class Discovery:
         self._listed_in_flight = 0
         self._followed = 0
         self._emitted = 0
+        self._lastmods: dict[int, str] = {}  # url_key fingerprint -> sitemap lastmod
         self._reports: dict[int, PageReport] = {}
         self._verdicts: dict[int, tuple[bool, str]] = {}
         self._waiting: dict[int, trio.Event] = {}
@@ -158,7 +164,9 @@ class Discovery:
                 else:
                     self._followed += 1
                 await self.robots.pace(_origin(item.url))
-                await send.send(UrlEntry(index=index, url=item.url, line=0))
+                stored = self._lastmods.pop(fingerprint(url_key(item.url)), "")
+                lastmod = item.lastmod or stored
+                await send.send(UrlEntry(index=index, url=item.url, line=0, lastmod=lastmod))
             self._finish()
 
     async def _next_item(self) -> Queued | None:
@@ -331,6 +339,8 @@ class Discovery:
         if seed and not queued.listed:
             return  # a sitemap entry a glob leaves out: no reason to read it for links
         if seed:
+            if lastmod and len(self._lastmods) < MAX_LASTMODS:
+                self._lastmods[fingerprint(url_key(url))] = lastmod
             await self.seeds.push(queued)
             return
         if self.seen.add(url_key(url)):
