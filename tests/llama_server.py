@@ -128,6 +128,10 @@ def start_llama_server(log_dir: Path, *, threads: int = 1) -> Iterator[LlamaServ
         str(threads),
         "--seed",
         "1",
+        # By default a new request interrupts the answer being streamed: with more than one
+        # request in flight nothing would ever finish (the README says the same to users).
+        "--interrupt_requests",
+        "false",
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

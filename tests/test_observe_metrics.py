@@ -313,8 +313,8 @@ def test_peak_memory_is_the_process_own_not_its_parents() -> None:
         [
             sys.executable,
             "-c",
-            "from crawl4ai_llm_docs.observe.metrics import _own_peak_rss_mb; "
-            "print(_own_peak_rss_mb())",
+            "from crawl4ai_llm_docs.observe.memory import own_peak_rss_mb; "
+            "print(own_peak_rss_mb())",
         ],
         capture_output=True,
         text=True,

@@ -23,13 +23,9 @@ import trio
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import extract as extract_mod
 from crawl4ai_llm_docs.crawl import refresh
-from crawl4ai_llm_docs.crawl.browser import (
-    BrowserCrawler,
-    find_chromium,
-    open_browser,
-    require_chromium,
-)
+from crawl4ai_llm_docs.crawl.browser import find_chromium, require_chromium
 from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
+from crawl4ai_llm_docs.crawl.lazy_browser import LazyBrowser
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.discover.links import LinkSink, PageLinks, report_page, with_links
@@ -108,67 +104,6 @@ async def _nothing() -> AsyncIterator[None]:
     yield
 
 
-def _single(exc: Exception) -> Exception:
-    """The one error inside nested single-member exception groups (trio wraps task errors)."""
-    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-class _LazyBrowser:
-    """The browser, started by the first page that needs it and kept until the stage ends."""
-
-    def __init__(
-        self, nursery: trio.Nursery, executable: str | None, config: CrawlConfig, cache_dir: Path
-    ) -> None:
-        self._nursery = nursery
-        self._executable = executable
-        self._config = config
-        self._cache_dir = cache_dir
-        self._lock = trio.Lock()
-        self._closing = trio.Event()
-        self._browser: BrowserCrawler | None = None
-        self._unavailable = executable is None
-        self._warned = False
-
-    async def get(self, *, required: bool = False) -> BrowserCrawler | None:
-        if self._browser is not None or self._unavailable:
-            if self._executable is None and not self._warned:
-                self._warned = True
-                structlog.get_logger().warning(
-                    "warning",
-                    message="No Chromium found: JavaScript-only pages keep their HTTP content "
-                    "(install chromium, or `playwright install chromium`).",
-                )
-            return self._browser
-        async with self._lock:
-            if self._browser is None and not self._unavailable:
-                try:
-                    self._browser = await self._nursery.start(self._serve)
-                except Exception as exc:
-                    error = _single(exc)
-                    if required:
-                        raise error from None
-                    self._unavailable = True  # auto mode goes on with the HTTP result
-                    structlog.get_logger().warning(
-                        "warning",
-                        message=f"Chromium at {self._executable} did not start ({error}): "
-                        "JavaScript-only pages keep their HTTP content.",
-                    )
-        return self._browser
-
-    async def _serve(self, *, task_status: trio.TaskStatus[BrowserCrawler]) -> None:
-        assert self._executable is not None
-        async with open_browser(
-            self._executable, config=self._config, cache_dir=self._cache_dir
-        ) as browser:
-            task_status.started(browser)
-            await self._closing.wait()
-
-    def close(self) -> None:
-        self._closing.set()
-
-
 class _Crawler:
     def __init__(
         self,
@@ -186,7 +121,7 @@ class _Crawler:
         self.rng = random.Random()
         self.stop: trio.CancelScope | None = None
         self._client: httpx.AsyncClient | None = None
-        self._browser: _LazyBrowser | None = None
+        self._browser: LazyBrowser | None = None
         self.discovery: LinkSink | None = None
         self._links: dict[int, PageLinks] = {}  # pages in flight only
 
@@ -196,7 +131,7 @@ class _Crawler:
         await trio.to_thread.run_sync(extract_mod.preload, abandon_on_cancel=True)
         async with open_client(self.config) as client, trio.open_nursery() as services:
             self._client = client
-            self._browser = _LazyBrowser(services, self.executable, self.config, self.cache_dir)
+            self._browser = LazyBrowser(services, self.executable, self.config, self.cache_dir)
             try:
                 if self.config.mode == "browser":
                     await self._browser.get(required=True)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import random
-import resource
-import sys
 import threading
 import time
 from collections import deque
@@ -30,11 +28,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-import psutil
 import structlog
 import trio
 
 from crawl4ai_llm_docs.observe.events import Stage
+from crawl4ai_llm_docs.observe.memory import own_peak_rss_mb, process_tree_rss_mb
 from crawl4ai_llm_docs.observe.snapshot import (
     Counts,
     DiscoveryView,
@@ -58,7 +56,6 @@ __all__ = [
     "report_metrics",
 ]
 
-_MB = 1024 * 1024
 _DONE_OUTCOMES = frozenset({"ok", "failed"})
 _OK_OUTCOMES = frozenset({"ok", "split"})
 
@@ -67,36 +64,6 @@ class _Request(msgspec.Struct, frozen=True, array_like=True):
     at: float
     tokens: int
     error: bool
-
-
-def process_tree_rss_mb(process: psutil.Process | None = None) -> float:
-    """RSS of this process plus its children (the browser runs in child processes)."""
-    process = process or psutil.Process()
-    total = 0
-    for proc in (process, *process.children(recursive=True)):
-        try:
-            total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue  # a child exited between listing and reading
-    return total / _MB
-
-
-def _own_peak_rss_mb() -> float:
-    """This process's peak RSS, exact even between samples.
-
-    On Linux from VmHWM: ru_maxrss survives exec, so a CLI started by a large process (a test
-    runner, a script) would report its parent's size as its own peak.
-    """
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    # Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / _MB if sys.platform == "darwin" else peak / 1024
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -310,7 +277,7 @@ class RunMetrics:
     def record_rss(self, rss_mb: float) -> None:
         with self._lock:
             self._rss_mb = rss_mb
-            peak = rss_mb if self._memory_probe is not None else max(rss_mb, _own_peak_rss_mb())
+            peak = rss_mb if self._memory_probe is not None else max(rss_mb, own_peak_rss_mb())
             self._peak_rss_mb = max(self._peak_rss_mb, peak)
 
     # ------------------------------------------------------------ snapshot

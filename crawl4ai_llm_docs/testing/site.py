@@ -20,7 +20,7 @@ import posixpath
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
@@ -31,6 +31,17 @@ import msgspec
 import trio
 
 from crawl4ai_llm_docs.testing.site_discovery import file_response, sitemap_response
+from crawl4ai_llm_docs.testing.site_http import (
+    EPOCH,
+    HTML,
+    Receive,
+    Scope,
+    Send,
+    html_answer,
+    respond,
+    revised,
+    stream_huge,
+)
 from crawl4ai_llm_docs.testing.site_pages import (
     JS_SHELL,
     JS_TEXT,
@@ -73,10 +84,6 @@ SPECIAL_PATHS = {
     "error": "/special/error.html",
     "missing": "/special/missing.html",
 }
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,9 +145,8 @@ class SiteHandle:
         return [self.url(path) for path in self.page_paths]
 
 
-_HTML = "text/html; charset=utf-8"
 _STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
-    SPECIAL_PATHS["js_only"]: (200, JS_SHELL.encode(), _HTML, []),
+    SPECIAL_PATHS["js_only"]: (200, JS_SHELL.encode(), HTML, []),
     "/special/js-content.json": (200, js_content(), "application/json", []),
     SPECIAL_PATHS["pdf"]: (
         200,
@@ -153,7 +159,7 @@ _STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
         200,
         b"<html><head><title>Broken \xff encoding</title></head><body><main><h1>Invalid UTF-8</h1>"
         b"<p>Bytes \xc3\x28 and \xff here, then valid caf\xc3\xa9.</p></main></body></html>",
-        _HTML,
+        HTML,
         [],
     ),
     SPECIAL_PATHS["latin1"]: (
@@ -163,10 +169,10 @@ _STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
         "text/html; charset=iso-8859-1",
         [],
     ),
-    SPECIAL_PATHS["redirect"]: (301, b"", _HTML, [(b"location", page_path(1).encode())]),
-    SPECIAL_PATHS["loop"]: (302, b"", _HTML, [(b"location", b"/special/loop-b.html")]),
-    "/special/loop-b.html": (302, b"", _HTML, [(b"location", SPECIAL_PATHS["loop"].encode())]),
-    SPECIAL_PATHS["error"]: (500, b"<h1>Internal Server Error</h1>", _HTML, []),
+    SPECIAL_PATHS["redirect"]: (301, b"", HTML, [(b"location", page_path(1).encode())]),
+    SPECIAL_PATHS["loop"]: (302, b"", HTML, [(b"location", b"/special/loop-b.html")]),
+    "/special/loop-b.html": (302, b"", HTML, [(b"location", SPECIAL_PATHS["loop"].encode())]),
+    SPECIAL_PATHS["error"]: (500, b"<h1>Internal Server Error</h1>", HTML, []),
 }
 
 
@@ -195,18 +201,18 @@ class _SiteApp:
         if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
             await trio.sleep(delay)
         if forced := site.statuses.get(path):
-            await _respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
+            await respond(send, forced, f"<h1>HTTP {forced}</h1>".encode())
         elif target := site.redirects.get(path):
-            await _respond(send, 301, b"", headers=[(b"location", target.encode())])
+            await respond(send, 301, b"", headers=[(b"location", target.encode())])
         elif (found := self._discovery_file(path)) is not None:
-            await _respond(send, 200, *found)
+            await respond(send, 200, *found)
         elif path.startswith("/special/"):
             await self._special(path, hits, send)
         elif self.root is not None:
             await self._file(scope, path, send)
         elif path in ("/", "/docs/", "/docs/index.html"):
             links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in self.handle.page_paths)
-            await _html(
+            await html_answer(
                 send,
                 f"<html><head><title>Example Docs</title></head><body><main>"
                 f"<h1>Example Docs</h1><ul>{links}</ul></main></body></html>",
@@ -215,9 +221,9 @@ class _SiteApp:
             page = generated_page(
                 index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
             )
-            await self._page(scope, send, path, page.encode(), _HTML)
+            await self._page(scope, send, path, page.encode(), HTML)
         else:
-            await _respond(send, 404, b"<h1>Not Found</h1>")
+            await respond(send, 404, b"<h1>Not Found</h1>")
 
     def _discovery_file(self, path: str) -> tuple[bytes, str] | None:
         if (found := file_response(self.site.files, path, self.handle.base_url)) is not None:
@@ -232,30 +238,30 @@ class _SiteApp:
         site, sp = self.site, SPECIAL_PATHS
         retry_after = [(b"retry-after", f"{site.retry_after:g}".encode())]
         if path in _STATIC:
-            await _respond(send, *_STATIC[path])
+            await respond(send, *_STATIC[path])
         elif path == sp["huge"]:
-            await _stream_huge(send, site.huge_bytes)
+            await stream_huge(send, site.huge_bytes)
         elif path == sp["rate_limited"] and hits <= site.rate_limited_hits:
-            await _respond(send, 429, b"<h1>Too Many Requests</h1>", headers=retry_after)
+            await respond(send, 429, b"<h1>Too Many Requests</h1>", headers=retry_after)
         elif path == sp["flaky"] and hits <= site.flaky_hits:
-            await _respond(send, 503, b"<h1>Service Unavailable</h1>", headers=retry_after)
+            await respond(send, 503, b"<h1>Service Unavailable</h1>", headers=retry_after)
         elif path in (sp["slow"], sp["rate_limited"], sp["flaky"]):
-            await _html(send, generated_page(1, pages=site.pages))
+            await html_answer(send, generated_page(1, pages=site.pages))
         else:
-            await _respond(send, 404, b"<h1>Not Found</h1>")
+            await respond(send, 404, b"<h1>Not Found</h1>")
 
     async def _file(self, scope: Scope, path: str, send: Send) -> None:
         assert self.root is not None
         relative = posixpath.normpath(unquote(path)).lstrip("/")
         if relative.startswith(".."):
-            await _respond(send, 404, b"")
+            await respond(send, 404, b"")
             return
         # Debian's doc packages symlink shared JavaScript out of the tree: follow links.
         target = trio.Path(self.root / relative)
         if await target.is_dir():
             target = target / "index.html"
         if not await target.is_file():
-            await _respond(send, 404, b"<h1>Not Found</h1>")
+            await respond(send, 404, b"<h1>Not Found</h1>")
             return
         content_type = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
         await self._page(scope, send, path, await target.read_bytes(), content_type)
@@ -265,12 +271,12 @@ class _SiteApp:
     ) -> None:
         """A document answer: its current revision, validators, and 304 when they match."""
         if revision := self.handle.revisions[path]:
-            body = _revised(body, revision)
+            body = revised(body, revision)
         headers: list[tuple[bytes, bytes]] = []
         mode = self.site.validators
         etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
         # One fixed date per revision: a change moves Last-Modified forward by an hour.
-        modified = email.utils.formatdate(_EPOCH + 3600 * revision, usegmt=True)
+        modified = email.utils.formatdate(EPOCH + 3600 * revision, usegmt=True)
         if mode in ("etag", "both"):
             headers.append((b"etag", etag.encode()))
         if mode in ("last-modified", "both"):
@@ -289,53 +295,7 @@ class _SiteApp:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
         else:
-            await _respond(send, 200, body, content_type, headers=headers)
-
-
-_EPOCH = 1_700_000_000  # Last-Modified of revision 0 (November 2023)
-
-
-def _revised(body: bytes, revision: int) -> bytes:
-    """The page with a line of its main text naming the revision, after the first heading."""
-    line = f"<p>Revision {revision}: this page was edited.</p>".encode()
-    at = body.find(b"</h1>")
-    if at < 0:
-        at = body.find(b"</body>")
-        return body + line if at < 0 else body[:at] + line + body[at:]
-    at += len(b"</h1>")
-    return body[:at] + line + body[at:]
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str = "text/html; charset=utf-8",
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    length = str(len(body)).encode()
-    extra = [(b"content-type", content_type.encode()), (b"content-length", length)]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": extra + (headers or [])}
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _html(send: Send, html: str) -> None:
-    await _respond(send, 200, html.encode())
-
-
-async def _stream_huge(send: Send, size: int) -> None:
-    """A page of ``size`` bytes sent in chunks without Content-Length, so clients must count."""
-    headers = [(b"content-type", _HTML.encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
-    sent = 0
-    while sent < size:
-        piece = chunk[: size - sent]
-        sent += len(piece)
-        await send({"type": "http.response.body", "body": piece, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+            await respond(send, 200, body, content_type, headers=headers)
 
 
 # ---------------------------------------------------------------- running it
