@@ -52,9 +52,15 @@ def decode_completion(body: bytes) -> Completion | Decision:
     if not response.choices or response.choices[0].message is None:
         return Decision(Action.RETRY, "response has no choices")
     choice = response.choices[0]
-    usage = response.usage or Usage()
     content = (choice.message.content if choice.message else None) or ""
-    finish = choice.finish_reason or "stop"
+    return finished_answer(content, choice.finish_reason, response.usage or Usage(), response.model)
+
+
+def finished_answer(
+    content: str, finish_reason: str | None, usage: Usage, model: str
+) -> Completion | Decision:
+    """A whole answer (plain or streamed): a Completion, or a split when it was cut off."""
+    finish = finish_reason or "stop"
     if finish == "length":
         return Decision(
             Action.SPLIT,
@@ -67,5 +73,5 @@ def decode_completion(body: bytes) -> Completion | Decision:
         finish_reason=finish,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-        model=response.model,
+        model=model,
     )

@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from crawl4ai_llm_docs.llm.classify import Action, Decision
-from crawl4ai_llm_docs.llm.completion import Completion, Usage
+from crawl4ai_llm_docs.llm.completion import Completion, Usage, finished_answer
 
 CHARS_PER_TOKEN = 4  # the estimate when a stream carries no usage
 
@@ -119,21 +119,7 @@ class StreamReader:
         usage = self._usage or Usage(
             prompt_tokens=self._prompt_estimate, completion_tokens=estimate_tokens(content)
         )
-        finish = self._finish or "stop"
-        if finish == "length":
-            return Decision(
-                Action.SPLIT,
-                "answer cut off at max_tokens (finish_reason=length)",
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-            )
-        return Completion(
-            content=content,
-            finish_reason=finish,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            model=self._model,
-        )
+        return finished_answer(content, self._finish, usage, self._model)
 
 
 class Timing:
