@@ -42,7 +42,15 @@ def test_streamed_answers_from_a_real_server(llama_server: LlamaServer, tmp_path
         args += ["--base-url", llama_server.base_url, "--model", llama_server.model]
         args += ["--config", str(config), "--log-json", str(log), "--no-progress"]
         result = run_cli(args, cwd=tmp_path, env=cli_env(tmp_path), timeout=RUN_TIMEOUT_S)
-    assert result.code == 0, result
+    if result.code == 1:
+        # SmolLM2 sometimes runs on to max_tokens: that chunk keeps its crawled text and the
+        # run exits 1. The model's answer, not the client's doing: nothing else may fail.
+        report = json.loads((tmp_path / "out.report.json").read_text())
+        reasons = [reason for _, reason in report["failures"]]
+        assert reasons, result
+        assert all("finish_reason=length" in reason for reason in reasons), result
+    else:
+        assert result.code == 0, result
     events = [json.loads(line) for line in log.read_text().splitlines()]
     requests = [e for e in events if e["event"] == "llm_request"]
     assert requests
