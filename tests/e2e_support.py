@@ -8,6 +8,7 @@ recognisable fake API key the tests grep for afterwards. Every wait has a genero
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -192,6 +193,22 @@ def running(
             output=tmp / "out" / "docs.md",
             env=cli_env(tmp),
         )
+
+
+def run_finished(setup: Setup) -> dict[str, Any]:
+    """The ``run_finished`` fields of the last run's report."""
+    fields: dict[str, Any] = json.loads(setup.report.read_text())["run_finished"]
+    return fields
+
+
+def page_changes(fields: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Pages new, changed, unchanged and removed since the last run, from ``run_finished``."""
+    return (
+        fields["new_pages"],
+        fields["changed_pages"],
+        fields["unchanged_pages"],
+        fields["removed_pages"],
+    )
 
 
 # ---------------------------------------------------------------- reading the output

@@ -7,35 +7,19 @@ checked against what the provider saw.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from e2e_support import Setup, running, sections, wait_until, write_urls
+from e2e_support import page_changes, run_finished, running, sections, wait_until, write_urls
 
 from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
 
 pytestmark = pytest.mark.slow
 
 PAGES = 20
-
-
-def _finished(setup: Setup) -> dict[str, Any]:
-    fields: dict[str, Any] = json.loads(setup.report.read_text())["run_finished"]
-    return fields
-
-
-def _changes(fields: dict[str, Any]) -> tuple[int, int, int, int]:
-    return (
-        fields["new_pages"],
-        fields["changed_pages"],
-        fields["unchanged_pages"],
-        fields["removed_pages"],
-    )
 
 
 @pytest.mark.parametrize("validators", ["both", "etag", "last-modified"])
@@ -46,7 +30,7 @@ def test_unchanged_rerun_is_answered_by_304s_and_sends_nothing(
     with running(tmp_path, site=site) as setup:
         first = setup.run(*setup.args())
         assert first.code == 0, first
-        assert _changes(_finished(setup)) == (PAGES, 0, 0, 0)
+        assert page_changes(run_finished(setup)) == (PAGES, 0, 0, 0)
         sent_first = setup.provider.stats().requests
         assert sent_first >= PAGES
         setup.provider.reset()
@@ -58,7 +42,7 @@ def test_unchanged_rerun_is_answered_by_304s_and_sends_nothing(
         assert setup.provider.stats().requests == 0
         assert setup.site.statuses[304] == PAGES  # every page: nothing downloaded again
         assert setup.site.statuses[200] == 0
-        assert _changes(_finished(setup)) == (0, 0, PAGES, 0)
+        assert page_changes(run_finished(setup)) == (0, 0, PAGES, 0)
         assert "0 new, 0 changed, 20 unchanged, 0 removed" in second.stderr
         after = setup.output.read_text()
     # The same documents, in the same order (only the generation date moves).
@@ -82,7 +66,7 @@ def test_after_three_pages_change_only_their_chunks_are_sent(tmp_path: Path) -> 
         assert setup.site.statuses[200] == 3
         # One chunk per generated page: exactly the three edited pages were sent.
         assert stats.requests == len(stats.documents) == 3
-        assert _changes(_finished(setup)) == (0, 3, PAGES - 3, 0)
+        assert page_changes(run_finished(setup)) == (0, 3, PAGES - 3, 0)
         assert "0 new, 3 changed, 17 unchanged, 0 removed" in result.stderr
         markdown = setup.output.read_text()
     edited = {setup.site.url(path) for path in changed}
@@ -98,7 +82,7 @@ def test_removed_and_new_pages_are_counted(tmp_path: Path) -> None:
         result = setup.run(*setup.args())
     assert result.code == 0, result
     # Kept 1-4 (unchanged), dropped 0 and 5 (removed), added 6-7 (new).
-    assert _changes(_finished(setup)) == (2, 0, 4, 2)
+    assert page_changes(run_finished(setup)) == (2, 0, 4, 2)
 
 
 def test_no_validators_unchanged_text_still_sends_nothing(tmp_path: Path) -> None:
@@ -110,7 +94,7 @@ def test_no_validators_unchanged_text_still_sends_nothing(tmp_path: Path) -> Non
         assert result.code == 0, result
         assert setup.site.statuses[200] == 6  # no validators: every page is downloaded
         assert setup.provider.stats().requests == 0  # but none of them is sent to the LLM
-        assert _changes(_finished(setup)) == (0, 0, 6, 0)
+        assert page_changes(run_finished(setup)) == (0, 0, 6, 0)
 
 
 def test_refresh_full_and_no_cache_ignore_the_stored_state(tmp_path: Path) -> None:
@@ -121,14 +105,14 @@ def test_refresh_full_and_no_cache_ignore_the_stored_state(tmp_path: Path) -> No
         assert full.code == 0, full
         assert setup.site.statuses[304] == 0  # no conditional request was sent
         assert setup.site.statuses[200] == 6
-        assert _changes(_finished(setup)) == (0, 0, 6, 0)  # still compared by content
+        assert page_changes(run_finished(setup)) == (0, 0, 6, 0)  # still compared by content
         setup.site.statuses.clear()
         setup.provider.reset()
         bare = setup.run(*setup.args("--no-cache"))
         assert bare.code == 0, bare
         assert setup.site.statuses[304] == 0
         assert setup.provider.stats().requests == 6  # no result cache either
-        assert _changes(_finished(setup)) == (0, 0, 0, 0)
+        assert page_changes(run_finished(setup)) == (0, 0, 0, 0)
         assert "Since last run" not in bare.stderr
 
 

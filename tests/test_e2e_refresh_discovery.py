@@ -8,32 +8,16 @@ requested at all.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from e2e_support import Setup, running, sections
+from e2e_support import Setup, page_changes, run_finished, running, sections
 
 from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
 
 pytestmark = pytest.mark.slow
 
 PAGES = 12
-
-
-def _finished(setup: Setup) -> dict[str, Any]:
-    fields: dict[str, Any] = json.loads(setup.report.read_text())["run_finished"]
-    return fields
-
-
-def _changes(fields: dict[str, Any]) -> tuple[int, int, int, int]:
-    return (
-        fields["new_pages"],
-        fields["changed_pages"],
-        fields["unchanged_pages"],
-        fields["removed_pages"],
-    )
 
 
 def _root_args(setup: Setup, root: str) -> list[str]:
@@ -58,7 +42,7 @@ def test_a_discovery_rerun_is_answered_by_304s_and_only_an_edit_is_sent(tmp_path
         assert first.code == 0, first
         before = sections(setup.output.read_text())
         assert len(before) == PAGES
-        assert _changes(_finished(setup)) == (PAGES, 0, 0, 0)
+        assert page_changes(run_finished(setup)) == (PAGES, 0, 0, 0)
         assert setup.provider.stats().requests >= PAGES
         setup.provider.reset()
         setup.site.statuses.clear()
@@ -68,7 +52,7 @@ def test_a_discovery_rerun_is_answered_by_304s_and_only_an_edit_is_sent(tmp_path
         assert setup.site.statuses[304] == PAGES  # every page, the root included
         assert setup.site.statuses[200] == 0
         assert setup.provider.stats().requests == 0
-        assert _changes(_finished(setup)) == (0, 0, PAGES, 0)
+        assert page_changes(run_finished(setup)) == (0, 0, PAGES, 0)
         again = sections(setup.output.read_text())
         assert [s.source for s in again] == [s.source for s in before]
         assert [s.body for s in again] == [s.body for s in before]
@@ -83,7 +67,7 @@ def test_a_discovery_rerun_is_answered_by_304s_and_only_an_edit_is_sent(tmp_path
         assert setup.site.statuses[304] == PAGES - 1
         stats = setup.provider.stats()
         assert stats.requests == len(stats.documents) == 1
-        assert _changes(_finished(setup)) == (0, 1, PAGES - 1, 0)
+        assert page_changes(run_finished(setup)) == (0, 1, PAGES - 1, 0)
         after = sections(setup.output.read_text())
     assert [s.source for s in after] == [s.source for s in before]
     for section in after:
@@ -130,7 +114,7 @@ def test_a_page_whose_sitemap_lastmod_did_not_move_is_not_requested(tmp_path: Pa
         assert setup.site.statuses[200] == 1
         stats = setup.provider.stats()
         assert stats.requests == len(stats.documents) == 1
-        assert _changes(_finished(setup)) == (0, 1, PAGES - 1, 0)
+        assert page_changes(run_finished(setup)) == (0, 1, PAGES - 1, 0)
         after = sections(setup.output.read_text())
         assert [s.source for s in after] == before
         bodies = {s.source: s.body for s in after}
