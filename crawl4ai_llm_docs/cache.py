@@ -82,7 +82,7 @@ _decoder = msgspec.json.Decoder(CachedResult)
 _encoder = msgspec.json.Encoder()
 
 
-def _mkdir_private(path: Path) -> None:
+def mkdir_private(path: Path) -> None:
     """Create ``path`` and missing parents as 0o700 (``mkdir(parents=True)`` gives parents the
     default mode); existing directories are left as their owner set them."""
     missing: list[Path] = []
@@ -97,7 +97,7 @@ def _mkdir_private(path: Path) -> None:
 def prepare_cache_directory(path: Path) -> None:
     """Create the cache directory user-only, before anything else (crawl4ai) creates it with
     the umask's mode, and remove the document spools of runs that were killed."""
-    _mkdir_private(path)
+    mkdir_private(path)
     spools = path / "spool"
     if not spools.is_dir():
         return
@@ -117,7 +117,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (0o600) so readers see the old file or the new, never a part."""
     fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
     try:
@@ -223,8 +223,8 @@ class ResultCache:
 
     def _write(self, key: str, data: bytes) -> None:
         path = self.path_for(key)
-        _mkdir_private(path.parent)  # the cache directory, results/ and results/ab/
-        _write_atomic(path, data)
+        mkdir_private(path.parent)  # the cache directory, results/ and results/ab/
+        write_atomic(path, data)
 
     async def put(self, key: str, result: ChunkResult) -> bool:
         """Store an LLM answer as soon as it arrives; True when it was written.
@@ -316,7 +316,7 @@ class DocumentSpool:
 
     def open(self) -> None:
         if self._parent is not None:
-            _mkdir_private(self._parent)
+            mkdir_private(self._parent)
         # The pid in the name lets a later run remove the spool of a killed one.
         prefix = f"spool-{os.getpid()}-"
         self._directory = Path(tempfile.mkdtemp(prefix=prefix, dir=self._parent))  # 0o700

@@ -12,7 +12,7 @@ whose sitemap ``lastmod`` is the one stored is reused without any request at all
 ``<cache_dir>/outputs/<sha of the output path>.json`` lists the URLs of the last run that wrote
 that output, so the next run can say which pages were removed.
 
-Every file is written atomically (``cache._write_atomic``): a ``kill -9`` mid-refresh leaves
+Every file is written atomically (``cache.write_atomic``): a ``kill -9`` mid-refresh leaves
 each entry old or new, never torn, and the next run still works from it. A server that answers
 304 for a page that did change cannot be detected; ``--refresh full`` corrects it.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from crawl4ai_llm_docs.cache import _mkdir_private, _write_atomic
+from crawl4ai_llm_docs.cache import mkdir_private, write_atomic
 from crawl4ai_llm_docs.discover.links import PageLinks
 from crawl4ai_llm_docs.models import Freshness, Page
 
@@ -119,8 +119,8 @@ class PageStateStore:
 
     def _write(self, state: PageState) -> None:
         path = self._path(state.url)
-        _mkdir_private(path.parent)
-        _write_atomic(path, _encoder.encode(state))
+        mkdir_private(path.parent)
+        write_atomic(path, _encoder.encode(state))
 
     async def put(self, state: PageState) -> None:
         """Record a fetched page; a failed write costs only the next run's shortcut."""
@@ -226,9 +226,9 @@ class PageStateStore:
 
     def _write_manifest(self, output: Path, urls: list[str]) -> None:
         path = self._manifest_path(output)
-        _mkdir_private(path.parent)
+        mkdir_private(path.parent)
         manifest = OutputManifest(output=str(output.resolve()), urls=urls, written_at=now_iso())
-        _write_atomic(path, _encoder.encode(manifest))
+        write_atomic(path, _encoder.encode(manifest))
 
     async def record_output(self, output: Path, urls: Iterable[str]) -> None:
         """Remember this run's URLs for ``output``; called once the output is written."""

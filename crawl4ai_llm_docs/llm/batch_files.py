@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from crawl4ai_llm_docs.cache import _mkdir_private
+from crawl4ai_llm_docs.cache import mkdir_private
 from crawl4ai_llm_docs.llm.batch_store import BatchStore
 from crawl4ai_llm_docs.models import Chunk
 
@@ -44,7 +44,7 @@ class WorkDir:
 
     def __init__(self, cache_dir: Path) -> None:
         parent = cache_dir / "spool"
-        _mkdir_private(parent)
+        mkdir_private(parent)
         # The pid in the name lets a later run remove what a killed one left.
         self.path = Path(tempfile.mkdtemp(prefix=f"spool-{os.getpid()}-batch-", dir=parent))
         self._chunks = (self.path / "chunks.bin").open("w+b")

@@ -22,7 +22,7 @@ from typing import IO
 
 import msgspec
 
-from crawl4ai_llm_docs.cache import _mkdir_private, _write_atomic
+from crawl4ai_llm_docs.cache import mkdir_private, write_atomic
 
 _KEYS_TEMP_SUFFIX = ".keys.tmp"
 
@@ -62,7 +62,7 @@ class BatchStore:
 
     def open_keys(self, local_id: str) -> IO[str]:
         """A new keys file, written while the input file is; ``commit_keys`` makes it final."""
-        _mkdir_private(self.directory)
+        mkdir_private(self.directory)
         fd = os.open(
             self.directory / f"{local_id}{_KEYS_TEMP_SUFFIX}",
             os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
@@ -82,8 +82,8 @@ class BatchStore:
             os.unlink(self.directory / f"{local_id}{_KEYS_TEMP_SUFFIX}")
 
     def save(self, record: BatchRecord) -> None:
-        _mkdir_private(self.directory)
-        _write_atomic(self.record_path(record.local_id), _encoder.encode(record))
+        mkdir_private(self.directory)
+        write_atomic(self.record_path(record.local_id), _encoder.encode(record))
 
     def load_all(self) -> list[BatchRecord]:
         """Every readable record, oldest first; unreadable files are skipped, never fatal."""
