@@ -239,7 +239,7 @@ def main() -> None:
         print(json.dumps(child(method, int(concurrency), urls, Path(cache_dir))), flush=True)
         return
 
-    from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
+    from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
     pages = 16 if args.quick else 64
     # Each variant is a source tree to import the package from ("" = this one); alternating

@@ -41,9 +41,9 @@ from faithful_support import (
     span_identifiers,
 )
 
-from crawl4ai_llm_docs.llm.chunking import split_text
-from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, judge
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, judge
+from crawl4ai_llm_docs.markdown.chunking import split_text
 
 TEN_KB = 10_240
 TARGET_MS = 1.0

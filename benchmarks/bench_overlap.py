@@ -42,7 +42,12 @@ from common import (
     write_results,
 )
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, page_path, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import (
+    SiteConfig,
+    SiteHandle,
+    page_path,
+    run_site_in_thread,
+)
 
 PAGES = 28
 CONCURRENCY = 4  # crawl and LLM alike: the CLI's defaults

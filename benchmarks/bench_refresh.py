@@ -35,8 +35,8 @@ from typing import Any
 
 from common import code_version, machine, machine_note, md_table, progress, write_results
 
-from crawl4ai_llm_docs.testing.provider import make_config, run_in_thread
-from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
+from crawl4ai_llm_docs.testing.provider.server import make_config, run_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 SECTIONS = ("library", "tutorial", "howto", "reference")

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import psutil
 
-from crawl4ai_llm_docs.testing.provider import start_subprocess, stop_subprocess
+from crawl4ai_llm_docs.testing.provider.server import start_subprocess, stop_subprocess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _LISTENING = re.compile(r"listening on (http://\S+)")

@@ -131,16 +131,16 @@ def micro_steps() -> list[dict[str, Any]]:
     """The pure per-page steps of the LLM path, timed in this process without a profiler."""
     import msgspec
 
-    from crawl4ai_llm_docs.cache import ResultCache
+    from crawl4ai_llm_docs.cache.results import ResultCache
     from crawl4ai_llm_docs.config import load_config
     from crawl4ai_llm_docs.crawl.extract import extract
     from crawl4ai_llm_docs.llm import prompts
-    from crawl4ai_llm_docs.llm.chunking import split_page
-    from crawl4ai_llm_docs.llm.client import decode_completion
-    from crawl4ai_llm_docs.llm.tokens import count_tokens
+    from crawl4ai_llm_docs.llm.provider.client import decode_completion
+    from crawl4ai_llm_docs.markdown.chunking import split_page
+    from crawl4ai_llm_docs.markdown.tokens import count_tokens
     from crawl4ai_llm_docs.models import Page
-    from crawl4ai_llm_docs.testing.provider_answers import ChatRequest, answer
-    from crawl4ai_llm_docs.testing.site import generated_page
+    from crawl4ai_llm_docs.testing.provider.answers import ChatRequest, answer
+    from crawl4ai_llm_docs.testing.site.server import generated_page
 
     with tempfile.TemporaryDirectory() as empty:  # no user or project config file
         llm = load_config(environ={}, cwd=Path(empty)).config.llm

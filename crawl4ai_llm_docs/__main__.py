@@ -20,7 +20,7 @@ def _exit_during_start_up(signum: int, frame: object) -> None:
 def entry() -> None:
     _signal.signal(_signal.SIGINT, _exit_during_start_up)
     try:
-        from crawl4ai_llm_docs.cli import main
+        from crawl4ai_llm_docs.cli.app import main
     finally:
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     main()

@@ -92,3 +92,21 @@ class Document(Struct, frozen=True, kw_only=True):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class PageLinks(Struct, frozen=True, kw_only=True):
+    links: tuple[str, ...] = ()
+    noindex: bool = False
+    nofollow: bool = False
+    canonical: str = ""  # absolute URL of <link rel=canonical>, "" when none
+
+
+class PageReport(Struct, frozen=True, kw_only=True):
+    """What the crawler learnt about one emitted URL."""
+
+    index: int
+    url: str
+    final_url: str
+    status: int | None
+    error: str | None  # None when the page was fetched
+    links: PageLinks = PageLinks()

@@ -25,25 +25,26 @@ import structlog
 import trio
 from rich.console import Console
 
-from crawl4ai_llm_docs import chunk_stage, collect
-from crawl4ai_llm_docs.cache import ResultCache
-from crawl4ai_llm_docs.collect import Collector
+from crawl4ai_llm_docs.cache.results import ResultCache
+from crawl4ai_llm_docs.chunk import stage as chunk_stage
+from crawl4ai_llm_docs.collect import stage as collect
+from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import LoadedConfig, ParallelConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
-from crawl4ai_llm_docs.discover import run_source
 from crawl4ai_llm_docs.discover.engine import Discovery
-from crawl4ai_llm_docs.discover.run_source import discovery_for_run
 from crawl4ai_llm_docs.errors import InputError, ProviderFatalError
-from crawl4ai_llm_docs.lifecycle import Run
-from crawl4ai_llm_docs.llm import batch as batch_stage
+from crawl4ai_llm_docs.lifecycle.options import RunOptions
+from crawl4ai_llm_docs.lifecycle.paths import check_output_locations
+from crawl4ai_llm_docs.lifecycle.run import Run
 from crawl4ai_llm_docs.llm import stage as llm_stage
-from crawl4ai_llm_docs.llm.client import ChatClient
+from crawl4ai_llm_docs.llm.batch import stage as batch_stage
 from crawl4ai_llm_docs.llm.connect import open_client
+from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.logging import configure_logging
-from crawl4ai_llm_docs.paths import check_output_locations
-from crawl4ai_llm_docs.run_options import RunOptions
+from crawl4ai_llm_docs.sources import discovery as run_source
 from crawl4ai_llm_docs.sources import url_file
+from crawl4ai_llm_docs.sources.discovery import discovery_for_run
 from crawl4ai_llm_docs.urls import ParsedUrls, read_url_file
 
 log = structlog.get_logger()

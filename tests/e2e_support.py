@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, run_in_thread
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, run_site_in_thread
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, run_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, run_site_in_thread
 
 API_KEY = "sk-test-E2E-SECRET-7f3a"
 REPO = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import re
 import textwrap
 from pathlib import Path
 
-from crawl4ai_llm_docs.llm.chunking import split_text
-from crawl4ai_llm_docs.llm.markdown_blocks import code_blocks, fence_mask
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts, without_links
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts, without_links
+from crawl4ai_llm_docs.markdown.blocks import code_blocks, fence_mask
+from crawl4ai_llm_docs.markdown.chunking import split_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "markdown"
 # Whole pages, and the chunks the pipeline cuts them into at 300 tokens ("page#2").

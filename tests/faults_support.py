@@ -24,8 +24,8 @@ from pathlib import Path
 import msgspec
 from e2e_support import Section, sections
 
-from crawl4ai_llm_docs.testing.provider import document_digest
-from crawl4ai_llm_docs.testing.provider_answers import ChatRequest, answer
+from crawl4ai_llm_docs.testing.provider.answers import ChatRequest, answer
+from crawl4ai_llm_docs.testing.provider.server import document_digest
 
 # ---------------------------------------------------------------- a stub HTTP server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from crawl4ai_llm_docs.cli import run_cli
+from crawl4ai_llm_docs.cli.app import run_cli
 
 
 @pytest.fixture(autouse=True)

@@ -16,20 +16,20 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from crawl4ai_llm_docs.cache import ResultCache
+from crawl4ai_llm_docs.cache.results import ResultCache
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.errors import ProviderFatalError
-from crawl4ai_llm_docs.llm import batch as batch_stage
-from crawl4ai_llm_docs.llm.batch_api import BatchUnsupportedError
-from crawl4ai_llm_docs.llm.batch_files import WorkDir
-from crawl4ai_llm_docs.llm.batch_store import BatchStore
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.chunking import count_tokens
-from crawl4ai_llm_docs.llm.client import ChatClient
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.batch import stage as batch_stage
+from crawl4ai_llm_docs.llm.batch.api import BatchUnsupportedError
+from crawl4ai_llm_docs.llm.batch.files import WorkDir
+from crawl4ai_llm_docs.llm.batch.store import BatchStore
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.llm.stage import ChunkProcessor
+from crawl4ai_llm_docs.markdown.chunking import count_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, serve
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, serve
 
 GUARD_S = 60
 
@@ -446,7 +446,7 @@ async def test_a_stored_batch_the_provider_does_not_know_is_sent_again(tmp_path:
 
 def test_dry_run_batch_price_is_half_the_live_price() -> None:
     from crawl4ai_llm_docs.config import AppConfig
-    from crawl4ai_llm_docs.estimate import Estimate
+    from crawl4ai_llm_docs.lifecycle.estimate import Estimate
 
     prices = {"input_price_per_mtok": 1.0, "output_price_per_mtok": 4.0}
     live = Estimate(msgspec.convert({"llm": prices}, AppConfig))
@@ -539,7 +539,7 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
 async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     tmp_path: Path,
 ) -> None:
-    from crawl4ai_llm_docs.llm.batch_results import Answers
+    from crawl4ai_llm_docs.llm.batch.results import Answers
 
     llm = msgspec.convert({"mode": "batch"}, LLMConfig)
     client = ChatClient(

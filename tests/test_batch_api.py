@@ -17,10 +17,10 @@ import trio
 
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderFatalError
-from crawl4ai_llm_docs.llm.batch import BatchJob
-from crawl4ai_llm_docs.llm.batch_api import BatchApi, BatchApiError, BatchUnsupportedError
-from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore
-from crawl4ai_llm_docs.testing.provider_batch_io import multipart
+from crawl4ai_llm_docs.llm.batch.api import BatchApi, BatchApiError, BatchUnsupportedError
+from crawl4ai_llm_docs.llm.batch.stage import BatchJob
+from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore
+from crawl4ai_llm_docs.testing.provider.batch_io import multipart
 
 BASE = "https://provider.example/v1"
 SECRET = "sk-unit-SECRET-42"

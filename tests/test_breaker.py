@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from crawl4ai_llm_docs.errors import CircuitBreakerOpenError, ProviderFatalError
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
 
 Change = tuple[str, str, str]
 

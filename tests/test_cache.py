@@ -17,8 +17,8 @@ import msgspec
 import pytest
 import trio
 
-from crawl4ai_llm_docs import cache as cache_module
-from crawl4ai_llm_docs.cache import CachedResult, DocumentSpool, ResultCache
+from crawl4ai_llm_docs.cache import results as cache_module
+from crawl4ai_llm_docs.cache.results import CachedResult, DocumentSpool, ResultCache
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, OutputConfig
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
 
@@ -254,7 +254,7 @@ _WRITER = textwrap.dedent(
     """
     import hashlib, sys, trio
     from pathlib import Path
-    from crawl4ai_llm_docs.cache import ResultCache
+    from crawl4ai_llm_docs.cache.results import ResultCache
     from crawl4ai_llm_docs.models import ChunkResult
 
     async def main() -> None:

@@ -15,11 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from crawl4ai_llm_docs.cache import ResultCache
+from crawl4ai_llm_docs.cache.page_state import PageStateStore
+from crawl4ai_llm_docs.cache.results import ResultCache
 from crawl4ai_llm_docs.config_schema import LLMConfig
-from crawl4ai_llm_docs.discover.links import PageLinks
-from crawl4ai_llm_docs.models import Chunk
-from crawl4ai_llm_docs.page_state import PageStateStore
+from crawl4ai_llm_docs.models import Chunk, PageLinks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cache_v1"
 URL = "https://docs.example.com/guide/install.html"

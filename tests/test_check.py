@@ -13,7 +13,8 @@ import trio
 
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.errors import InputError, ProviderFatalError
-from crawl4ai_llm_docs.llm.check import (
+from crawl4ai_llm_docs.llm.limits.headers import BucketInfo
+from crawl4ai_llm_docs.llm.provider.check import (
     DEFAULT_CONCURRENCY,
     CheckResult,
     check_provider,
@@ -21,9 +22,8 @@ from crawl4ai_llm_docs.llm.check import (
     suggest_concurrency,
     with_probe,
 )
-from crawl4ai_llm_docs.llm.headers import BucketInfo
-from crawl4ai_llm_docs.llm.probe import Wave, analyse
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, serve
+from crawl4ai_llm_docs.llm.provider.probe import Wave, analyse
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, serve
 
 GUARD = 10  # seconds: the hang guard of every test that does I/O
 KEY = "sk-check-0123456789abcdef"
@@ -252,8 +252,8 @@ def test_suggest_concurrency(
 def test_check_command_through_the_cli(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from crawl4ai_llm_docs.cli import run_cli
-    from crawl4ai_llm_docs.testing.provider import run_in_thread
+    from crawl4ai_llm_docs.cli.app import run_cli
+    from crawl4ai_llm_docs.testing.provider.server import run_in_thread
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.chdir(tmp_path)
@@ -350,8 +350,8 @@ def test_check_takes_the_provider_options(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`check --base-url URL --model M`: no config file or environment needed."""
-    from crawl4ai_llm_docs.cli import run_cli
-    from crawl4ai_llm_docs.testing.provider import run_in_thread
+    from crawl4ai_llm_docs.cli.app import run_cli
+    from crawl4ai_llm_docs.testing.provider.server import run_in_thread
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -9,11 +9,11 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.llm import markdown_blocks
-from crawl4ai_llm_docs.llm import tokens as counting
-from crawl4ai_llm_docs.llm.chunking import split_chunk, split_page, split_text
-from crawl4ai_llm_docs.llm.reassemble import merge_results, reassemble
-from crawl4ai_llm_docs.llm.tokens import count_tokens, estimate_tokens
+from crawl4ai_llm_docs.markdown import blocks as markdown_blocks
+from crawl4ai_llm_docs.markdown import tokens as counting
+from crawl4ai_llm_docs.markdown.chunking import split_chunk, split_page, split_text
+from crawl4ai_llm_docs.markdown.reassemble import merge_results, reassemble
+from crawl4ai_llm_docs.markdown.tokens import count_tokens, estimate_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page
 
 # Representative documentation Markdown: prose, inline code, links, a table, code blocks.

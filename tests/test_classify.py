@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crawl4ai_llm_docs.llm.classify import Action, classify, parse_error
+from crawl4ai_llm_docs.llm.provider.classify import Action, classify, parse_error
 
 
 def openai_error(message: str, type_: str, code: str | None) -> bytes:

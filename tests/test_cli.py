@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from crawl4ai_llm_docs import __version__, pipeline
-from crawl4ai_llm_docs.cli import run_cli
+from crawl4ai_llm_docs.cli.app import run_cli
 from crawl4ai_llm_docs.config import LoadedConfig
-from crawl4ai_llm_docs.run_options import RunOptions
+from crawl4ai_llm_docs.lifecycle.options import RunOptions
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from crawl4ai_llm_docs.cli import run_cli
-from crawl4ai_llm_docs.llm.batch_store import BatchRecord, BatchStore
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, run_in_thread
+from crawl4ai_llm_docs.cli.app import run_cli
+from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, run_in_thread
 
 KEY = "sk-cli-batch-SECRET-9"
 

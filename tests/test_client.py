@@ -21,8 +21,9 @@ from crawl4ai_llm_docs.errors import (
     ProviderFatalError,
     RateLimitExceededError,
 )
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.client import (
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.provider.client import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
     RATE_LIMIT_RETRIES,
@@ -31,7 +32,6 @@ from crawl4ai_llm_docs.llm.client import (
     NeedsSplitError,
     backoff_delay,
 )
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
 
 KEY = "sk-test-0123456789abcdefSECRET"
 BASE_URL = "https://llm.example/v1/"

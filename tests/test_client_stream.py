@@ -19,12 +19,12 @@ import trio.testing
 
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.errors import ProviderFatalError
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.classify import Action, Decision
-from crawl4ai_llm_docs.llm.client import ChatClient, Completion, NeedsSplitError
-from crawl4ai_llm_docs.llm.concurrency import QueueAwareLimit
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
-from crawl4ai_llm_docs.llm.streaming import StreamReader, estimate_tokens
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.concurrency import QueueAwareLimit
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.provider.classify import Action, Decision
+from crawl4ai_llm_docs.llm.provider.client import ChatClient, Completion, NeedsSplitError
+from crawl4ai_llm_docs.llm.provider.streaming import StreamReader, estimate_tokens
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 GUARD = 3600  # virtual seconds

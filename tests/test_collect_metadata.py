@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.collect import Collector
+from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.models import ChunkResult, Page
 
 META = {"site_name": "Acme", "meta_description": "About.", "fetched_at": "2025-01-02T03:04:05Z"}

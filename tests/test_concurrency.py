@@ -16,8 +16,8 @@ import pytest
 import trio
 import trio.testing
 
-from crawl4ai_llm_docs.llm.concurrency import QueueAwareLimit, attach
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.limits.concurrency import QueueAwareLimit, attach
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
 
 
 class Result:

@@ -10,7 +10,7 @@ import lxml.html  # type: ignore[import-untyped]
 import pytest
 
 from crawl4ai_llm_docs.crawl.codelinks import scrub_markdown
-from crawl4ai_llm_docs.crawl.generators import detect
+from crawl4ai_llm_docs.crawl.generators.detect import detect
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 
 prepare_crawl4ai(Path(tempfile.gettempdir()) / "crawl4ai-llm-docs-tests")
@@ -443,8 +443,8 @@ def test_doxygen_member_tables_prototypes_and_fragments() -> None:
 def test_a_layout_the_profile_did_not_foresee_falls_back_to_generic_cleaning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from crawl4ai_llm_docs.crawl import rustdoc
-    from crawl4ai_llm_docs.crawl.generators import Profile
+    from crawl4ai_llm_docs.crawl.generators import rustdoc
+    from crawl4ai_llm_docs.crawl.generators.detect import Profile
 
     def broken(container: object) -> None:
         raise AttributeError("no such element")

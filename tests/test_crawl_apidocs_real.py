@@ -25,7 +25,12 @@ from e2e_support import cli_env, run_cli, sections, write_urls
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import run
 from crawl4ai_llm_docs.models import Page, UrlEntry
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, run_site_in_thread, serve_site
+from crawl4ai_llm_docs.testing.site.server import (
+    SiteConfig,
+    SiteHandle,
+    run_site_in_thread,
+    serve_site,
+)
 
 ALL_SETS = {**DOC_SETS, **SPHINX_SETS}
 HAS_CHROMIUM = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))

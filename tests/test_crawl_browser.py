@@ -21,7 +21,7 @@ from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import RetryPolicy, run
 from crawl4ai_llm_docs.crawl.browser import find_chromium
 from crawl4ai_llm_docs.models import Page, UrlEntry
-from crawl4ai_llm_docs.testing.site import (
+from crawl4ai_llm_docs.testing.site.server import (
     JS_TEXT,
     NAV_MARKERS,
     SPECIAL_PATHS,
@@ -219,7 +219,7 @@ CTRL_C_SCRIPT = textwrap.dedent(
     from crawl4ai_llm_docs.config import CrawlConfig
     from crawl4ai_llm_docs.crawl import run
     from crawl4ai_llm_docs.models import UrlEntry
-    from crawl4ai_llm_docs.testing.site import SPECIAL_PATHS, SiteConfig, serve_site
+    from crawl4ai_llm_docs.testing.site.server import SPECIAL_PATHS, SiteConfig, serve_site
 
     def announce(_logger, _name, event):
         if event["event"] == "browser_started":

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crawl4ai_llm_docs.crawl.http import decode_html, parse_retry_after
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.crawl.stage import RetryPolicy
-from crawl4ai_llm_docs.testing.site import NAV_MARKERS, generated_page
+from crawl4ai_llm_docs.fetch.http import decode_html, parse_retry_after
+from crawl4ai_llm_docs.testing.site.server import NAV_MARKERS, generated_page
 
 # crawl4ai writes its folder at import: keep it out of the home directory.
 prepare_crawl4ai(Path(tempfile.gettempdir()) / "crawl4ai-llm-docs-tests")

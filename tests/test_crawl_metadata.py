@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import trio
 
+from crawl4ai_llm_docs.cache.page_state import PageStateStore
 from crawl4ai_llm_docs.models import Page
-from crawl4ai_llm_docs.page_state import PageStateStore
 from tests.test_crawl_stage import by_path, crawl, start_site
 
 PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>{meta}</head>

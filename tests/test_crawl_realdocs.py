@@ -17,7 +17,7 @@ import trio
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import run
 from crawl4ai_llm_docs.models import Page, UrlEntry
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, serve_site
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, serve_site
 
 DOC_SETS = {
     # package: (HTML directory, main container, navigation around it, pages to inspect)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from crawl4ai_llm_docs.testing.site import (
+from crawl4ai_llm_docs.testing.site.server import (
     NAV_MARKERS,
     SPECIAL_PATHS,
     SiteConfig,

@@ -16,7 +16,7 @@ from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import RetryPolicy, run
 from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
 from crawl4ai_llm_docs.models import Page, UrlEntry
-from crawl4ai_llm_docs.testing.site import (
+from crawl4ai_llm_docs.testing.site.server import (
     NAV_MARKERS,
     SPECIAL_PATHS,
     SiteConfig,

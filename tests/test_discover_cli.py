@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from e2e_support import cli_env, run_cli, running, sections
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, page_path, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import (
+    SiteConfig,
+    SiteHandle,
+    page_path,
+    run_site_in_thread,
+)
 
 pytestmark = pytest.mark.slow
 

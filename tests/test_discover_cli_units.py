@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from crawl4ai_llm_docs.cli import run_cli
-from crawl4ai_llm_docs.cli_discover import DiscoverFlags, roots_stem, split_targets
+from crawl4ai_llm_docs.cli.app import run_cli
+from crawl4ai_llm_docs.cli.discover import DiscoverFlags, roots_stem, split_targets
 from crawl4ai_llm_docs.errors import InputError
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, run_site_in_thread
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from crawl4ai_llm_docs.discover.engine import Discovery
 from crawl4ai_llm_docs.discover.mapper import crawl_for_links, map_site
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.models import UrlEntry
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, page_path, serve_site
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, page_path, serve_site
 
 HANG_GUARD_S = 60
 
@@ -288,9 +288,9 @@ async def test_the_source_stage_shape_drains_pages_coming_back(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
     """``run_source.run(receive, send)``: URLs out, crawled pages back (and dropped)."""
-    from crawl4ai_llm_docs.discover import run_source
     from crawl4ai_llm_docs.models import Page
     from crawl4ai_llm_docs.observe.metrics import RunMetrics
+    from crawl4ai_llm_docs.sources import discovery as run_source
 
     site = await start(nursery, pages=3)
     app = config(tmp_path, sources=["links"])
@@ -305,7 +305,8 @@ async def test_the_source_stage_shape_drains_pages_coming_back(
             async for entry in url_recv:
                 async with httpx.AsyncClient() as client:
                     response = await client.get(entry.url)
-                from crawl4ai_llm_docs.discover.links import PageReport, page_links
+                from crawl4ai_llm_docs.crawl.links import page_links
+                from crawl4ai_llm_docs.models import PageReport
 
                 links = page_links(response.text, entry.url)
                 report = PageReport(

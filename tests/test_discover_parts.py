@@ -10,8 +10,8 @@ import httpx
 import pytest
 import trio
 
+from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue
-from crawl4ai_llm_docs.discover.links import page_links
 from crawl4ai_llm_docs.discover.llms_txt import candidates, parse_llms_txt, read_llms_txt
 from crawl4ai_llm_docs.discover.robots import Robots, parse_rules
 from crawl4ai_llm_docs.discover.scope import (

@@ -12,7 +12,7 @@ import pytest
 from e2e_support import cli_env, run_cli
 
 from crawl4ai_llm_docs.discover.scope import Scope
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, run_site_in_thread
 
 SECTIONS = {
     "click": Path("/usr/share/doc/python-click-doc/html"),

@@ -26,7 +26,7 @@ from crawl4ai_llm_docs.observe.events import (
     RunFinished,
     decode_event,
 )
-from crawl4ai_llm_docs.testing.site import SiteConfig
+from crawl4ai_llm_docs.testing.site.server import SiteConfig
 
 pytestmark = pytest.mark.slow
 

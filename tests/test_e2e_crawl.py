@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from e2e_support import cli_env, failed_section, running, sections
 
-from crawl4ai_llm_docs.testing.site import JS_TEXT, NAV_MARKERS, SPECIAL_PATHS, SiteConfig
+from crawl4ai_llm_docs.testing.site.server import JS_TEXT, NAV_MARKERS, SPECIAL_PATHS, SiteConfig
 
 HAS_CHROMIUM = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
 needs_browser = pytest.mark.skipif(

@@ -14,7 +14,7 @@ import pytest
 from e2e_support import HANG_GUARD_S, cli_env, run_cli, write_urls
 from llama_server import LlamaServer
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
 pytestmark = pytest.mark.slow
 

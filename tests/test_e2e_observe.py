@@ -30,7 +30,7 @@ from crawl4ai_llm_docs.observe.events import (
     RunStarted,
     decode_event,
 )
-from crawl4ai_llm_docs.testing.site import SiteConfig
+from crawl4ai_llm_docs.testing.site.server import SiteConfig
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 
-from crawl4ai_llm_docs.llm.tokens import count_tokens
-from crawl4ai_llm_docs.testing.site import SiteConfig, page_title, run_site_in_thread
+from crawl4ai_llm_docs.markdown.tokens import count_tokens
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, page_title, run_site_in_thread
 from tests.e2e_support import cli_env, run_cli, running, write_urls
 from tests.llms_txt_parser import parse_llms_txt
 

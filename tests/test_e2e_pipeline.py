@@ -36,25 +36,26 @@ from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
 
-from crawl4ai_llm_docs import lifecycle, paths
-from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.chunk_stage import ANSWER_HEADROOM, chunk_size
-from crawl4ai_llm_docs.collect import Collector
+from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.chunk.stage import ANSWER_HEADROOM, chunk_size
+from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
-from crawl4ai_llm_docs.ending import Ending
 from crawl4ai_llm_docs.errors import InputError
-from crawl4ai_llm_docs.estimate import (
+from crawl4ai_llm_docs.lifecycle import paths
+from crawl4ai_llm_docs.lifecycle import run as lifecycle
+from crawl4ai_llm_docs.lifecycle.ending import Ending
+from crawl4ai_llm_docs.lifecycle.estimate import (
     FIRST_TOKEN_S,
     OUTPUT_TOKENS_PER_S,
     PROMPT_OVERHEAD_TOKENS,
     Estimate,
 )
-from crawl4ai_llm_docs.lifecycle import Run
+from crawl4ai_llm_docs.lifecycle.options import RunOptions
+from crawl4ai_llm_docs.lifecycle.run import Run
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.events import LLMRequest, decode_event
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
-from crawl4ai_llm_docs.run_options import RunOptions
-from crawl4ai_llm_docs.testing.site import SiteConfig, page_title
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, page_title
 
 
 def _assert_in_input_order(setup: Setup, markdown: str) -> None:

@@ -30,7 +30,7 @@ from llama_server import LlamaServer
 
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.observe.events import decode_event
-from crawl4ai_llm_docs.testing.site import SiteConfig, run_site_in_thread
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from e2e_support import page_changes, run_finished, running, sections, wait_until, write_urls
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, page_path
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from e2e_support import Setup, page_changes, run_finished, running, sections
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, page_path
 
 pytestmark = pytest.mark.slow
 

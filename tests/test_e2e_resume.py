@@ -16,7 +16,7 @@ import pytest
 from e2e_support import failed_section, finish, running, sections, wait_until
 
 from crawl4ai_llm_docs.observe.events import RunFinished, RunStarted, decode_event
-from crawl4ai_llm_docs.testing.site import SiteConfig
+from crawl4ai_llm_docs.testing.site.server import SiteConfig
 
 pytestmark = pytest.mark.slow
 

@@ -9,14 +9,14 @@ import msgspec
 import pytest
 
 from crawl4ai_llm_docs.config import LLMConfig
-from crawl4ai_llm_docs.llm.faithful import (
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts, Vocabulary, non_space
+from crawl4ai_llm_docs.llm.faithfulness.judge import (
     CHECK_VERSION,
     FaithfulSettings,
     invented_code,
     judge,
     signatures,
 )
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts, Vocabulary, non_space
 
 SETTINGS = FaithfulSettings()
 GETPASS = """# getpass — Portable password input

@@ -30,8 +30,8 @@ from faithful_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, Verdict, judge
-from crawl4ai_llm_docs.llm.markdown_facts import words_of
+from crawl4ai_llm_docs.llm.faithfulness.facts import words_of
+from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, Verdict, judge
 
 SETTINGS = FaithfulSettings()
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

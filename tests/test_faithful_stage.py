@@ -18,13 +18,13 @@ import pytest
 from faithful_support import PAGES
 from structlog.testing import capture_logs
 
-from crawl4ai_llm_docs.cache import CachedResult, ResultCache
+from crawl4ai_llm_docs.cache.results import CachedResult, ResultCache
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.llm import stage as llm_stage
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.client import ChatClient
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
-from crawl4ai_llm_docs.llm.tokens import count_tokens
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.provider.client import ChatClient
+from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 

@@ -17,7 +17,7 @@ import pytest
 from e2e_support import Result, Setup, failed_section, running, sections
 from faults_support import free_port
 
-from crawl4ai_llm_docs.testing.site import SPECIAL_PATHS, SiteConfig
+from crawl4ai_llm_docs.testing.site.server import SPECIAL_PATHS, SiteConfig
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import pytest
 from e2e_support import HANG_GUARD_S, Setup, failed_section, finish, running, sections, wait_until
 from faults_support import free_port
 
-from crawl4ai_llm_docs.testing.provider import start_subprocess, stop_subprocess
-from crawl4ai_llm_docs.testing.site import SiteConfig
+from crawl4ai_llm_docs.testing.provider.server import start_subprocess, stop_subprocess
+from crawl4ai_llm_docs.testing.site.server import SiteConfig
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.llm.headers import (
+from crawl4ai_llm_docs.llm.limits.headers import (
     BucketInfo,
     RateLimitInfo,
     format_duration,
@@ -266,8 +266,8 @@ def test_retry_delay_from_body(body: bytes, seconds: float | None) -> None:
 
 def test_fake_provider_dialects_parse() -> None:
     """The project's fake provider's headers read back as the bucket it modelled."""
-    from crawl4ai_llm_docs.testing.provider_config import make_config
-    from crawl4ai_llm_docs.testing.provider_limits import RateLimits
+    from crawl4ai_llm_docs.testing.provider.config import make_config
+    from crawl4ai_llm_docs.testing.provider.limits import RateLimits
 
     limits = RateLimits(make_config({"rpm": 60, "tpm": 6000, "burst_requests": 10}), 0.0)
     assert limits.admit(100, 0.0) is None

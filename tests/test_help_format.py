@@ -11,7 +11,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from crawl4ai_llm_docs.cli import app
+from crawl4ai_llm_docs.cli.app import app
 
 COMMANDS = [[], ["check"], ["config", "show"], ["config", "init"], ["config", "path"]]
 WIDTHS = [80, 81, 87, 92, 100, 120, 160, 240]

@@ -36,7 +36,7 @@ from e2e_support import (
 )
 from faults_support import assert_well_formed, bodies, cache_entries, cache_root, cached_digests
 
-from crawl4ai_llm_docs.testing.site import SiteConfig, page_path
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, page_path
 
 pytestmark = pytest.mark.slow
 
@@ -277,7 +277,7 @@ def test_ctrl_c_while_exiting_keeps_the_exit_code(bench: Bench, tmp_path: Path) 
 _CTRL_C_AS_THE_WATCHER_STOPS = """
 import contextlib, signal, sys
 import trio
-from crawl4ai_llm_docs.cli import main
+from crawl4ai_llm_docs.cli.app import main
 
 real = trio.open_signal_receiver
 

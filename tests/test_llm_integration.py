@@ -19,26 +19,26 @@ import httpx
 import pytest
 import trio
 
-from crawl4ai_llm_docs.cache import ResultCache
+from crawl4ai_llm_docs.cache.results import ResultCache
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
 from crawl4ai_llm_docs.errors import CircuitBreakerOpenError, ProviderFatalError
 from crawl4ai_llm_docs.llm import stage as llm_stage
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.chunking import split_chunk
-from crawl4ai_llm_docs.llm.client import ChatClient
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter
-from crawl4ai_llm_docs.llm.reassemble import reassemble
-from crawl4ai_llm_docs.llm.tokens import count_tokens
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.provider.client import ChatClient
+from crawl4ai_llm_docs.markdown.chunking import split_chunk
+from crawl4ai_llm_docs.markdown.reassemble import reassemble
+from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
-from crawl4ai_llm_docs.testing.provider import (
+from crawl4ai_llm_docs.testing.provider.app import ProviderApp
+from crawl4ai_llm_docs.testing.provider.server import (
     FakeProvider,
     ProviderStats,
     document_digest,
     make_config,
     serve,
 )
-from crawl4ai_llm_docs.testing.provider_app import ProviderApp
-from crawl4ai_llm_docs.testing.provider_state import ProviderState
+from crawl4ai_llm_docs.testing.provider.state import ProviderState
 
 pytestmark = pytest.mark.slow
 

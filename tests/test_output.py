@@ -13,10 +13,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from crawl4ai_llm_docs.llm.markdown_blocks import fence_mask, heading_level
+from crawl4ai_llm_docs.markdown.blocks import fence_mask, heading_level
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.output import write_consolidated, write_llms_txt, write_report
-from crawl4ai_llm_docs.output_markdown import nest_markdown, slugify
+from crawl4ai_llm_docs.outputs.consolidated import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.outputs.markdown import nest_markdown, slugify
 from tests.llms_txt_parser import Link, LlmsTxtError, parse_llms_txt
 
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)

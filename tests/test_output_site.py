@@ -12,13 +12,13 @@ import pytest
 import yaml
 from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 
-from crawl4ai_llm_docs.llm.tokens import count_tokens
-from crawl4ai_llm_docs.llms_txt import write_llms_txt
+from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.output import write_consolidated
-from crawl4ai_llm_docs.output_parts import assign
-from crawl4ai_llm_docs.pages_dir import page_path, write_pages_dir
-from crawl4ai_llm_docs.publish import OutputRequest, write_outputs
+from crawl4ai_llm_docs.outputs.consolidated import write_consolidated
+from crawl4ai_llm_docs.outputs.llms_txt import write_llms_txt
+from crawl4ai_llm_docs.outputs.pages_dir import page_path, write_pages_dir
+from crawl4ai_llm_docs.outputs.parts import assign
+from crawl4ai_llm_docs.outputs.publish import OutputRequest, write_outputs
 from tests.llms_txt_parser import parse_llms_txt
 
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)

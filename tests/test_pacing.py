@@ -18,12 +18,12 @@ import pytest
 import trio
 import trio.testing
 
-from crawl4ai_llm_docs.llm.buckets import Bucket, StaticCap
-from crawl4ai_llm_docs.llm.pacing import PROBE_GAP_S, Pace
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
-from crawl4ai_llm_docs.testing import provider_errors
-from crawl4ai_llm_docs.testing.provider_config import make_config
-from crawl4ai_llm_docs.testing.provider_limits import RateLimits, ceil_seconds
+from crawl4ai_llm_docs.llm.limits.buckets import Bucket, StaticCap
+from crawl4ai_llm_docs.llm.limits.pacing import PROBE_GAP_S, Pace
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter, WaitEvent
+from crawl4ai_llm_docs.testing.provider import errors as provider_errors
+from crawl4ai_llm_docs.testing.provider.config import make_config
+from crawl4ai_llm_docs.testing.provider.limits import RateLimits, ceil_seconds
 
 WALL = 1_704_067_200.0
 IDEAL_S = 18.0  # 28 documents, 10 at once, then one a second: first to last send
@@ -315,9 +315,9 @@ def test_static_cap_is_never_exceeded_in_any_60_s() -> None:
 
 
 def test_spacing_is_only_for_providers_that_stay_silent() -> None:
-    from crawl4ai_llm_docs.llm.headers import parse_rate_limit
-    from crawl4ai_llm_docs.llm.pacing import Pacer
-    from crawl4ai_llm_docs.llm.permits import Permit
+    from crawl4ai_llm_docs.llm.limits.headers import parse_rate_limit
+    from crawl4ai_llm_docs.llm.limits.pacing import Pacer
+    from crawl4ai_llm_docs.llm.limits.permits import Permit
 
     pacer = Pacer(0.1)
     requests, tokens = Bucket(), Bucket()

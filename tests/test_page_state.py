@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crawl4ai_llm_docs.crawl.http import Validators, fetch
+from crawl4ai_llm_docs.cache.page_state import PageStateStore, content_hash
+from crawl4ai_llm_docs.fetch.http import Validators, fetch
 from crawl4ai_llm_docs.models import Page
-from crawl4ai_llm_docs.page_state import PageStateStore, content_hash
 
 
 def _page(markdown: str = "# Title\n\nText.\n", url: str = "https://docs.example.com/a") -> Page:

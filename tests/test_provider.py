@@ -18,7 +18,9 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.testing.provider import (
+from crawl4ai_llm_docs.testing.provider.answers import extract_document
+from crawl4ai_llm_docs.testing.provider.limits import TokenBucket, openai_duration
+from crawl4ai_llm_docs.testing.provider.server import (
     FakeProvider,
     document_digest,
     estimate_tokens,
@@ -29,8 +31,6 @@ from crawl4ai_llm_docs.testing.provider import (
     start_subprocess,
     stop_subprocess,
 )
-from crawl4ai_llm_docs.testing.provider_answers import extract_document
-from crawl4ai_llm_docs.testing.provider_limits import TokenBucket, openai_duration
 
 GUARD = 10  # seconds; every I/O test runs under trio.fail_after(GUARD)
 DOC = "# Install guide\n\nRun `pip install thing`.\n"

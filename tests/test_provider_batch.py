@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, run_in_thread
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, run_in_thread
 
 
 def jsonl(*lines: dict[str, Any]) -> bytes:

@@ -13,7 +13,12 @@ import httpx
 import pytest
 import trio
 
-from crawl4ai_llm_docs.testing.provider import FakeProvider, estimate_tokens, make_config, serve
+from crawl4ai_llm_docs.testing.provider.server import (
+    FakeProvider,
+    estimate_tokens,
+    make_config,
+    serve,
+)
 
 GUARD = 15  # seconds; every test runs under trio.fail_after(GUARD)
 DOC = "# Install guide\n\nRun `pip install thing` and then read the rest of this page.\n"

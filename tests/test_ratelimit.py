@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from crawl4ai_llm_docs.llm.headers import format_duration
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, Verdict, WaitEvent
+from crawl4ai_llm_docs.llm.limits.headers import format_duration
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter, Verdict, WaitEvent
 
 _EPS = 1e-6
 
@@ -177,8 +177,8 @@ async def test_every_header_dialect_avoids_429s(
     autojump_clock: trio.testing.MockClock, dialect: str
 ) -> None:
     """The project's fake provider's dialects (reset rounded up to seconds for IETF/Anthropic)."""
-    from crawl4ai_llm_docs.testing.provider_config import make_config
-    from crawl4ai_llm_docs.testing.provider_limits import RateLimits
+    from crawl4ai_llm_docs.testing.provider.config import make_config
+    from crawl4ai_llm_docs.testing.provider.limits import RateLimits
 
     wall = 1_704_067_200.0
     limits = RateLimits(make_config({"rpm": 60, "burst_requests": 10}), trio.current_time())

@@ -9,14 +9,14 @@ import httpx
 import msgspec
 import trio
 
-from crawl4ai_llm_docs.crawl.http import Validators
+from crawl4ai_llm_docs.cache.page_state import PageState, PageStateStore
+from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.crawl.refresh import stored_page, unchanged_by_lastmod, validators_for
 from crawl4ai_llm_docs.discover.engine import Discovery
-from crawl4ai_llm_docs.discover.links import PageLinks, PageReport, page_links
-from crawl4ai_llm_docs.models import Page, UrlEntry
-from crawl4ai_llm_docs.page_state import PageState, PageStateStore
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, page_path, serve_site
-from crawl4ai_llm_docs.testing.site_discovery import LASTMOD
+from crawl4ai_llm_docs.fetch.http import Validators
+from crawl4ai_llm_docs.models import Page, PageLinks, PageReport, UrlEntry
+from crawl4ai_llm_docs.testing.site.discovery import LASTMOD
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, page_path, serve_site
 
 URL = "https://docs.example.com/a"
 LINKS = PageLinks(links=("https://docs.example.com/b",), canonical="https://docs.example.com/a")

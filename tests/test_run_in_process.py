@@ -16,9 +16,9 @@ import trio
 
 from crawl4ai_llm_docs import pipeline
 from crawl4ai_llm_docs.config import load_config
-from crawl4ai_llm_docs.run_options import RunOptions
-from crawl4ai_llm_docs.testing.provider import FakeProvider, make_config, serve
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, serve_site
+from crawl4ai_llm_docs.lifecycle.options import RunOptions
+from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, serve
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, serve_site
 
 pytestmark = pytest.mark.slow
 

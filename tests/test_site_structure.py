@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from crawl4ai_llm_docs.crawl.metadata import read_metadata
-from crawl4ai_llm_docs.descriptions import MAX_CHARS, clean, describe, first_sentence
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.site_structure import (
+from crawl4ai_llm_docs.outputs.descriptions import MAX_CHARS, clean, describe, first_sentence
+from crawl4ai_llm_docs.outputs.site_structure import (
     OPTIONAL_SECTION,
     ROOT_SECTION,
     SiteSurvey,

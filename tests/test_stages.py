@@ -8,15 +8,16 @@ from pathlib import Path
 
 import trio
 
-from crawl4ai_llm_docs import chunk_stage, collect
-from crawl4ai_llm_docs.cache import DocumentSpool
-from crawl4ai_llm_docs.collect import Collector
+from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.chunk import stage as chunk_stage
+from crawl4ai_llm_docs.collect import stage as collect
+from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
-from crawl4ai_llm_docs.ending import Ending
+from crawl4ai_llm_docs.lifecycle.ending import Ending
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.sources import url_file
-from crawl4ai_llm_docs.testing.site import SiteConfig, SiteHandle, serve_site
+from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, serve_site
 
 HTTP = CrawlConfig(mode="http", page_timeout=5.0, max_concurrent=2)
 

@@ -27,15 +27,15 @@ import trio
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl.bridge import AsyncioBridge, open_bridge
 from crawl4ai_llm_docs.crawl.extract import MAIN_SELECTORS
-from crawl4ai_llm_docs.crawl.http import (
+from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
+from crawl4ai_llm_docs.fetch.http import (
     HTML_TYPES,
     TRANSIENT_STATUSES,
     Fetched,
     FetchFailure,
     parse_retry_after,
 )
-from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
-from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
 
 PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (

@@ -10,9 +10,9 @@ a request (a site that edits a page without moving its lastmod is only corrected
 
 from __future__ import annotations
 
-from crawl4ai_llm_docs.crawl.http import Validators
+from crawl4ai_llm_docs.cache.page_state import PageState, PageStateStore
+from crawl4ai_llm_docs.fetch.http import Validators
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
-from crawl4ai_llm_docs.page_state import PageState, PageStateStore
 
 
 def validators_for(

@@ -20,17 +20,17 @@ import msgspec
 import structlog
 import trio
 
+from crawl4ai_llm_docs.cache.page_state import PageState, PageStateStore
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import extract as extract_mod
 from crawl4ai_llm_docs.crawl import refresh
 from crawl4ai_llm_docs.crawl.browser import find_chromium, require_chromium
-from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.crawl.lazy_browser import LazyBrowser
+from crawl4ai_llm_docs.crawl.links import LinkSink, report_page, with_links
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
-from crawl4ai_llm_docs.discover.links import LinkSink, PageLinks, report_page, with_links
-from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
-from crawl4ai_llm_docs.page_state import PageState, PageStateStore
+from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, Validators, fetch, open_client
+from crawl4ai_llm_docs.models import CrawlMode, Page, PageLinks, UrlEntry
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,12 @@ import trio
 from msgspec import Struct
 
 from crawl4ai_llm_docs.config_schema import CrawlConfig, DiscoverConfig
-from crawl4ai_llm_docs.crawl.http import open_client
 from crawl4ai_llm_docs.discover import roots as roots_mod
 from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue, fingerprint
-from crawl4ai_llm_docs.discover.links import PageReport
 from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.discover.scope import Area, Scope, directory_of, normalise, url_key
-from crawl4ai_llm_docs.models import UrlEntry
+from crawl4ai_llm_docs.fetch.http import open_client
+from crawl4ai_llm_docs.models import PageReport, UrlEntry
 from crawl4ai_llm_docs.observe.snapshot import DiscoveryView
 
 log = structlog.get_logger()

@@ -12,8 +12,8 @@ from urllib.parse import urljoin
 import httpx
 import trio
 
-from crawl4ai_llm_docs.crawl.http import FetchFailure
-from crawl4ai_llm_docs.discover.resources import read_text
+from crawl4ai_llm_docs.fetch.http import FetchFailure
+from crawl4ai_llm_docs.fetch.resources import read_text
 
 MAX_LLMS_TXT_BYTES = 4 * 1024 * 1024
 LLMS_TXT_TIMEOUT_S = 30.0

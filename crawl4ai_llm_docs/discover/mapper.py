@@ -24,11 +24,11 @@ import trio
 from msgspec import Struct
 
 from crawl4ai_llm_docs.config_schema import AppConfig
-from crawl4ai_llm_docs.crawl.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.crawl.stage import RetryPolicy
 from crawl4ai_llm_docs.discover.engine import Discovery, Outcome
-from crawl4ai_llm_docs.discover.links import PageReport, page_links
-from crawl4ai_llm_docs.models import UrlEntry
+from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.models import PageReport, UrlEntry
 
 FLUSH_LINES = 512
 

@@ -12,8 +12,8 @@ import structlog
 import trio
 from protego import Protego
 
-from crawl4ai_llm_docs.crawl.http import FetchFailure
-from crawl4ai_llm_docs.discover.resources import read_text
+from crawl4ai_llm_docs.fetch.http import FetchFailure
+from crawl4ai_llm_docs.fetch.resources import read_text
 
 MAX_ROBOTS_BYTES = 512 * 1024  # Google reads the first 500 KiB
 ROBOTS_TIMEOUT_S = 30.0

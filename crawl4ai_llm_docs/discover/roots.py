@@ -21,7 +21,7 @@ from crawl4ai_llm_docs.errors import InputError
 
 if TYPE_CHECKING:
     from crawl4ai_llm_docs.discover.engine import Discovery
-    from crawl4ai_llm_docs.discover.links import PageReport
+    from crawl4ai_llm_docs.models import PageReport
 
 log = structlog.get_logger()
 

@@ -18,8 +18,8 @@ import structlog
 import trio
 from msgspec import Struct
 
-from crawl4ai_llm_docs.crawl.http import FetchFailure
-from crawl4ai_llm_docs.discover.resources import open_resource
+from crawl4ai_llm_docs.fetch.http import FetchFailure
+from crawl4ai_llm_docs.fetch.resources import open_resource
 
 MAX_SITEMAP_BYTES = 64 * 1024 * 1024  # the protocol allows 50 MB uncompressed
 MAX_INDEX_DEPTH = 3

@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from crawl4ai_llm_docs.cache import ResultCache
+from crawl4ai_llm_docs.cache.results import ResultCache
 from crawl4ai_llm_docs.config import AppConfig
-from crawl4ai_llm_docs.llm.breaker import CircuitBreaker
-from crawl4ai_llm_docs.llm.client import ChatClient
-from crawl4ai_llm_docs.llm.concurrency import QueueAwareLimit
-from crawl4ai_llm_docs.llm.concurrency import attach as attach_queue_limit
-from crawl4ai_llm_docs.llm.concurrency import log_change as _on_queue_limit
-from crawl4ai_llm_docs.llm.ratelimit import AdaptiveRateLimiter, WaitEvent
+from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
+from crawl4ai_llm_docs.llm.limits.concurrency import QueueAwareLimit
+from crawl4ai_llm_docs.llm.limits.concurrency import attach as attach_queue_limit
+from crawl4ai_llm_docs.llm.limits.concurrency import log_change as _on_queue_limit
+from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter, WaitEvent
+from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 
 log = structlog.get_logger()

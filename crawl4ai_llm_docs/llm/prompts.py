@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 
 from crawl4ai_llm_docs.config import LLMConfig
-from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, code_blocks_problem, length_problem
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.judge import (
+    FaithfulSettings,
+    code_blocks_problem,
+    length_problem,
+)
 from crawl4ai_llm_docs.models import Chunk
 
 # {{ and }} stay literal braces as in str.format; other braces are left alone so a template

@@ -18,20 +18,20 @@ import msgspec
 import structlog
 import trio
 
-from crawl4ai_llm_docs.cache import CachedResult, ResultCache
+from crawl4ai_llm_docs.cache.results import CachedResult, ResultCache
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError
-from crawl4ai_llm_docs.llm.chunking import split_chunk
-from crawl4ai_llm_docs.llm.client import ChatClient, Completion, NeedsSplitError
-from crawl4ai_llm_docs.llm.faithful import FaithfulSettings, Verdict, invented_code, judge
-from crawl4ai_llm_docs.llm.markdown_facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
+from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, Verdict, invented_code, judge
 from crawl4ai_llm_docs.llm.prompts import (
     build_messages,
     parse_answer,
     part_label,
     render_user_prompt,
 )
-from crawl4ai_llm_docs.llm.reassemble import merge_results
+from crawl4ai_llm_docs.llm.provider.client import ChatClient, Completion, NeedsSplitError
+from crawl4ai_llm_docs.markdown.chunking import split_chunk
+from crawl4ai_llm_docs.markdown.reassemble import merge_results
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()

@@ -1,0 +1,234 @@
+"""`Pacer`: what `AdaptiveRateLimiter` learns about pacing beyond what headers say outright.
+
+- Per-minute headers read as a rate. OpenAI documents `x-ratelimit-limit-requests` as the
+  per-minute limit and `remaining` as what is left of it, and may enforce it over shorter
+  periods (60,000 RPM as 1,000 per second): "59 remaining" while a burst of 8 is refused.
+  When the headers look like that (a bucket as large as the limit: a per-minute view), sends
+  are spread at `limit / 60` per second plus a burst the provider has really accepted: at
+  first the deepest burst already sent and answered, growing on success (by one per success
+  that used it fully until a first 429, slowly after) and cut below the refused one on a
+  429, never to grow past that again. A 429 with a Retry-After shorter than the minute, while the
+  headers said there was room, shows the same thing for headers that looked exact: from
+  then on they are read as a rate too. Headers that describe the bucket itself (remaining
+  never above a burst smaller than the limit) keep the exact model in `buckets.Bucket`.
+- A silent provider (no headers): after its first answer and until its rate is known,
+  consecutive sends are 25 ms (or 1.5 x a 429's round trip, at most 0.5 s) apart, so a 429 stops the rest of a burst instead of arriving with its
+  siblings. Every worker waits out the first 429's delay (Retry-After or the body's "try
+  again in 1s"); the bucket refills meanwhile, and the next refusal comes when that refill
+  is spent: the requests accepted between the two refusals, over the time between them, is
+  the refill rate. Requests are then spaced at that rate (less half the reserve: it is a
+  lower bound already), creeping up on success to heal an underestimate.
+
+Everything is counted by actual dispatch times, so a late event loop shifts sends later but
+never lets them bunch up to catch up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from crawl4ai_llm_docs.llm.limits.buckets import MINUTE, Bucket, StaticCap
+from crawl4ai_llm_docs.llm.limits.headers import RateLimitInfo
+from crawl4ai_llm_docs.llm.limits.permits import Permit, VerdictKind
+
+PaceReason = Literal["requests", "probe"]
+
+PROBE_GAP_S = 0.025  # between sends while nothing is known about a silent provider's limit
+_MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
+PROBE_SENDS = 64  # ... for at most this many sends unless a 429 came (no limit, it seems)
+_PER_MINUTE_SHARE = 0.9  # a bucket this close to the limit is a per-minute view, not the bucket
+_BURST_GROWTH = 0.25  # the burst grows by this / burst per success that used it fully
+_CREEP = 0.002  # a measured rate grows +0.2 % per success (about +10 % in 50 requests)
+_MEASURE_RESERVE = 0.5  # a measured rate is a lower bound already: half the usual reserve
+
+
+class Pace:
+    """Per-minute limits as a rate: at most `burst` sends beyond `rate` per second.
+
+    A `Bucket` of capacity `burst` refilling at `rate`; its debt (capacity - level) after a
+    send is how much of the burst that send used.
+    """
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.bucket = Bucket(capacity=burst, rate=rate)
+        self.bucket.at = now
+        self.ceiling = math.inf  # below the burst a 429 refused
+
+    @property
+    def burst(self) -> float:
+        assert self.bucket.capacity is not None
+        return self.bucket.capacity
+
+    def debt(self, now: float) -> float:
+        level = self.bucket.level_at(now)
+        return 0.0 if level is None else self.burst - level
+
+    def resize(self, now: float, burst: float) -> None:
+        """Change the burst, keeping the debt (what recent sends used of it)."""
+        burst = max(1.0, min(burst, self.ceiling))
+        debt = self.debt(now)
+        self.bucket.capacity = burst
+        self.bucket.level, self.bucket.at = burst - debt, now
+
+    def accepted(self, now: float, debt: float) -> None:
+        """A send that used `debt` of the burst was accepted: grow the burst if it was full.
+
+        Until a first refusal, by one per such success (about doubling per round trip, as
+        TCP's slow start); after it, slowly (+1 per `burst / _BURST_GROWTH` successes).
+        """
+        if self.ceiling == math.inf and debt >= self.burst - 1.5:
+            self.resize(now, self.burst + 1.0)
+        elif debt >= self.burst - 0.5:
+            self.resize(now, self.burst + _BURST_GROWTH / self.burst)
+
+    def refused(self, now: float, debt: float) -> None:
+        self.ceiling = max(1.0, min(self.ceiling, debt - 1.0))
+        self.resize(now, self.burst)
+
+
+class Pacer:
+    """Learned pacing constraints; see the module docstring."""
+
+    def __init__(self, reserve: float) -> None:
+        self._reserve = reserve
+        self.pace: Pace | None = None  # per-minute headers read as a rate
+        self.quantized = False  # a short 429 proved the headers a per-minute view
+        self.window_s: float | None = None  # the enforcement window a short 429 revealed
+        self._replayed: dict[int, float] = {}  # seq -> debt, for sends made before `pace`
+        self.learned: StaticCap | None = None  # a silent provider's rate, learned from 429s
+        self._mark: tuple[int, float] | None = None  # (seq, sent_at) of a burst's first 429
+        self._refused_since_mark = 0
+        self._sends = 0
+        self._last_send = -math.inf
+        self._silent = False  # an answer came without budgets (the first wave goes at once)
+        self._gap = PROBE_GAP_S  # grows to the 429s' round trip, so one stops the next send
+        self.advertised = False  # headers have shown budgets at some point
+
+    def describe(self) -> dict[str, float | None]:
+        """The learned state, as `LimiterSnapshot` fields."""
+        pace, learned = self.pace, self.learned
+        return {
+            "paced_rate_per_s": None if pace is None else pace.bucket.rate,
+            "paced_burst": None if pace is None else pace.burst,
+            "enforcement_window_s": self.window_s,
+            "learned_rate_per_s": None if learned is None else learned.per_minute / MINUTE,
+        }
+
+    # --- admission ---------------------------------------------------------------------------
+
+    def plan(self, now: float) -> list[tuple[float, PaceReason, Bucket | None]]:
+        plans: list[tuple[float, PaceReason, Bucket | None]] = []
+        if self.pace is not None:
+            plans.append((self.pace.bucket.wait_s(now, 1, 0.0), "requests", self.pace.bucket))
+        if self.learned is not None:
+            plans.append((self.learned.wait_s(now, 1), "requests", self.learned.bucket))
+        elif self._silent and not self.advertised and (self._sends < PROBE_SENDS or self._mark):
+            plans.append((self._last_send + self._gap - now, "probe", None))
+        return plans
+
+    def dispatched(self, permit: Permit, now: float) -> None:
+        self._sends += 1
+        self._last_send = now
+        if self.pace is not None:
+            self.pace.bucket.take(now, 1)
+            permit.pace_debt = self.pace.debt(now)
+        if self.learned is not None:
+            self.learned.take(now, 1)
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    def answered(
+        self,
+        permit: Permit,
+        kind: VerdictKind,
+        info: RateLimitInfo,
+        retry_after: float | None,
+        now: float,
+        requests: Bucket,
+        tokens: Bucket,
+        reacted_seq: int,
+    ) -> None:
+        """Learn from one answer; `requests`/`tokens` are the header models, reconciled."""
+        if requests.level is not None or tokens.level is not None:
+            self.advertised = True
+            self.learned = None  # advertised budgets are better than a guess
+        refused = kind == "rate_limited"
+        if refused and self._tokens_explain(permit, info):
+            refused = False  # the token budget refused it; the request pace was fine
+        elif refused and self._short_window(info, retry_after):
+            self.quantized, self.window_s = True, retry_after
+        self._follow_headers(info, requests, now)
+        if self.pace is not None:
+            debt = permit.pace_debt
+            if debt is None:
+                debt = self._replayed.pop(permit.seq, None)
+            if debt is not None and refused:
+                self.pace.bucket.refund(now, [0.0, now, 1.0], 1)  # the provider did not count it
+                self.pace.refused(now, debt)
+            elif debt is not None and kind == "ok":
+                self.pace.accepted(now, debt)
+        if not self.advertised:
+            self._silent = True
+            if kind == "rate_limited":  # a refusal takes this long to come back
+                self._gap = max(self._gap, min(_MAX_GAP_S, 1.5 * (now - permit.sent_at)))
+            self._learn_silent(permit, kind, reacted_seq)
+
+    @staticmethod
+    def _tokens_explain(permit: Permit, info: RateLimitInfo) -> bool:
+        left = info.tokens.remaining
+        return left is not None and left < max(1, permit.estimated_tokens)
+
+    @staticmethod
+    def _short_window(info: RateLimitInfo, retry_after: float | None) -> bool:
+        """A 429 asking for less than the minute while the headers say requests are left."""
+        left = info.requests.remaining
+        short = retry_after is not None and retry_after < MINUTE
+        return short and left is not None and left >= 1
+
+    def _follow_headers(self, info: RateLimitInfo, requests: Bucket, now: float) -> None:
+        """Read per-minute headers as a rate once they look like (or proved) a minute's view."""
+        limit, window = requests.limit, info.requests.window_s or MINUTE
+        if limit is None or info.requests.refill != "continuous" or window < MINUTE:
+            return
+        if self.pace is not None:
+            self.pace.bucket.rate = limit / window  # the limit may change during a run
+            return
+        capacity = requests.capacity
+        per_minute = capacity is not None and capacity >= _PER_MINUTE_SHARE * limit
+        if per_minute or self.quantized:
+            self._start_pace(limit / window, requests, now)
+
+    def _start_pace(self, rate: float, requests: Bucket, now: float) -> None:
+        """Replay the sends so far at `rate`: the deepest burst they made is the first guess."""
+        debt, at, peak = 0.0, now, 1.0
+        for seq, sent_at, units in requests.log:
+            if units <= 0:
+                continue  # refused, and refunded
+            debt = max(0.0, debt - rate * max(0.0, sent_at - at)) + units
+            at, peak = sent_at, max(peak, debt)
+            self._replayed[int(seq)] = debt
+        self.pace = Pace(rate, peak, now)
+        self.pace.bucket.level = peak - max(0.0, debt - rate * max(0.0, now - at))
+
+    def _learn_silent(self, permit: Permit, kind: VerdictKind, reacted_seq: int) -> None:
+        """A silent provider: measure its rate between the first 429s of two bursts."""
+        seq0, sent0 = self._mark or (0, math.nan)
+        if kind == "ok":
+            if self.learned is not None and permit.seq > seq0:  # sent at the learned pace
+                self.learned.raise_rate(_CREEP * self.learned.per_minute)
+            return
+        if kind != "rate_limited":
+            return
+        if permit.seq <= reacted_seq or permit.seq <= seq0:
+            self._refused_since_mark += permit.seq > seq0  # an echo of a burst already seen
+            return
+        if self._mark is not None:
+            accepted = permit.seq - seq0 - 1 - self._refused_since_mark
+            if accepted <= 0 or permit.sent_at <= sent0:
+                self._refused_since_mark += 1  # none got through: measure a longer span
+                return
+            # The bucket was empty at both refusals: what it accepted between is its refill.
+            rate = accepted / (permit.sent_at - sent0) * (1.0 - self._reserve * _MEASURE_RESERVE)
+            self.learned = StaticCap(rate * MINUTE, 1.0)
+        self._mark, self._refused_since_mark = (permit.seq, permit.sent_at), 0
