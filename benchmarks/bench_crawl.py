@@ -59,7 +59,7 @@ async def _stage(method: str, urls: list[str], concurrency: int, cache_dir: Path
     import trio
 
     from crawl4ai_llm_docs.config import CrawlConfig
-    from crawl4ai_llm_docs.crawl import run
+    from crawl4ai_llm_docs.crawl.stage import run
     from crawl4ai_llm_docs.models import Page, UrlEntry
 
     structlog.configure(

@@ -26,7 +26,7 @@ from typing import Any
 
 from common import machine, machine_note, md_table, progress, write_results
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.markdown.tokens import preload_encoder
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.publish import OutputRequest, write_outputs

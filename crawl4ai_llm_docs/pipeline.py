@@ -39,6 +39,7 @@ from crawl4ai_llm_docs.lifecycle.run import Run
 from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.batch import stage as batch_stage
 from crawl4ai_llm_docs.llm.connect import open_client
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
 from crawl4ai_llm_docs.observe.logging import configure_logging
@@ -143,7 +144,7 @@ class Stages:
     def _llm_stage(self, client: ChatClient, cache: ResultCache) -> LLMStage:
         """Which LLM stage: the live one, requests as fast as the provider allows."""
         config = self.run.config
-        processor = llm_stage.ChunkProcessor(client=client, cache=cache, llm=config.llm)
+        processor = ChunkProcessor(client=client, cache=cache, llm=config.llm)
         if config.llm.mode == "batch":  # or the Batch API: half the price, results within 24 h
             return functools.partial(
                 batch_stage.run,

@@ -25,8 +25,8 @@ from crawl4ai_llm_docs.llm.batch.files import WorkDir
 from crawl4ai_llm_docs.llm.batch.store import BatchStore
 from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
-from crawl4ai_llm_docs.llm.stage import ChunkProcessor
 from crawl4ai_llm_docs.markdown.chunking import count_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 from crawl4ai_llm_docs.testing.provider.server import FakeProvider, make_config, serve

@@ -18,7 +18,8 @@ import pytest
 import trio
 
 from crawl4ai_llm_docs.cache import results as cache_module
-from crawl4ai_llm_docs.cache.results import CachedResult, DocumentSpool, ResultCache
+from crawl4ai_llm_docs.cache.results import CachedResult, ResultCache
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, OutputConfig
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.models import ChunkResult, Page
 

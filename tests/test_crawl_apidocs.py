@@ -444,7 +444,7 @@ def test_a_layout_the_profile_did_not_foresee_falls_back_to_generic_cleaning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from crawl4ai_llm_docs.crawl.generators import rustdoc
-    from crawl4ai_llm_docs.crawl.generators.detect import Profile
+    from crawl4ai_llm_docs.crawl.generators.dom import Profile
 
     def broken(container: object) -> None:
         raise AttributeError("no such element")

@@ -23,7 +23,7 @@ from code_checker import DocSet, check, expected_code, without_code
 from e2e_support import cli_env, run_cli, sections, write_urls
 
 from crawl4ai_llm_docs.config import CrawlConfig
-from crawl4ai_llm_docs.crawl import run
+from crawl4ai_llm_docs.crawl.stage import run
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site.server import (
     SiteConfig,

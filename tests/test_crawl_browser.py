@@ -18,8 +18,9 @@ import trio
 from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.config import CrawlConfig
-from crawl4ai_llm_docs.crawl import RetryPolicy, run
 from crawl4ai_llm_docs.crawl.browser import find_chromium
+from crawl4ai_llm_docs.crawl.stage import run
+from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site.server import (
     JS_TEXT,
@@ -217,7 +218,7 @@ CTRL_C_SCRIPT = textwrap.dedent(
     import trio
 
     from crawl4ai_llm_docs.config import CrawlConfig
-    from crawl4ai_llm_docs.crawl import run
+    from crawl4ai_llm_docs.crawl.stage import run
     from crawl4ai_llm_docs.models import UrlEntry
     from crawl4ai_llm_docs.testing.site.server import SPECIAL_PATHS, SiteConfig, serve_site
 

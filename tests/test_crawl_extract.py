@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
-from crawl4ai_llm_docs.crawl.stage import RetryPolicy
 from crawl4ai_llm_docs.fetch.http import decode_html, parse_retry_after
+from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.testing.site.server import NAV_MARKERS, generated_page
 
 # crawl4ai writes its folder at import: keep it out of the home directory.

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from crawl4ai_llm_docs.config import CrawlConfig
-from crawl4ai_llm_docs.crawl import run
+from crawl4ai_llm_docs.crawl.stage import run
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, serve_site
 

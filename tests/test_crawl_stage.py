@@ -13,8 +13,9 @@ import trio
 from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.config import CrawlConfig
-from crawl4ai_llm_docs.crawl import RetryPolicy, run
+from crawl4ai_llm_docs.crawl.stage import run
 from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
+from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import Page, UrlEntry
 from crawl4ai_llm_docs.testing.site.server import (
     NAV_MARKERS,

@@ -36,8 +36,8 @@ from llms_txt import parse_llms_file  # type: ignore[import-untyped]
 from llms_txt_parser import parse_llms_txt
 from rich.console import Console
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
 from crawl4ai_llm_docs.chunk.stage import ANSWER_HEADROOM, chunk_size
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
 from crawl4ai_llm_docs.errors import InputError

@@ -20,9 +20,9 @@ from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.cache.results import CachedResult, ResultCache
 from crawl4ai_llm_docs.config import LLMConfig, ParallelConfig
-from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
@@ -91,7 +91,7 @@ async def process(
         rng=random.Random(2),
         transport=httpx.MockTransport(script.handle),
     )
-    processor = llm_stage.ChunkProcessor(client=client, cache=cache, llm=config)
+    processor = ChunkProcessor(client=client, cache=cache, llm=config)
     with capture_logs() as events:
         async with client:
             result = await processor.process(chunk or make_chunk())

@@ -25,6 +25,7 @@ from crawl4ai_llm_docs.errors import CircuitBreakerOpenError, ProviderFatalError
 from crawl4ai_llm_docs.llm import stage as llm_stage
 from crawl4ai_llm_docs.llm.limits.breaker import CircuitBreaker
 from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.markdown.chunking import split_chunk
 from crawl4ai_llm_docs.markdown.reassemble import reassemble
@@ -160,9 +161,7 @@ async def drive(
                 rng=random.Random(2),
                 transport=recording or transport,
             )
-            processor = llm_stage.ChunkProcessor(
-                client=client, cache=ResultCache.disabled(), llm=config
-            )
+            processor = ChunkProcessor(client=client, cache=ResultCache.disabled(), llm=config)
             chunk_send, chunk_recv = trio.open_memory_channel[Chunk](4)
             result_send, result_recv = trio.open_memory_channel[ChunkResult](4)
 

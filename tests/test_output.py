@@ -15,7 +15,8 @@ import pytest
 
 from crawl4ai_llm_docs.markdown.blocks import fence_mask, heading_level
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.outputs.consolidated import write_consolidated, write_llms_txt, write_report
+from crawl4ai_llm_docs.outputs.consolidated import write_consolidated, write_report
+from crawl4ai_llm_docs.outputs.llms_txt import write_llms_txt
 from crawl4ai_llm_docs.outputs.markdown import nest_markdown, slugify
 from tests.llms_txt_parser import Link, LlmsTxtError, parse_llms_txt
 

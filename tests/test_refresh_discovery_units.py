@@ -175,7 +175,7 @@ async def _crawl(
     site: SiteHandle, store: PageStateStore, cache: Path, lastmod: str
 ) -> tuple[list[Page], _Sink]:
     from crawl4ai_llm_docs.config import CrawlConfig
-    from crawl4ai_llm_docs.crawl import run
+    from crawl4ai_llm_docs.crawl.stage import run
 
     sink = _Sink()
     urls = [site.url(page_path(i)) for i in range(3)]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import trio
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
 from crawl4ai_llm_docs.chunk import stage as chunk_stage
 from crawl4ai_llm_docs.collect import stage as collect
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage

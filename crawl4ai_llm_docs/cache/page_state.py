@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from crawl4ai_llm_docs.cache.results import mkdir_private, write_atomic
+from crawl4ai_llm_docs.files import mkdir_private, write_atomic
 from crawl4ai_llm_docs.models import Freshness, Page, PageLinks
 
 

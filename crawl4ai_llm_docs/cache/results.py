@@ -1,11 +1,11 @@
-"""Content-addressed cache of LLM results (resume after a crash or Ctrl-C), and a spool that
-keeps finished documents on disk until the write stage assembles them.
+"""Content-addressed cache of LLM results, so a run resumes after a crash or Ctrl-C.
 
 Cache layout: ``<cache_dir>/results/ab/abcdef....json``, one msgspec JSON file per chunk
 result, named by the SHA-256 of everything that decides the answer (``ResultCache.key_for``).
 An entry keeps the answer with the faithfulness check's verdict on it, rejected answers
 too, so a re-run sends nothing for a chunk already judged. Each entry is written to a
-temporary file in the same directory, fsynced, then renamed over the final name, so a ``kill -9`` leaves either the whole entry or none (plus, at worst, a
+temporary file in the same directory, fsynced, then renamed over the final name
+(``files.write_atomic``), so a ``kill -9`` leaves either the whole entry or none (plus, at worst, a
 ``.tmp-*`` file that ``ResultCache.sweep`` removes). Entries hold provider responses: files are
 0o600 and the directories this module creates 0o700. An entry that does not decode is a miss
 and is deleted; reading the cache never fails a run.
@@ -17,26 +17,20 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import msgspec
-import psutil
 import trio
 
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig
-from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
+from crawl4ai_llm_docs.files import TEMP_PREFIX, mkdir_private, write_atomic
+from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 # Bump when the prompt handling or the entry format changes meaning: old entries become misses.
 SCHEMA_VERSION = 1
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_TEMP_PREFIX = ".tmp-"
-_DIR_MODE = 0o700
 
 
 class CachedResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,57 +74,6 @@ class CacheStats(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(CachedResult)
 _encoder = msgspec.json.Encoder()
-
-
-def mkdir_private(path: Path) -> None:
-    """Create ``path`` and missing parents as 0o700 (``mkdir(parents=True)`` gives parents the
-    default mode); existing directories are left as their owner set them."""
-    missing: list[Path] = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another run made it meanwhile
-            directory.mkdir(mode=_DIR_MODE)
-
-
-def prepare_cache_directory(path: Path) -> None:
-    """Create the cache directory user-only, before anything else (crawl4ai) creates it with
-    the umask's mode, and remove the document spools of runs that were killed."""
-    mkdir_private(path)
-    spools = path / "spool"
-    if not spools.is_dir():
-        return
-    for stale in spools.glob("spool-*-*"):
-        pid = stale.name.split("-")[1]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, so best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (0o600) so readers see the old file or the new, never a part."""
-    fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
 
 
 class ResultCache:
@@ -271,7 +214,7 @@ class ResultCache:
                 if not shard.is_dir(follow_symlinks=False):
                     continue
                 for entry in os.scandir(shard.path):
-                    if not entry.name.startswith(_TEMP_PREFIX):
+                    if not entry.name.startswith(TEMP_PREFIX):
                         continue
                     with contextlib.suppress(OSError):
                         if entry.stat(follow_symlinks=False).st_mtime <= deadline:
@@ -288,77 +231,3 @@ class ResultCache:
         if self.directory is None:
             return 0
         return await trio.to_thread.run_sync(self._sweep, older_than)
-
-
-# ---------------------------------------------------------------- document spool
-
-_document_encoder = msgspec.msgpack.Encoder()
-_document_decoder = msgspec.msgpack.Decoder(Document)
-
-
-class DocumentSpool:
-    """Finished documents on disk, one file each, read back one at a time in input order.
-
-    Keeps memory flat however many pages a run has. Use as ``async with DocumentSpool() as
-    spool``: the directory (0o700, under ``parent`` or the system temp dir) is removed on exit.
-    """
-
-    def __init__(self, parent: Path | None = None) -> None:
-        self._parent = parent
-        self._directory: Path | None = None
-        self._indices: set[int] = set()
-
-    @property
-    def directory(self) -> Path:
-        if self._directory is None:
-            raise RuntimeError("the spool is not open")
-        return self._directory
-
-    def open(self) -> None:
-        if self._parent is not None:
-            mkdir_private(self._parent)
-        # The pid in the name lets a later run remove the spool of a killed one.
-        prefix = f"spool-{os.getpid()}-"
-        self._directory = Path(tempfile.mkdtemp(prefix=prefix, dir=self._parent))  # 0o700
-
-    def close(self) -> None:
-        if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
-            self._indices.clear()
-
-    async def __aenter__(self) -> DocumentSpool:
-        await trio.to_thread.run_sync(self.open)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Runs on cancellation too: shield the clean-up, bounded.
-        with trio.move_on_after(30, shield=True):
-            await trio.to_thread.run_sync(self.close)
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def _path(self, index: int) -> Path:
-        return self.directory / f"{index:010d}.msgpack"
-
-    def add_sync(self, document: Document) -> None:
-        """Store ``document``; a second document with the same index replaces the first."""
-        path = self._path(document.index)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_document_encoder.encode(document))
-        self._indices.add(document.index)
-
-    async def add(self, document: Document) -> None:
-        await trio.to_thread.run_sync(self.add_sync, document)
-
-    def __iter__(self) -> Iterator[Document]:
-        """The documents in input-index order, each read from disk when it is reached."""
-        for index in sorted(self._indices):
-            yield _document_decoder.decode(self._path(index).read_bytes())

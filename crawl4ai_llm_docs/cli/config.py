@@ -8,7 +8,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from crawl4ai_llm_docs.cli.app import ConfigFile
+from crawl4ai_llm_docs.cli.flags import ConfigFile
 from crawl4ai_llm_docs.config import (
     LoadedConfig,
     load_config,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 import trio
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.markdown.reassemble import reassemble
 from crawl4ai_llm_docs.models import ChunkResult, Document, Page
 from crawl4ai_llm_docs.observe.metrics import RunMetrics

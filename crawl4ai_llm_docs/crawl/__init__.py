@@ -1,12 +1,12 @@
 """The crawl stage: URLs to Markdown pages over HTTP, or through Chromium for JavaScript pages.
 
-bridge.py   one asyncio loop in a thread, driven from trio (crawl4ai is asyncio-based)
-browser.py  find and launch Chromium, crawl with crawl4ai's AsyncWebCrawler over CDP
-http.py     plain HTTP fetches with one pooled httpx client
-extract.py  HTML -> title + Markdown of the main content (both modes)
-stage.py    ``run``: the stage the pipeline calls
+stage.py         ``run``: the stage the pipeline calls (cache states, retries, modes)
+refresh.py       conditional requests and reuse of a page's stored state
+browser.py       find and launch Chromium, crawl with crawl4ai's AsyncWebCrawler over CDP
+lazy_browser.py  start Chromium only when a page needs it; bridge.py: crawl4ai's asyncio loop in a thread
+runtime.py       crawl4ai's home directory, set before its import
+extract.py       HTML -> title + Markdown of the main content (both modes)
+codelinks.py     links inside code and Markdown clean-up; generators/: per-generator profiles
+metadata.py      site name and description from the page's head
+links.py         what a page tells discovery: links, noindex, canonical
 """
-
-from crawl4ai_llm_docs.crawl.stage import RetryPolicy, run
-
-__all__ = ["RetryPolicy", "run"]

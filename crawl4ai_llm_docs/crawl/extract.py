@@ -16,7 +16,8 @@ import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
 from crawl4ai_llm_docs.crawl.codelinks import fix_links, scrub_markdown
-from crawl4ai_llm_docs.crawl.generators.detect import Profile, detect
+from crawl4ai_llm_docs.crawl.generators.detect import detect
+from crawl4ai_llm_docs.crawl.generators.dom import Profile
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 
 # Known main-content containers, most specific first. The first selector that matches an

@@ -11,7 +11,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -30,21 +29,8 @@ from crawl4ai_llm_docs.crawl.links import LinkSink, report_page, with_links
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, Validators, fetch, open_client
+from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import CrawlMode, Page, PageLinks, UrlEntry
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Capped exponential backoff with jitter; a server's Retry-After wins when it sends one."""
-
-    base_delay: float = 0.5
-    max_delay: float = 10.0
-
-    def delay(self, failures: int, retry_after: float | None, rng: random.Random) -> float:
-        if retry_after is not None:
-            return retry_after
-        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)  # "equal jitter": never near zero
 
 
 async def run(

@@ -25,9 +25,9 @@ from msgspec import Struct
 
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.crawl.links import page_links
-from crawl4ai_llm_docs.crawl.stage import RetryPolicy
 from crawl4ai_llm_docs.discover.engine import Discovery, Outcome
 from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import PageReport, UrlEntry
 
 FLUSH_LINES = 512

@@ -8,22 +8,49 @@ the roots answered, the site's llms.txt (its pages queued in its order) and its 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
+import httpx
 import structlog
 
+from crawl4ai_llm_docs.config_schema import DiscoverConfig
 from crawl4ai_llm_docs.discover.frontier import Queued
 from crawl4ai_llm_docs.discover.llms_txt import candidates, read_llms_txt
-from crawl4ai_llm_docs.discover.scope import directory_of, normalise
+from crawl4ai_llm_docs.discover.robots import Robots
+from crawl4ai_llm_docs.discover.scope import Scope, directory_of, normalise
 from crawl4ai_llm_docs.discover.sitemaps import SitemapUrl, read_sitemaps
 from crawl4ai_llm_docs.errors import InputError
-
-if TYPE_CHECKING:
-    from crawl4ai_llm_docs.discover.engine import Discovery
-    from crawl4ai_llm_docs.models import PageReport
+from crawl4ai_llm_docs.models import PageReport
 
 log = structlog.get_logger()
+
+
+class _Counts(Protocol):
+    discovered: int
+
+
+class Discovery(Protocol):
+    """What the roots read and feed of ``engine.Discovery`` (which calls them: a protocol,
+    so this module needs no import of the engine)."""
+
+    roots: list[str]
+    config: DiscoverConfig
+    scope: Scope
+    sources_used: list[str]
+
+    @property
+    def client(self) -> httpx.AsyncClient: ...
+
+    @property
+    def robots(self) -> Robots: ...
+
+    @property
+    def counts(self) -> _Counts: ...
+
+    async def offer(
+        self, raw: str, *, depth: int, via: str, lastmod: str = "", seed: bool = False
+    ) -> None: ...
 
 
 def _origin(url: str) -> str:

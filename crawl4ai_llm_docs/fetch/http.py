@@ -122,7 +122,7 @@ async def fetch(
                     last_modified=last_modified
                     or (validators.last_modified if validators else None),
                 )
-            _check_status(response)
+            check_status(response)
             _check_content_type(response)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
@@ -152,10 +152,10 @@ async def fetch(
     except httpx.InvalidURL as exc:
         raise FetchFailure(f"invalid URL: {exc}") from None
     except httpx.TransportError as exc:
-        raise _transport_failure(exc, url) from None
+        raise transport_failure(exc, url) from None
 
 
-def _check_status(response: httpx.Response) -> None:
+def check_status(response: httpx.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -225,7 +225,7 @@ def decode_html(body: bytes, declared: str | None) -> str:
         return body.decode("cp1252", errors="replace")
 
 
-def _transport_failure(exc: httpx.TransportError, url: str) -> FetchFailure:
+def transport_failure(exc: httpx.TransportError, url: str) -> FetchFailure:
     parts = urlsplit(url)
     host = parts.hostname or url
     chain = causes(exc)

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 from msgspec import Struct
 
-from crawl4ai_llm_docs.fetch.http import FetchFailure, _check_status, _transport_failure
+from crawl4ai_llm_docs.fetch.http import FetchFailure, check_status, transport_failure
 
 ACCEPT = "text/plain, application/xml, text/xml, text/markdown, */*;q=0.5"
 
@@ -32,7 +32,7 @@ async def open_resource(
     """GET ``url``; yield what it is and the response to stream; FetchFailure on failure."""
     try:
         async with client.stream("GET", url, headers={"accept": ACCEPT}) as response:
-            _check_status(response)
+            check_status(response)
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             resource = Resource(
                 final_url=str(response.url),
@@ -48,7 +48,7 @@ async def open_resource(
     except httpx.InvalidURL as exc:
         raise FetchFailure(f"invalid URL: {exc}") from None
     except httpx.TransportError as exc:
-        raise _transport_failure(exc, url) from None
+        raise transport_failure(exc, url) from None
 
 
 async def read_text(client: httpx.AsyncClient, url: str, *, max_bytes: int) -> tuple[str, str]:

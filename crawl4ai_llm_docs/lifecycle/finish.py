@@ -9,7 +9,7 @@ import structlog
 import trio
 from rich.console import Console
 
-from crawl4ai_llm_docs.cache.results import DocumentSpool
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.lifecycle.ending import Ending

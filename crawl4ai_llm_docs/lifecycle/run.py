@@ -28,8 +28,9 @@ import trio
 from rich.console import Console
 
 from crawl4ai_llm_docs import __version__
+from crawl4ai_llm_docs.cache.directory import prepare_cache_directory
 from crawl4ai_llm_docs.cache.page_state import PageStateStore
-from crawl4ai_llm_docs.cache.results import DocumentSpool, prepare_cache_directory
+from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.lifecycle.ending import Ending, signal_exit_code

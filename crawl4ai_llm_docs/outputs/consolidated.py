@@ -4,7 +4,7 @@ run report; ``llms_txt`` writes llms.txt / llms-full.txt, ``pages_dir`` one file
 Every file is written to a temporary file in the target directory and renamed over the target
 only when complete, so a failure or Ctrl-C mid-write keeps the previous version; files are
 0o600 because they hold provider responses. Documents come in input order from something
-that can be read twice (``cache.DocumentSpool``, a list): a first pass learns the site's name,
+that can be read twice (``collect.spool.DocumentSpool``, a list): a first pass learns the site's name,
 title suffix and sections (``site_structure``), the second streams the bodies to temporary
 files, so memory does not grow with the size or number of the pages.
 """
@@ -22,20 +22,15 @@ from typing import IO, Any
 
 import msgspec
 
+from crawl4ai_llm_docs.files import atomic_text, scratch_file
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.outputs.llms_txt import heading_title, page_title, site_of, write_llms_txt
-from crawl4ai_llm_docs.outputs.markdown import (
-    atomic_text,
-    nest_markdown,
-    one_line,
-    scratch_file,
-    slugify,
-)
+from crawl4ai_llm_docs.outputs.llms_txt import heading_title, page_title, site_of
+from crawl4ai_llm_docs.outputs.markdown import nest_markdown, one_line, slugify
 from crawl4ai_llm_docs.outputs.parts import TAIL, SplitInput, write_parts
 from crawl4ai_llm_docs.outputs.site_structure import OPTIONAL_SECTION, SiteStructure
 
-__all__ = ["WriteSummary", "document_title", "write_consolidated", "write_llms_txt", "write_report"]
+__all__ = ["WriteSummary", "document_title", "write_consolidated", "write_report"]
 
 FAILED_HEADING = "Pages that failed"
 _TARGET = "\x00"  # in a contents line: where the file name goes when the document is split

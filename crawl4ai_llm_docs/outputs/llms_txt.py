@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from crawl4ai_llm_docs.files import atomic_text
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.descriptions import describe
-from crawl4ai_llm_docs.outputs.markdown import atomic_text, nest_markdown, one_line
+from crawl4ai_llm_docs.outputs.markdown import nest_markdown, one_line
 from crawl4ai_llm_docs.outputs.site_structure import OPTIONAL_SECTION, SiteStructure, survey
 
 DEFAULT_TITLE = "Documentation"

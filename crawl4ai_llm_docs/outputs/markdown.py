@@ -1,101 +1,17 @@
-"""Markdown and file helpers of the write stage: atomic private files, heading anchors, and
-nesting a document's headings under the section that holds it."""
+"""Markdown helpers of the outputs: heading anchors, one-line text, and nesting a document's
+headings under the section that holds it."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import unicodedata
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, TextIO
 
 from crawl4ai_llm_docs.markdown.blocks import Fence, fence_mask, heading_level, open_fence
-
-FILE_MODE = 0o600
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 # Lines that cannot be the text of a setext heading: lists, quotes, tables, HTML.
 _NOT_SETEXT_TEXT = re.compile(r"^ {0,3}(?:[-*+>|<]|\d{1,9}[.)])|^ {4}")
-
-# ---------------------------------------------------------------- atomic files
-
-
-@contextlib.contextmanager
-def atomic_text(path: Path, *, mode: int = FILE_MODE) -> Iterator[TextIO]:
-    """A text file that replaces ``path`` only when the ``with`` block ends without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with open(fd, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-class AtomicBatch:
-    """Files that replace their targets together: each is written to a temporary file beside
-    its target, and ``commit`` renames them all once every one is complete. Leaving the
-    ``with`` block without ``commit`` (an error, Ctrl-C) removes the temporary files, so the
-    previous set stays whole.
-
-    ``sync_each`` fsyncs every file as it is closed; without it ``commit`` flushes them all to
-    disk with one ``os.sync()`` before renaming (thousands of page files: one flush, not one
-    per file)."""
-
-    def __init__(self, *, mode: int = FILE_MODE, sync_each: bool = True) -> None:
-        self._mode = mode
-        self._sync_each = sync_each
-        self._pending: list[tuple[str, Path]] = []
-
-    @contextlib.contextmanager
-    def open(self, path: Path) -> Iterator[IO[str]]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self._pending.append((temp, path))
-        os.fchmod(fd, self._mode)
-        with open(fd, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-            handle.flush()
-            if self._sync_each:
-                os.fsync(handle.fileno())
-
-    def commit(self) -> None:
-        if not self._sync_each and self._pending:
-            os.sync()
-        for temp, path in self._pending:
-            os.replace(temp, path)
-        self._pending.clear()
-
-    def discard(self) -> None:
-        for temp, _ in self._pending:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-        self._pending.clear()
-
-    def __enter__(self) -> AtomicBatch:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.discard()
-
-
-def scratch_file(directory: Path) -> IO[str]:
-    """An unnamed temporary file beside the output (same disk, gone when closed)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n", dir=directory)
-
-
-# ---------------------------------------------------------------- Markdown helpers
 
 
 def one_line(text: str) -> str:

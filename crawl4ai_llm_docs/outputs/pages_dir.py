@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from crawl4ai_llm_docs.files import AtomicBatch
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.descriptions import describe
 from crawl4ai_llm_docs.outputs.llms_txt import page_title, site_of
-from crawl4ai_llm_docs.outputs.markdown import AtomicBatch, nest_markdown
+from crawl4ai_llm_docs.outputs.markdown import nest_markdown
 from crawl4ai_llm_docs.outputs.site_structure import SiteStructure
 
 # Page extensions replaced by .md; any other suffix (".1", ".v2") is part of the name.

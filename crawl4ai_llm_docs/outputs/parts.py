@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from crawl4ai_llm_docs.files import AtomicBatch
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
-from crawl4ai_llm_docs.outputs.markdown import AtomicBatch
 
 # Added per page to the sum of the pages' own counts: two texts joined can tokenize into one
 # token more than apart.

@@ -20,7 +20,7 @@ from typing import Any
 import lxml.etree  # type: ignore[import-untyped]
 import lxml.html  # type: ignore[import-untyped]
 
-from crawl4ai_llm_docs.crawl.generators.detect import (
+from crawl4ai_llm_docs.crawl.generators.dom import (
     Profile,
     pre_element,
     remove,

@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from crawl4ai_llm_docs.cache.results import mkdir_private
+from crawl4ai_llm_docs.files import mkdir_private
 from crawl4ai_llm_docs.llm.batch.store import BatchStore
 from crawl4ai_llm_docs.models import Chunk
 

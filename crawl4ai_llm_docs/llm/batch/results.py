@@ -17,9 +17,9 @@ import trio
 from crawl4ai_llm_docs.llm.batch.api import Batch, BatchApi
 from crawl4ai_llm_docs.llm.batch.files import ChunkRef, WorkDir, output_line_decoder
 from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor, fallback_result
 from crawl4ai_llm_docs.llm.provider.classify import Action, Decision, classify
 from crawl4ai_llm_docs.llm.provider.client import Completion, decode_completion
-from crawl4ai_llm_docs.llm.stage import ChunkProcessor, fallback_result
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()

@@ -33,9 +33,9 @@ from crawl4ai_llm_docs.llm.batch.api import Batch, BatchApi, BatchApiError, Batc
 from crawl4ai_llm_docs.llm.batch.files import MAX_BYTES, MAX_LINES, InputFile, WorkDir, request_line
 from crawl4ai_llm_docs.llm.batch.results import Answers
 from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore, new_local_id
+from crawl4ai_llm_docs.llm.processor import ChunkProcessor
 from crawl4ai_llm_docs.llm.prompts import build_messages
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
-from crawl4ai_llm_docs.llm.stage import ChunkProcessor
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()

@@ -22,7 +22,7 @@ from typing import IO
 
 import msgspec
 
-from crawl4ai_llm_docs.cache.results import mkdir_private, write_atomic
+from crawl4ai_llm_docs.files import mkdir_private, write_atomic
 
 _KEYS_TEMP_SUFFIX = ".keys.tmp"
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import msgspec
 
 from crawl4ai_llm_docs.llm.limits.headers import RateLimitInfo
-
-if TYPE_CHECKING:
-    from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter
 
 WaitReason = Literal[
     "concurrency", "requests", "tokens", "retry_after", "static_rpm", "static_tpm", "probe"
@@ -77,10 +74,27 @@ class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     learned_rate_per_s: float | None = None  # a silent provider's rate, learned from 429s
 
 
+class Limiter(Protocol):
+    """What a permit reports to: ``ratelimit.AdaptiveRateLimiter`` (a protocol, so this module
+    needs no import of the limiter that imports it)."""
+
+    def _observe(
+        self, permit: Permit, status: int, headers: Mapping[str, str], body: bytes
+    ) -> Verdict: ...
+
+    def _observe_failure(self, permit: Permit, kind: FailureKind) -> None: ...
+
+    def _observe_usage(self, permit: Permit, used: int) -> None: ...
+
+    async def _acquire(self, permit: Permit) -> None: ...
+
+    def _release(self, permit: Permit) -> None: ...
+
+
 class Permit:
     """One admitted request. Report its outcome with exactly one `observe*` call."""
 
-    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
+    def __init__(self, limiter: Limiter, estimated_tokens: int) -> None:
         self._limiter = limiter
         self.estimated_tokens = max(0, estimated_tokens)
         self.sent_at = math.nan
@@ -116,7 +130,7 @@ class Permit:
 
 
 class Slot:
-    def __init__(self, limiter: AdaptiveRateLimiter, estimated_tokens: int) -> None:
+    def __init__(self, limiter: Limiter, estimated_tokens: int) -> None:
         self._permit = Permit(limiter, estimated_tokens)
 
     async def __aenter__(self) -> Permit:

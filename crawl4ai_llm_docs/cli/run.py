@@ -1,0 +1,285 @@
+"""The main command: crawl a URL file (or discover from root URLs) and write the documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cyclopts import Parameter
+from rich.console import Console
+
+from crawl4ai_llm_docs.cli.discover import NO_FLAGS, DiscoverFlags, roots_stem, split_targets
+from crawl4ai_llm_docs.cli.flags import (
+    CRAWL,
+    MODE,
+    OUTPUT,
+    PARALLEL,
+    PROGRESS,
+    PROVIDER,
+    ConfigFile,
+    flag_overrides,
+)
+from crawl4ai_llm_docs.config import load_config
+from crawl4ai_llm_docs.errors import InputError
+from crawl4ai_llm_docs.lifecycle.options import RunOptions
+
+
+async def run(
+    *targets: Annotated[
+        str,
+        Parameter(
+            name="URLS_FILE",
+            help="Text file with one documentation URL per line, or one or more http(s) root "
+            "URLs to discover the pages from.",
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        Parameter(
+            name=["-o", "--output"],
+            group=OUTPUT,
+            help="Consolidated Markdown file [default: URLS_FILE with .md].",
+        ),
+    ] = None,
+    llms_txt: Annotated[
+        Path | None,
+        Parameter(
+            name="--llms-txt",
+            group=OUTPUT,
+            help="Also write llms.txt and llms-full.txt into this directory.",
+        ),
+    ] = None,
+    config: ConfigFile = None,
+    max_concurrent: Annotated[
+        int | None,
+        Parameter(
+            name="--max-concurrent",
+            group=PARALLEL,
+            help="LLM requests in flight at once, 1-20 [default: 4].",
+        ),
+    ] = None,
+    sequential: Annotated[
+        bool,
+        Parameter(
+            name="--sequential",
+            negative="",
+            group=PARALLEL,
+            help="One request at a time (enable_parallel_processing = false).",
+        ),
+    ] = False,
+    disable_adaptive_rate_limiting: Annotated[
+        bool,
+        Parameter(
+            negative="",
+            group=PARALLEL,
+            help="Ignore the provider's rate-limit headers; keep static caps and Retry-After.",
+        ),
+    ] = False,
+    disable_session_pooling: Annotated[
+        bool,
+        Parameter(
+            negative="", group=PARALLEL, help="A new HTTP client per request (for comparison)."
+        ),
+    ] = False,
+    disable_circuit_breaker: Annotated[
+        bool,
+        Parameter(negative="", group=PARALLEL, help="Keep sending even when most requests fail."),
+    ] = False,
+    model: Annotated[
+        str | None, Parameter(group=PROVIDER, help="Model name [default: gpt-4o-mini].")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        Parameter(
+            group=PROVIDER,
+            help="OpenAI-compatible API base URL [default: $OPENAI_BASE_URL or OpenAI's].",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        Parameter(
+            name="--insecure",
+            negative="",
+            group=PROVIDER,
+            help="Do not verify TLS certificates (provider and crawled sites). Only for trusted local setups.",
+        ),
+    ] = False,
+    crawl_concurrency: Annotated[
+        int | None,
+        Parameter(
+            name="--crawl-concurrency",
+            group=CRAWL,
+            help="Pages crawled at once, 1-16 [default: 4].",
+        ),
+    ] = None,
+    crawler: Annotated[
+        Literal["auto", "http", "browser"] | None,
+        Parameter(
+            group=CRAWL,
+            help="auto: HTTP, browser only for JavaScript pages; http; browser [default: auto].",
+        ),
+    ] = None,
+    progress_interval: Annotated[
+        int | None,
+        Parameter(
+            name="--progress-interval",
+            group=PROGRESS,
+            help="Seconds between progress and metrics updates, 1-60 [default: 5].",
+        ),
+    ] = None,
+    no_progress: Annotated[
+        bool,
+        Parameter(
+            name="--no-progress", negative="", group=PROGRESS, help="No live progress display."
+        ),
+    ] = False,
+    log_json: Annotated[
+        Path | None,
+        Parameter(
+            name="--log-json", group=PROGRESS, help="Write one JSON event per line to this file."
+        ),
+    ] = None,
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"] | None,
+        Parameter(name="--log-level", group=PROGRESS, help="Console log level [default: info]."),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        Parameter(
+            name="--no-cache",
+            negative="",
+            group=MODE,
+            help="Neither read nor write the LLM result cache.",
+        ),
+    ] = False,
+    refresh: Annotated[
+        Literal["changed", "full"] | None,
+        Parameter(
+            name="--refresh",
+            group=MODE,
+            help="changed: re-fetch conditionally, redo only pages whose text changed; "
+            "full: fetch and convert every page again [default: changed].",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        Parameter(
+            name="--dry-run",
+            negative="",
+            group=MODE,
+            help="Crawl and chunk, then print requests, tokens, time and cost estimates; no LLM calls.",
+        ),
+    ] = False,
+    no_llm: Annotated[
+        bool,
+        Parameter(
+            name="--no-llm",
+            negative="",
+            group=MODE,
+            help="Write the crawled Markdown directly, without an LLM (no API key needed).",
+        ),
+    ] = False,
+    pages_dir: Annotated[
+        Path | None,
+        Parameter(
+            name="--pages-dir",
+            group=OUTPUT,
+            help="Also write one Markdown file per page (path mirrors the URL, YAML front matter) into this directory.",
+        ),
+    ] = None,
+    max_file_tokens: Annotated[
+        int | None,
+        Parameter(
+            name="--max-file-tokens",
+            group=OUTPUT,
+            help="Split the document at page boundaries into NAME.part-01.md ... each under N tokens; 0 = one file [default: 0].",
+        ),
+    ] = None,
+    batch: Annotated[
+        bool,
+        Parameter(
+            name="--batch",
+            negative="",
+            group=MODE,
+            help="Use the provider's Batch API (results within 24 h, about half the price; "
+            'llm.mode = "batch"). An interrupted run resumes the same batches when run again.',
+        ),
+    ] = False,
+    batch_fallback: Annotated[
+        Literal["batch", "live"] | None,
+        Parameter(
+            name="--batch-fallback",
+            group=MODE,
+            help="Batch mode: send failed or expired lines again in a next batch, or live "
+            "[default: batch].",
+        ),
+    ] = None,
+    discover: DiscoverFlags = NO_FLAGS,
+) -> int:
+    """Crawl URLS_FILE and write LLM-ready documentation."""
+    overrides = flag_overrides(
+        output=("output.path", "-o/--output", str(output) if output else None),
+        llms_txt=("output.llms_txt_dir", "--llms-txt", str(llms_txt) if llms_txt else None),
+        pages_dir=("output.pages_dir", "--pages-dir", str(pages_dir) if pages_dir else None),
+        max_file_tokens=("output.max_file_tokens", "--max-file-tokens", max_file_tokens),
+        max_concurrent=("parallel.max_concurrent_requests", "--max-concurrent", max_concurrent),
+        sequential=(
+            "parallel.enable_parallel_processing",
+            "--sequential",
+            False if sequential else None,
+        ),
+        adaptive=(
+            "parallel.enable_adaptive_rate_limiting",
+            "--disable-adaptive-rate-limiting",
+            False if disable_adaptive_rate_limiting else None,
+        ),
+        pooling=(
+            "parallel.enable_session_pooling",
+            "--disable-session-pooling",
+            False if disable_session_pooling else None,
+        ),
+        breaker=(
+            "parallel.enable_circuit_breaker",
+            "--disable-circuit-breaker",
+            False if disable_circuit_breaker else None,
+        ),
+        model=("llm.model", "--model", model),
+        base_url=("llm.base_url", "--base-url", base_url),
+        crawl_concurrency=("crawl.max_concurrent", "--crawl-concurrency", crawl_concurrency),
+        crawler=("crawl.mode", "--crawler", crawler),
+        progress_interval=(
+            "parallel.progress_update_interval",
+            "--progress-interval",
+            progress_interval,
+        ),
+        no_progress=("logging.progress", "--no-progress", False if no_progress else None),
+        log_json=("logging.json_file", "--log-json", str(log_json) if log_json else None),
+        log_level=("logging.level", "--log-level", log_level),
+        no_cache=("output.cache", "--no-cache", False if no_cache else None),
+        refresh=("crawl.refresh", "--refresh", refresh),
+        insecure_llm=("llm.verify_tls", "--insecure", False if insecure else None),
+        insecure_crawl=("crawl.verify_tls", "--insecure", False if insecure else None),
+        batch=("llm.mode", "--batch", "batch" if batch else None),
+        batch_fallback=("llm.batch_fallback", "--batch-fallback", batch_fallback),
+    )
+    if insecure:
+        Console(stderr=True).print(
+            "[yellow]Warning:[/] --insecure: TLS certificates are not verified; "
+            "a network attacker could read the API key and alter pages."
+        )
+    if dry_run and no_llm:
+        raise InputError(
+            "--dry-run and --no-llm cannot be combined: --dry-run estimates LLM work that --no-llm skips."
+        )
+    urls_file, roots = split_targets(targets)
+    overrides.update(discover.overrides())
+    loaded = load_config(config_file=config, overrides=overrides)
+    options = RunOptions(
+        urls_file=urls_file or Path(roots_stem(roots)),
+        roots=tuple(roots),
+        dry_run=dry_run,
+        no_llm=no_llm,
+    )
+    from crawl4ai_llm_docs.pipeline import run_command
+
+    return await run_command(options, loaded)
