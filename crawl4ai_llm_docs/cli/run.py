@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cyclopts import Parameter
 from rich.console import Console
@@ -24,15 +25,11 @@ from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.lifecycle.options import RunOptions
 
 
-async def run(
-    *targets: Annotated[
-        str,
-        Parameter(
-            name="URLS_FILE",
-            help="Text file with one documentation URL per line, or one or more http(s) root "
-            "URLs to discover the pages from.",
-        ),
-    ],
+@Parameter(name="*")
+@dataclass(frozen=True)
+class RunFlags:
+    """The main command's options (discovery's are ``DiscoverFlags``), flattened into it."""
+
     output: Annotated[
         Path | None,
         Parameter(
@@ -40,7 +37,7 @@ async def run(
             group=OUTPUT,
             help="Consolidated Markdown file [default: URLS_FILE with .md].",
         ),
-    ] = None,
+    ] = None
     llms_txt: Annotated[
         Path | None,
         Parameter(
@@ -48,8 +45,8 @@ async def run(
             group=OUTPUT,
             help="Also write llms.txt and llms-full.txt into this directory.",
         ),
-    ] = None,
-    config: ConfigFile = None,
+    ] = None
+    config: ConfigFile = None
     max_concurrent: Annotated[
         int | None,
         Parameter(
@@ -57,7 +54,7 @@ async def run(
             group=PARALLEL,
             help="LLM requests in flight at once, 1-20 [default: 4].",
         ),
-    ] = None,
+    ] = None
     sequential: Annotated[
         bool,
         Parameter(
@@ -66,7 +63,7 @@ async def run(
             group=PARALLEL,
             help="One request at a time (enable_parallel_processing = false).",
         ),
-    ] = False,
+    ] = False
     disable_adaptive_rate_limiting: Annotated[
         bool,
         Parameter(
@@ -74,27 +71,27 @@ async def run(
             group=PARALLEL,
             help="Ignore the provider's rate-limit headers; keep static caps and Retry-After.",
         ),
-    ] = False,
+    ] = False
     disable_session_pooling: Annotated[
         bool,
         Parameter(
             negative="", group=PARALLEL, help="A new HTTP client per request (for comparison)."
         ),
-    ] = False,
+    ] = False
     disable_circuit_breaker: Annotated[
         bool,
         Parameter(negative="", group=PARALLEL, help="Keep sending even when most requests fail."),
-    ] = False,
+    ] = False
     model: Annotated[
         str | None, Parameter(group=PROVIDER, help="Model name [default: gpt-4o-mini].")
-    ] = None,
+    ] = None
     base_url: Annotated[
         str | None,
         Parameter(
             group=PROVIDER,
             help="OpenAI-compatible API base URL [default: $OPENAI_BASE_URL or OpenAI's].",
         ),
-    ] = None,
+    ] = None
     insecure: Annotated[
         bool,
         Parameter(
@@ -103,7 +100,7 @@ async def run(
             group=PROVIDER,
             help="Do not verify TLS certificates (provider and crawled sites). Only for trusted local setups.",
         ),
-    ] = False,
+    ] = False
     crawl_concurrency: Annotated[
         int | None,
         Parameter(
@@ -111,14 +108,14 @@ async def run(
             group=CRAWL,
             help="Pages crawled at once, 1-16 [default: 4].",
         ),
-    ] = None,
+    ] = None
     crawler: Annotated[
         Literal["auto", "http", "browser"] | None,
         Parameter(
             group=CRAWL,
             help="auto: HTTP, browser only for JavaScript pages; http; browser [default: auto].",
         ),
-    ] = None,
+    ] = None
     progress_interval: Annotated[
         int | None,
         Parameter(
@@ -126,23 +123,23 @@ async def run(
             group=PROGRESS,
             help="Seconds between progress and metrics updates, 1-60 [default: 5].",
         ),
-    ] = None,
+    ] = None
     no_progress: Annotated[
         bool,
         Parameter(
             name="--no-progress", negative="", group=PROGRESS, help="No live progress display."
         ),
-    ] = False,
+    ] = False
     log_json: Annotated[
         Path | None,
         Parameter(
             name="--log-json", group=PROGRESS, help="Write one JSON event per line to this file."
         ),
-    ] = None,
+    ] = None
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"] | None,
         Parameter(name="--log-level", group=PROGRESS, help="Console log level [default: info]."),
-    ] = None,
+    ] = None
     no_cache: Annotated[
         bool,
         Parameter(
@@ -151,7 +148,7 @@ async def run(
             group=MODE,
             help="Neither read nor write the LLM result cache.",
         ),
-    ] = False,
+    ] = False
     refresh: Annotated[
         Literal["changed", "full"] | None,
         Parameter(
@@ -160,7 +157,7 @@ async def run(
             help="changed: re-fetch conditionally, redo only pages whose text changed; "
             "full: fetch and convert every page again [default: changed].",
         ),
-    ] = None,
+    ] = None
     dry_run: Annotated[
         bool,
         Parameter(
@@ -169,7 +166,7 @@ async def run(
             group=MODE,
             help="Crawl and chunk, then print requests, tokens, time and cost estimates; no LLM calls.",
         ),
-    ] = False,
+    ] = False
     no_llm: Annotated[
         bool,
         Parameter(
@@ -178,7 +175,7 @@ async def run(
             group=MODE,
             help="Write the crawled Markdown directly, without an LLM (no API key needed).",
         ),
-    ] = False,
+    ] = False
     pages_dir: Annotated[
         Path | None,
         Parameter(
@@ -186,7 +183,7 @@ async def run(
             group=OUTPUT,
             help="Also write one Markdown file per page (path mirrors the URL, YAML front matter) into this directory.",
         ),
-    ] = None,
+    ] = None
     max_file_tokens: Annotated[
         int | None,
         Parameter(
@@ -194,7 +191,7 @@ async def run(
             group=OUTPUT,
             help="Split the document at page boundaries into NAME.part-01.md ... each under N tokens; 0 = one file [default: 0].",
         ),
-    ] = None,
+    ] = None
     batch: Annotated[
         bool,
         Parameter(
@@ -204,7 +201,7 @@ async def run(
             help="Use the provider's Batch API (results within 24 h, about half the price; "
             'llm.mode = "batch"). An interrupted run resumes the same batches when run again.',
         ),
-    ] = False,
+    ] = False
     batch_fallback: Annotated[
         Literal["batch", "live"] | None,
         Parameter(
@@ -213,72 +210,111 @@ async def run(
             help="Batch mode: send failed or expired lines again in a next batch, or live "
             "[default: batch].",
         ),
-    ] = None,
+    ] = None
+
+    def overrides(self) -> dict[str, tuple[Any, str]]:
+        """Every flag given, as a config override with its origin (``flag --name``)."""
+        return flag_overrides(
+            output=("output.path", "-o/--output", str(self.output) if self.output else None),
+            llms_txt=(
+                "output.llms_txt_dir",
+                "--llms-txt",
+                str(self.llms_txt) if self.llms_txt else None,
+            ),
+            pages_dir=(
+                "output.pages_dir",
+                "--pages-dir",
+                str(self.pages_dir) if self.pages_dir else None,
+            ),
+            max_file_tokens=("output.max_file_tokens", "--max-file-tokens", self.max_file_tokens),
+            max_concurrent=(
+                "parallel.max_concurrent_requests",
+                "--max-concurrent",
+                self.max_concurrent,
+            ),
+            sequential=(
+                "parallel.enable_parallel_processing",
+                "--sequential",
+                False if self.sequential else None,
+            ),
+            adaptive=(
+                "parallel.enable_adaptive_rate_limiting",
+                "--disable-adaptive-rate-limiting",
+                False if self.disable_adaptive_rate_limiting else None,
+            ),
+            pooling=(
+                "parallel.enable_session_pooling",
+                "--disable-session-pooling",
+                False if self.disable_session_pooling else None,
+            ),
+            breaker=(
+                "parallel.enable_circuit_breaker",
+                "--disable-circuit-breaker",
+                False if self.disable_circuit_breaker else None,
+            ),
+            model=("llm.model", "--model", self.model),
+            base_url=("llm.base_url", "--base-url", self.base_url),
+            crawl_concurrency=(
+                "crawl.max_concurrent",
+                "--crawl-concurrency",
+                self.crawl_concurrency,
+            ),
+            crawler=("crawl.mode", "--crawler", self.crawler),
+            progress_interval=(
+                "parallel.progress_update_interval",
+                "--progress-interval",
+                self.progress_interval,
+            ),
+            no_progress=("logging.progress", "--no-progress", False if self.no_progress else None),
+            log_json=(
+                "logging.json_file",
+                "--log-json",
+                str(self.log_json) if self.log_json else None,
+            ),
+            log_level=("logging.level", "--log-level", self.log_level),
+            no_cache=("output.cache", "--no-cache", False if self.no_cache else None),
+            refresh=("crawl.refresh", "--refresh", self.refresh),
+            insecure_llm=("llm.verify_tls", "--insecure", False if self.insecure else None),
+            insecure_crawl=("crawl.verify_tls", "--insecure", False if self.insecure else None),
+            batch=("llm.mode", "--batch", "batch" if self.batch else None),
+            batch_fallback=("llm.batch_fallback", "--batch-fallback", self.batch_fallback),
+        )
+
+
+NO_RUN_FLAGS = RunFlags()
+
+
+async def run(
+    *targets: Annotated[
+        str,
+        Parameter(
+            name="URLS_FILE",
+            help="Text file with one documentation URL per line, or one or more http(s) root "
+            "URLs to discover the pages from.",
+        ),
+    ],
+    flags: RunFlags = NO_RUN_FLAGS,
     discover: DiscoverFlags = NO_FLAGS,
 ) -> int:
     """Crawl URLS_FILE and write LLM-ready documentation."""
-    overrides = flag_overrides(
-        output=("output.path", "-o/--output", str(output) if output else None),
-        llms_txt=("output.llms_txt_dir", "--llms-txt", str(llms_txt) if llms_txt else None),
-        pages_dir=("output.pages_dir", "--pages-dir", str(pages_dir) if pages_dir else None),
-        max_file_tokens=("output.max_file_tokens", "--max-file-tokens", max_file_tokens),
-        max_concurrent=("parallel.max_concurrent_requests", "--max-concurrent", max_concurrent),
-        sequential=(
-            "parallel.enable_parallel_processing",
-            "--sequential",
-            False if sequential else None,
-        ),
-        adaptive=(
-            "parallel.enable_adaptive_rate_limiting",
-            "--disable-adaptive-rate-limiting",
-            False if disable_adaptive_rate_limiting else None,
-        ),
-        pooling=(
-            "parallel.enable_session_pooling",
-            "--disable-session-pooling",
-            False if disable_session_pooling else None,
-        ),
-        breaker=(
-            "parallel.enable_circuit_breaker",
-            "--disable-circuit-breaker",
-            False if disable_circuit_breaker else None,
-        ),
-        model=("llm.model", "--model", model),
-        base_url=("llm.base_url", "--base-url", base_url),
-        crawl_concurrency=("crawl.max_concurrent", "--crawl-concurrency", crawl_concurrency),
-        crawler=("crawl.mode", "--crawler", crawler),
-        progress_interval=(
-            "parallel.progress_update_interval",
-            "--progress-interval",
-            progress_interval,
-        ),
-        no_progress=("logging.progress", "--no-progress", False if no_progress else None),
-        log_json=("logging.json_file", "--log-json", str(log_json) if log_json else None),
-        log_level=("logging.level", "--log-level", log_level),
-        no_cache=("output.cache", "--no-cache", False if no_cache else None),
-        refresh=("crawl.refresh", "--refresh", refresh),
-        insecure_llm=("llm.verify_tls", "--insecure", False if insecure else None),
-        insecure_crawl=("crawl.verify_tls", "--insecure", False if insecure else None),
-        batch=("llm.mode", "--batch", "batch" if batch else None),
-        batch_fallback=("llm.batch_fallback", "--batch-fallback", batch_fallback),
-    )
-    if insecure:
+    overrides = flags.overrides()
+    if flags.insecure:
         Console(stderr=True).print(
             "[yellow]Warning:[/] --insecure: TLS certificates are not verified; "
             "a network attacker could read the API key and alter pages."
         )
-    if dry_run and no_llm:
+    if flags.dry_run and flags.no_llm:
         raise InputError(
             "--dry-run and --no-llm cannot be combined: --dry-run estimates LLM work that --no-llm skips."
         )
     urls_file, roots = split_targets(targets)
     overrides.update(discover.overrides())
-    loaded = load_config(config_file=config, overrides=overrides)
+    loaded = load_config(config_file=flags.config, overrides=overrides)
     options = RunOptions(
         urls_file=urls_file or Path(roots_stem(roots)),
         roots=tuple(roots),
-        dry_run=dry_run,
-        no_llm=no_llm,
+        dry_run=flags.dry_run,
+        no_llm=flags.no_llm,
     )
     from crawl4ai_llm_docs.pipeline import run_command
 
