@@ -2,11 +2,12 @@
 
     source ─ch─► crawl ─ch─► chunk ─ch─► LLM (workers) ─ch─► collect ─► spool
       ▲            │           └── failed pages ─────────────────►┘
-      └─ crawled ◄─┘
-    after the work (lifecycle.py): spool ─► .md, llms.txt, llms-full.txt, report.json
+      └── links ◄──┘  (discovery only: the crawl stage's link sink, a call that answers)
+    after the work (lifecycle/): spool ─► .md, llms.txt, llms-full.txt, report.json
 
-Each stage is a module with ``run(receive, send, *, ...)``: ``sources/url_file.py``,
-``crawl/stage.py``, ``chunk_stage.py``, ``llm/stage.py``, ``collect.py``. LLM work starts with
+Each stage is a module with ``run(receive, send, *, ...)`` (a source has only ``send``):
+``sources/``, ``crawl/stage.py``, ``chunk/stage.py``, ``llm/stage.py`` (or ``llm/batch/``),
+``collect/stage.py``. LLM work starts with
 the first crawled page. ``--sequential`` is the same pipeline with every limit at 1. A signal,
 a fatal provider answer or an open circuit breaker cancel the *work* only; what is finished is
 still written (marked incomplete) and the cache keeps every answer, so the next run resumes.
@@ -69,8 +70,9 @@ def llm_concurrency(par: ParallelConfig) -> int:
 class Stages:
     """The wiring: which stage runs, fed by which channel. ``Run.execute`` calls it once.
 
-    Two seams are one line each: the source (``source = ...`` below; a source also gets
-    every crawled page back) and the LLM stage (``_llm_stage``).
+    Two seams are one line each: the source (``source = ...`` below; discovery also gets
+    the crawled pages' links, through the crawl stage's ``discovery=``) and the LLM stage
+    (``_llm_stage``).
     """
 
     def __init__(self, run: Run) -> None:
@@ -88,24 +90,20 @@ class Stages:
         run, config = self.run, self.run.config
         self._warn_if_capped()
         url_send, url_recv = trio.open_memory_channel[UrlEntry](CHANNEL_SIZE)
-        crawled_send, crawled_recv = trio.open_memory_channel[Page](CHANNEL_SIZE)
         page_send, page_recv = trio.open_memory_channel[Page](CHANNEL_SIZE)
         chunk_send, chunk_recv = trio.open_memory_channel[Chunk](CHANNEL_SIZE)
         result_send, result_recv = trio.open_memory_channel[ChunkResult](CHANNEL_SIZE)
 
         # Which source: the URL file's entries.
-        source = functools.partial(url_file.run, crawled_recv, url_send, entries=run.entries)
+        source = functools.partial(url_file.run, url_send, entries=run.entries)
         if self.discovery is not None:  # root URLs: the pages discovery finds instead
-            source = functools.partial(
-                run_source.run, crawled_recv, url_send, discovery=self.discovery
-            )
+            source = functools.partial(run_source.run, url_send, discovery=self.discovery)
         crawl = functools.partial(
             crawl_stage.run,
             url_recv,
             page_send,
             config=self.crawl_config,
             cache_dir=config.cache_directory(),
-            crawled=crawled_send,
             page_states=run.page_states,
             discovery=self.discovery,
         )

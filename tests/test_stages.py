@@ -1,4 +1,4 @@
-"""The stage modules on their own: the source seam, the chunk stage, the collect stage, Ending."""
+"""The stage modules on their own: the source and link-sink seams, the chunk stage, the collect stage, Ending."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
 from crawl4ai_llm_docs.lifecycle.ending import Ending
-from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, UrlEntry
+from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, PageReport, UrlEntry
 from crawl4ai_llm_docs.sources import url_file
 from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, serve_site
 
@@ -47,25 +47,17 @@ async def _site(nursery: trio.Nursery, pages: int) -> SiteHandle:
 async def test_url_file_source_feeds_the_crawl_through_tiny_channels(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    """More URLs than channel room and crawl slots: the source must keep taking pages back."""
+    """More URLs than channel room and crawl slots: every page still comes through."""
     site = await _site(nursery, 12)
     entries = [UrlEntry(index=i, url=url, line=i + 1) for i, url in enumerate(site.page_urls())]
     url_send, url_recv = trio.open_memory_channel[UrlEntry](0)
-    back_send, back_recv = trio.open_memory_channel[Page](0)
     page_send, page_recv = trio.open_memory_channel[Page](0)
     pages: list[Page] = []
     with trio.fail_after(60):
         async with trio.open_nursery() as run:
-            run.start_soon(partial(url_file.run, back_recv, url_send, entries=entries))
+            run.start_soon(partial(url_file.run, url_send, entries=entries))
             run.start_soon(
-                partial(
-                    crawl_stage.run,
-                    url_recv,
-                    page_send,
-                    config=HTTP,
-                    cache_dir=tmp_path,
-                    crawled=back_send,
-                )
+                partial(crawl_stage.run, url_recv, page_send, config=HTTP, cache_dir=tmp_path)
             )
             async with page_recv:
                 async for page in page_recv:
@@ -74,39 +66,28 @@ async def test_url_file_source_feeds_the_crawl_through_tiny_channels(
     assert all(page.ok for page in pages)
 
 
-async def test_a_source_can_follow_what_the_crawl_hands_back(
+async def test_the_crawl_stage_asks_its_link_sink_before_passing_a_page_on(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    """The seam discovery uses: a source sends a URL, reads each crawled page back, and ends
-    when nothing it sent is still out. Here it follows a made-up next-page link."""
+    """The seam discovery uses: each crawled page's links go to the sink, which answers
+    whether the page is listed; a page it does not list never reaches downstream."""
     site = await _site(nursery, 6)
     urls = site.page_urls()
-    sent: list[str] = []
+    reports: list[PageReport] = []
+    passed: list[int] = []
 
-    async def following(
-        receive: trio.MemoryReceiveChannel[Page], send: trio.MemorySendChannel[UrlEntry]
-    ) -> None:
-        async with receive, send:
-            await send.send(UrlEntry(index=0, url=urls[0], line=1))
-            sent.append(urls[0])
-            outstanding = 1
-            async for page in receive:
-                outstanding -= 1
-                following_url = urls[page.index + 1] if page.index + 1 < len(urls) else None
-                if following_url is not None:
-                    await send.send(UrlEntry(index=page.index + 1, url=following_url, line=0))
-                    sent.append(following_url)
-                    outstanding += 1
-                if outstanding == 0:
-                    return
+    class Sink:
+        async def submit(self, report: PageReport) -> tuple[bool, str]:
+            reports.append(report)
+            assert report.index not in passed  # asked before the page went on
+            return (report.index != 2, "a duplicate")
 
+    entries = [UrlEntry(index=i, url=url, line=0) for i, url in enumerate(urls)]
     url_send, url_recv = trio.open_memory_channel[UrlEntry](1)
-    back_send, back_recv = trio.open_memory_channel[Page](1)
     page_send, page_recv = trio.open_memory_channel[Page](1)
-    pages: list[Page] = []
     with trio.fail_after(60):
         async with trio.open_nursery() as run:
-            run.start_soon(following, back_recv, url_send)
+            run.start_soon(partial(url_file.run, url_send, entries=entries))
             run.start_soon(
                 partial(
                     crawl_stage.run,
@@ -114,14 +95,17 @@ async def test_a_source_can_follow_what_the_crawl_hands_back(
                     page_send,
                     config=HTTP,
                     cache_dir=tmp_path,
-                    crawled=back_send,
+                    discovery=Sink(),
                 )
             )
             async with page_recv:
                 async for page in page_recv:
-                    pages.append(page)
-    assert sent == urls
-    assert [page.index for page in pages] == list(range(6))
+                    passed.append(page.index)
+    assert sorted(report.index for report in reports) == list(range(6))
+    assert sorted(passed) == [0, 1, 3, 4, 5]
+    by_index = {report.index: report for report in reports}
+    # The generated pages link to the next page: the links came from the same fetch.
+    assert any(urls[1] in link for link in by_index[0].links.links)
 
 
 # ---------------------------------------------------------------- chunk

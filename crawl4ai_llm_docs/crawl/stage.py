@@ -7,7 +7,6 @@ consumer stops the crawling and memory stays flat however many URLs there are.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,7 +39,6 @@ async def run(
     config: CrawlConfig,
     cache_dir: Path,
     retry_policy: RetryPolicy | None = None,
-    crawled: trio.MemorySendChannel[Page] | None = None,
     page_states: PageStateStore | None = None,
     discovery: LinkSink | None = None,
 ) -> None:
@@ -48,8 +46,6 @@ async def run(
 
     Failed pages are sent too (``Page.error`` says why). Raises ``BrowserNotFoundError`` in
     browser mode when no Chromium exists. If downstream closes its channel, crawling stops.
-    ``crawled``, when given, gets every page as well, before downstream does: the way back
-    to the source (see ``sources``); a source that closed it is simply not told any more.
     With ``page_states``, HTTP fetches are conditional on what the last run stored, a page
     whose sitemap lastmod did not move is not fetched at all, and every page is marked new,
     changed or unchanged.
@@ -57,7 +53,7 @@ async def run(
     the same fetch (or, for a page the refresh state stands for, from that state), and a page
     it does not list (duplicate, noindex, broken link) is not sent.
     """
-    async with receive, send, crawled or _nothing():
+    async with receive, send:
         executable: str | None = None
         if config.mode == "browser":
             executable = await trio.to_thread.run_sync(require_chromium, config.browser_path)
@@ -79,15 +75,7 @@ async def run(
                 async for entry in receive:
                     slot = object()
                     await limiter.acquire_on_behalf_of(slot)
-                    back = crawled.clone() if crawled is not None else None
-                    nursery.start_soon(
-                        crawler.crawl_and_send, entry, send.clone(), back, limiter, slot
-                    )
-
-
-@asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    yield
+                    nursery.start_soon(crawler.crawl_and_send, entry, send.clone(), limiter, slot)
 
 
 class _Crawler:
@@ -129,18 +117,14 @@ class _Crawler:
         self,
         entry: UrlEntry,
         send: trio.MemorySendChannel[Page],
-        back: trio.MemorySendChannel[Page] | None,
         limiter: trio.CapacityLimiter,
         slot: object,
     ) -> None:
         try:
-            async with send, back or _nothing():
+            async with send:
                 page = await self._crawl(entry)
                 if self.discovery is not None and not await self._report(entry, page):
                     return
-                if back is not None:
-                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                        await back.send(page)
                 try:
                     await send.send(page)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -11,30 +11,18 @@ import trio
 
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.discover.engine import Discovery, Outcome
-from crawl4ai_llm_docs.models import Page, UrlEntry
+from crawl4ai_llm_docs.models import UrlEntry
 from crawl4ai_llm_docs.observe.metrics import RunMetrics
 
 
-async def run(
-    receive: trio.MemoryReceiveChannel[Page],
-    send: trio.MemorySendChannel[UrlEntry],
-    *,
-    discovery: Discovery,
-) -> None:
-    """The source stage: discovery's URLs out; the crawled pages coming back are drained.
+async def run(send: trio.MemorySendChannel[UrlEntry], *, discovery: Discovery) -> None:
+    """The source stage: discovery's URLs out, as it lists them.
 
     What discovery needs from a crawled page (its links, noindex, canonical) and the verdict
     the crawl stage needs before passing the page on (listed or not) go through the crawl
-    stage's ``discovery`` link sink, a call that answers, rather than this channel.
+    stage's ``discovery`` link sink: a call that answers, which a channel back could not.
     """
-    async with receive, trio.open_nursery() as nursery:
-        nursery.start_soon(_drain, receive)
-        await discovery.run(send)  # closes ``send``: the crawl stage ends, then ``receive``
-
-
-async def _drain(receive: trio.MemoryReceiveChannel[Page]) -> None:
-    async for _ in receive:
-        pass
+    await discovery.run(send)  # closes ``send``: the crawl stage then ends
 
 
 def discovery_for_run(
