@@ -284,11 +284,13 @@ async def test_roots_of_one_page_count_once_and_several_roots_share_a_list(
     assert any("Crawl-delay of 0.01 s" in str(e.get("message")) for e in logs)
 
 
-async def test_the_source_stage_shape_drains_pages_coming_back(
+async def test_the_source_stage_lists_what_the_link_sink_is_told(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    """``run_source.run(receive, send)``: URLs out, crawled pages back (and dropped)."""
-    from crawl4ai_llm_docs.models import Page
+    """``run_source.run(send)``: URLs out; each crawled page's links come back through
+    ``submit`` (the crawl stage's link sink), and the run's entries follow discovery's list."""
+    from crawl4ai_llm_docs.crawl.links import page_links
+    from crawl4ai_llm_docs.models import PageReport
     from crawl4ai_llm_docs.observe.metrics import RunMetrics
     from crawl4ai_llm_docs.sources import discovery as run_source
 
@@ -298,44 +300,24 @@ async def test_the_source_stage_shape_drains_pages_coming_back(
     metrics = RunMetrics()
     discovery = run_source.discovery_for_run([site.url("/docs/")], app, entries, metrics)
     url_send, url_recv = trio.open_memory_channel[UrlEntry](0)
-    back_send, back_recv = trio.open_memory_channel[Page](0)
 
     async def crawl() -> None:  # a stand-in for the crawl stage: one page at a time
-        async with url_recv, back_send:
+        async with url_recv, httpx.AsyncClient() as client:
             async for entry in url_recv:
-                async with httpx.AsyncClient() as client:
-                    response = await client.get(entry.url)
-                from crawl4ai_llm_docs.crawl.links import page_links
-                from crawl4ai_llm_docs.models import PageReport
-
-                links = page_links(response.text, entry.url)
+                response = await client.get(entry.url)
                 report = PageReport(
                     index=entry.index,
                     url=entry.url,
                     final_url=entry.url,
                     status=200,
                     error=None,
-                    links=links,
+                    links=page_links(response.text, entry.url),
                 )
                 await discovery.submit(report)
-                page = Page(
-                    index=entry.index,
-                    url=entry.url,
-                    final_url=entry.url,
-                    title="",
-                    markdown="x",
-                    status=200,
-                    error=None,
-                    elapsed=0,
-                    bytes=1,
-                )
-                await back_send.send(page)
 
     with trio.fail_after(HANG_GUARD_S):
         async with trio.open_nursery() as inner:
-            inner.start_soon(
-                functools.partial(run_source.run, back_recv, url_send, discovery=discovery)
-            )
+            inner.start_soon(functools.partial(run_source.run, url_send, discovery=discovery))
             inner.start_soon(crawl)
     assert [entry.url for entry in entries] == [site.url("/docs/")] + [
         site.url(page(i)) for i in range(3)

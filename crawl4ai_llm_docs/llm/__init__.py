@@ -1,15 +1,9 @@
-"""The LLM stage's building blocks.
+"""Stage 4: chunks to cleaned Markdown, live or through the Batch API.
 
-- `headers`: rate-limit headers and error bodies of every provider dialect, in one shape.
-- `ratelimit`: `AdaptiveRateLimiter`, shared by all LLM workers: concurrency (AIMD), header
-  budgets with a reserve, static RPM/TPM caps and Retry-After pauses that hold every worker.
-- `breaker`: `CircuitBreaker`, stops sending while the provider keeps failing, probes, and
-  stops the run for good after repeated failed probes or a fatal error.
-- `connect`: builds the limiter, breaker, pooled `ChatClient` and result cache of one run.
-- `stage`: the live LLM stage, workers sending chunks as fast as the limiter admits.
-- `batch`: the other LLM stage, through the provider's Batch API (`--batch`); with
-  `batch_api` (Files/Batches calls), `batch_store` (batch ids kept in the cache directory),
-  `batch_files` (chunk spool, streamed JSONL) and `batch_results` (answers back to chunks).
-- `tokens`, `markdown_blocks`, `chunking`, `reassemble`: token counting, Markdown block
-  structure, splitting pages and chunks to a token budget, and putting results back together.
+stage.py      the live stage: workers send chunks as fast as the limits admit
+processor.py  one chunk: cache, request, faithfulness check, retries, splits (both stages)
+connect.py    the run's limiter, breaker, pooled client and result cache
+prompts.py    the messages sent and the answer read back
+provider/     the API client · limits/ what goes in front of every request
+faithfulness/ the judge · batch/ the Batch API stage
 """

@@ -1,1 +1,8 @@
-"""batch."""
+"""The other LLM stage: chunks through the provider's Batch API (``--batch``).
+
+stage.py     ``run``: batch rounds, resumed batches, fallbacks
+api.py       the Files and Batches endpoints
+files.py     chunk spool and the JSONL files on disk
+results.py   answers back to chunks, through the shared ``ChunkProcessor``
+store.py     batch ids kept in the cache directory, so no batch is paid twice
+"""
