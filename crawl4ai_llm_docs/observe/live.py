@@ -140,8 +140,10 @@ def _bars(s: MetricsSnapshot, width: int) -> Table:
         ("written", s.documents_written, s.documents_expected, Text()),
     ]
     counts = [f"{done}/{total}" if total > 0 else f"{done}/?" for _, done, total, _ in rows]
+    percents = [f"{done / total:4.0%}" if total > 0 else "" for _, done, total, _ in rows]
     note_width = max(note.cell_len for *_, note in rows)
-    others = [_LABEL_WIDTH, max(map(len, counts)), len("100%")] + [note_width] * bool(note_width)
+    others = [_LABEL_WIDTH, max(map(len, counts)), max(map(len, percents))]
+    others += [note_width] * bool(note_width)
     # Each column is followed by one space of padding, the bar's included.
     bar_width = min(_BAR_MAX, max(_BAR_MIN, width - sum(others) - len(others)))
     grid = Table.grid(padding=(0, 1))
@@ -151,10 +153,8 @@ def _bars(s: MetricsSnapshot, width: int) -> Table:
     grid.add_column(overflow="fold")
     if note_width:
         grid.add_column(overflow="fold")
-    for (label, done, total, note), count in zip(rows, counts, strict=True):
-        known = total > 0
-        bar = ProgressBar(total=total if known else None, completed=done, width=bar_width)
-        percent = f"{done / total:4.0%}" if known else ""
+    for (label, done, total, note), count, percent in zip(rows, counts, percents, strict=True):
+        bar = ProgressBar(total=total if total > 0 else None, completed=done, width=bar_width)
         cells: list[RenderableType] = [Text(label, style="bold"), bar, Text(count), Text(percent)]
         grid.add_row(*cells, *[note] * bool(note_width))
     return grid
