@@ -3,20 +3,38 @@
 Figures (rates, latency, memory) come from a full ``RunMetrics.snapshot()`` taken every
 ``interval``; the bars are redrawn by Rich's own refresh thread from the current counts, so they
 move smoothly without a polling loop here.
+
+The view is laid out for the width it is drawn at (60 columns and up): the bars shrink, the
+figures are whole "label value" cells that wrap onto another row (``observe/flow.py``), and
+when they would need more than ``FIGURE_ROWS`` rows the fields in ``DROP_ORDER`` go, whole,
+first to last. Nothing is ever cut with ``…``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import NamedTuple
+
 import trio
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from crawl4ai_llm_docs.observe.flow import Flow
 from crawl4ai_llm_docs.observe.metrics import DiscoveryView, MetricsSnapshot, RunMetrics
 
-_BAR_WIDTH = 40
+# The bars shrink to fit the terminal, down to a width that still shows progress.
+_BAR_MAX = 40
+_BAR_MIN = 10
+_LABEL_WIDTH = len("processed")
+# At most this many rows of figures: past it, the least watched fields go, in this order, so
+# the view stays under ten lines of a 24-line terminal. The others always show, wrapped.
+FIGURE_ROWS = 3
+DROP_ORDER = ("streaming", "headroom", "memory", "retries")
+_FIGURE_GAP = 3
 
 
 def format_duration(seconds: float | None) -> str:
@@ -54,64 +72,135 @@ def _streaming(snapshot: MetricsSnapshot) -> str:
     return f" (streaming {format_count(rate)} tok/s)" if rate > 0 else ""
 
 
-def _bar_row(label: str, done: int, total: int, note: str) -> list[RenderableType]:
-    known = total > 0
-    bar = ProgressBar(total=total if known else None, completed=done, width=_BAR_WIDTH)
-    count = f"{done}/{total}" if known else f"{done}/?"
-    percent = f"{done / total:4.0%}" if known else ""
-    return [Text(label, style="bold"), bar, Text(count, justify="right"), Text(percent), Text(note)]
+class _Figure(NamedTuple):
+    name: str  # one of DROP_ORDER for a field that may go; "" for one always shown
+    text: Text
+    slot: str  # the widest value it usually takes: the layout holds still as figures change
+
+
+def _figures(s: MetricsSnapshot, dropped: Collection[str]) -> list[_Figure]:
+    errors_style = "red" if s.error_rate >= 0.1 else ""
+    breaker_style = {"closed": "green", "half-open": "yellow", "half_open": "yellow"}.get(
+        s.breaker_state, "bold red"
+    )
+    tokens = f"{format_count(s.tokens_per_s)} tok/s"
+    streaming = "" if "streaming" in dropped else _streaming(s)
+    headroom = (
+        f"headroom req {_headroom(s.requests_remaining, s.requests_limit)}"
+        f"  tok {_headroom(s.tokens_remaining, s.tokens_limit)}"
+    )
+    figures = [
+        _Figure(
+            "",
+            Text(f"in-flight {s.in_flight}  adaptive limit {s.effective_limit}  max {s.limit}"),
+            "in-flight 20  adaptive limit 20  max 20",
+        ),
+        _Figure("", Text(f"{s.requests_per_s:.1f} req/s"), "999.9 req/s"),
+        _Figure(
+            "",
+            Text(tokens + streaming),
+            "99.9k tok/s" + (" (streaming 99.9k tok/s)" if streaming else ""),
+        ),
+        _Figure(
+            "", Text.assemble("errors ", (f"{s.error_rate:.1%}", errors_style)), "errors 100.0%"
+        ),
+        _Figure("", Text(f"429s {s.rate_limited}"), "429s 9999"),
+        _Figure("retries", Text(f"retries {s.retries}"), "retries 9999"),
+        _Figure(
+            "", Text.assemble("breaker ", (s.breaker_state, breaker_style)), "breaker half-open"
+        ),
+        _Figure("headroom", Text(headroom), "headroom req 99.9k/99.9k  tok 99.9k/99.9k"),
+        _Figure(
+            "memory",
+            Text(f"memory {s.rss_mb:.0f} MB (peak {s.peak_rss_mb:.0f})"),
+            "memory 9999 MB (peak 9999)",
+        ),
+    ]
+    return [figure for figure in figures if figure.name not in dropped]
+
+
+def _figure_flow(s: MetricsSnapshot, width: int) -> Flow:
+    """The figures in at most FIGURE_ROWS rows, dropping fields whole in DROP_ORDER to get there."""
+    for count in range(len(DROP_ORDER) + 1):
+        figures = _figures(s, DROP_ORDER[:count])
+        flow = Flow(
+            (f.text for f in figures), gap=_FIGURE_GAP, slots=[cell_len(f.slot) for f in figures]
+        )
+        if len(flow.rows(width)) <= FIGURE_ROWS:
+            break
+    return flow  # narrower than the always-shown fields: they wrap onto more rows
+
+
+def _bars(s: MetricsSnapshot, width: int) -> Table:
+    failed = Text(f"{s.pages_failed} failed", style="red") if s.pages_failed else Text()
+    cached = Text(f"{s.chunks_cached} cached") if s.chunks_cached else Text()
+    rows = [
+        ("crawled", s.pages_attempted, s.pages_total, failed),
+        ("processed", s.chunks_done, s.chunks_total, cached),
+        ("written", s.documents_written, s.documents_expected, Text()),
+    ]
+    counts = [f"{done}/{total}" if total > 0 else f"{done}/?" for _, done, total, _ in rows]
+    percents = [f"{done / total:4.0%}" if total > 0 else "" for _, done, total, _ in rows]
+    note_width = max(note.cell_len for *_, note in rows)
+    others = [_LABEL_WIDTH, max(map(len, counts)), max(map(len, percents))]
+    others += [note_width] * bool(note_width)
+    # Each column is followed by one space of padding, the bar's included.
+    bar_width = min(_BAR_MAX, max(_BAR_MIN, width - sum(others) - len(others)))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(overflow="fold")
+    grid.add_column(width=bar_width)
+    grid.add_column(justify="right", overflow="fold")
+    grid.add_column(overflow="fold")
+    if note_width:
+        grid.add_column(overflow="fold")
+    for (label, done, total, note), count, percent in zip(rows, counts, percents, strict=True):
+        bar = ProgressBar(total=total if total > 0 else None, completed=done, width=bar_width)
+        cells: list[RenderableType] = [Text(label, style="bold"), bar, Text(count), Text(percent)]
+        grid.add_row(*cells, *[note] * bool(note_width))
+    return grid
+
+
+class LiveView:
+    """The live view of one snapshot, laid out for the width it is drawn at.
+
+    Pure (the tests render it to a recording console); Rich's refresh thread draws it.
+    """
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        s, width = self.snapshot, options.max_width
+        title = [Text("crawl4ai-llm-docs", style="bold"), Text(s.stage)]
+        title.append(Text(f"elapsed {format_duration(s.elapsed_s)}"))
+        if s.stage != "done":
+            title.append(Text(f"ETA {format_duration(s.eta_s)}"))
+        yield Flow(title, gap=2)
+        if s.discovery is not None:
+            yield Flow(discovery_cells(s.discovery), gap=2)
+        yield _bars(s, width)
+        yield _figure_flow(s, width)
+        if s.batch:
+            yield Text(f"batch {s.batch}")
 
 
 def render(snapshot: MetricsSnapshot) -> RenderableType:
-    """The live view of one snapshot (pure: the tests render it to a recording console)."""
-    s = snapshot
-    bars = Table.grid(padding=(0, 1))
-    for _ in range(5):
-        bars.add_column(no_wrap=True)
-    failed = f"{s.pages_failed} failed" if s.pages_failed else ""
-    cached = f"{s.chunks_cached} cached  " if s.chunks_cached else ""
-    eta = "done" if s.stage == "done" else f"ETA {format_duration(s.eta_s)}"
-    bars.add_row(*_bar_row("crawled", s.pages_attempted, s.pages_total, failed))
-    bars.add_row(*_bar_row("processed", s.chunks_done, s.chunks_total, f"{cached}{eta}"))
-    bars.add_row(*_bar_row("written", s.documents_written, s.documents_expected, ""))
+    """The live view of one snapshot; how much of it shows depends on the width drawn at."""
+    return LiveView(snapshot)
 
-    errors_style = "red" if s.error_rate >= 0.1 else ""
-    breaker_style = {"closed": "green", "half_open": "yellow", "half-open": "yellow"}.get(
-        s.breaker_state, "bold red"
-    )
-    figures = Table.grid(padding=(0, 3))
-    for _ in range(4):
-        figures.add_column(no_wrap=True)
-    figures.add_row(
-        f"in-flight {s.in_flight}  adaptive limit {s.effective_limit}  max {s.limit}",
-        f"{s.requests_per_s:.1f} req/s",
-        f"{format_count(s.tokens_per_s)} tok/s" + _streaming(s),
-        Text.assemble("errors ", (f"{s.error_rate:.1%}", errors_style)),
-    )
-    figures.add_row(
-        Text.assemble("breaker ", (s.breaker_state, breaker_style)),
-        f"429s {s.rate_limited}  retries {s.retries}",
-        f"headroom req {_headroom(s.requests_remaining, s.requests_limit)}"
-        f"  tok {_headroom(s.tokens_remaining, s.tokens_limit)}",
-        f"memory {s.rss_mb:.0f} MB (peak {s.peak_rss_mb:.0f})",
-    )
-    title = Text.assemble(
-        ("crawl4ai-llm-docs", "bold"), f"  {s.stage}  elapsed {format_duration(s.elapsed_s)}"
-    )
-    parts: list[RenderableType] = [title]
-    if s.discovery is not None:
-        parts.append(Text(discovery_line(s.discovery)))
-    parts += [bars, figures]
-    if s.batch:
-        parts.append(Text(f"batch {s.batch}"))
-    return Group(*parts)
+
+def discovery_cells(view: DiscoveryView) -> list[str]:
+    return [
+        f"discovered {view.discovered}",
+        f"queued {view.queued}",
+        f"crawled {view.crawled}",
+        f"excluded {view.excluded}",
+        f"blocked by robots.txt {view.blocked}",
+    ]
 
 
 def discovery_line(view: DiscoveryView) -> str:
-    return (
-        f"discovered {view.discovered}  queued {view.queued}  crawled {view.crawled}"
-        f"  excluded {view.excluded}  blocked by robots.txt {view.blocked}"
-    )
+    return "  ".join(discovery_cells(view))
 
 
 def plain_line(snapshot: MetricsSnapshot) -> str:
@@ -123,7 +212,8 @@ def plain_line(snapshot: MetricsSnapshot) -> str:
         f"  written {s.documents_written}/{s.documents_expected}"
         f"  in-flight {s.in_flight}/{s.effective_limit}"
         f"  {s.requests_per_s:.1f} req/s  {format_count(s.tokens_per_s)} tok/s{_streaming(s)}"
-        f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  ETA {format_duration(s.eta_s)}"
+        f"  errors {s.error_rate:.1%}  429s {s.rate_limited}  breaker {s.breaker_state}"
+        f"  ETA {format_duration(s.eta_s)}"
     ) + (f"  | {discovery_line(s.discovery)}" if s.discovery is not None else "")
     return line + (f"  batch {s.batch}" if s.batch else "")
 

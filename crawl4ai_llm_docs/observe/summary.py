@@ -10,6 +10,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from crawl4ai_llm_docs.observe.flow import Flow
 from crawl4ai_llm_docs.observe.live import format_count, format_duration
 from crawl4ai_llm_docs.observe.metrics import MetricsSnapshot
 
@@ -23,59 +24,73 @@ def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
+Row = tuple[str, tuple[str, ...]]  # a label and its value's phrases, kept whole when wrapped
+
+
 def _rows(
     s: MetricsSnapshot, *, outputs: Sequence[str | PathLike[str]], incomplete: bool
-) -> list[tuple[str, str]]:
-    rows = [
-        ("Result", "INCOMPLETE (see failures)" if incomplete else "complete"),
+) -> list[Row]:
+    speedup = (
+        ("--",)
+        if s.speedup is None
+        else (
+            f"{s.speedup:.1f}x over sequential",
+            f"(requests took {format_duration(s.latency_sum_s)} in total)",
+        )
+    )
+    rows: list[Row] = [
+        ("Result", ("INCOMPLETE", "(see failures)") if incomplete else ("complete",)),
         (
             "Pages",
-            f"{s.pages_crawled} crawled, {s.pages_failed} failed, of {s.pages_total}",
+            (f"{s.pages_crawled} crawled,", f"{s.pages_failed} failed,", f"of {s.pages_total}"),
         ),
-        ("Documents written", str(s.documents_written)),
-        ("Chunks", f"{s.chunks_done} of {s.chunks_total} ({s.chunks_cached} from cache)"),
+        ("Documents written", (str(s.documents_written),)),
+        ("Chunks", (f"{s.chunks_done} of {s.chunks_total}", f"({s.chunks_cached} from cache)")),
         (
             "LLM requests",
-            f"{s.requests} (errors: {s.request_errors}, retries: {s.retries}, "
-            f"HTTP 429: {s.rate_limited})",
+            (
+                f"{s.requests}",
+                f"(errors: {s.request_errors},",
+                f"retries: {s.retries},",
+                f"HTTP 429: {s.rate_limited})",
+            ),
         ),
-        (
-            "Tokens",
-            f"{s.prompt_tokens:,} prompt + {s.completion_tokens:,} completion",
-        ),
+        ("Tokens", (f"{s.prompt_tokens:,} prompt", f"+ {s.completion_tokens:,} completion")),
         (
             "Latency",
-            f"p50 {_ms(s.latency_p50_ms)}  p95 {_ms(s.latency_p95_ms)}  "
-            f"p99 {_ms(s.latency_p99_ms)}",
+            (
+                f"p50 {_ms(s.latency_p50_ms)},",
+                f"p95 {_ms(s.latency_p95_ms)},",
+                f"p99 {_ms(s.latency_p99_ms)}",
+            ),
         ),
-        ("Wall time", format_duration(s.elapsed_s)),
-        (
-            "Speed-up",
-            "--"
-            if s.speedup is None
-            else f"{s.speedup:.1f}x over sequential (requests took "
-            f"{format_duration(s.latency_sum_s)} in total)",
-        ),
+        ("Wall time", (format_duration(s.elapsed_s),)),
+        ("Speed-up", speedup),
         (
             "Throughput",
-            f"{s.requests_per_s_overall:.2f} req/s, "
-            f"{format_count(s.tokens_per_s_overall)} tok/s overall",
+            (
+                f"{s.requests_per_s_overall:.2f} req/s,",
+                f"{format_count(s.tokens_per_s_overall)} tok/s overall",
+            ),
         ),
-        ("Peak memory", f"{s.peak_rss_mb:.0f} MB"),
+        ("Peak memory", (f"{s.peak_rss_mb:.0f} MB",)),
     ]
-    if s.batch:
-        rows.append(("Batch API", f"last batch {s.batch}"))
+    if s.batch:  # free text from the provider: whole words
+        rows.append(("Batch API", ("last", "batch", *s.batch.split())))
     if s.pages_new or s.pages_changed or s.pages_unchanged or s.pages_removed:
         changes = (
-            f"{s.pages_new} new, {s.pages_changed} changed, {s.pages_unchanged} unchanged, "
-            f"{s.pages_removed} removed"
+            f"{s.pages_new} new,",
+            f"{s.pages_changed} changed,",
+            f"{s.pages_unchanged} unchanged,",
+            f"{s.pages_removed} removed",
         )
         rows.insert(3, ("Since last run", changes))
     if s.rate_limit_waits:
-        rows.append(("Rate-limit waits", f"{s.rate_limit_waits} ({s.rate_limit_wait_s:.1f} s)"))
+        waits = (str(s.rate_limit_waits), f"({s.rate_limit_wait_s:.1f} s)")
+        rows.append(("Rate-limit waits", waits))
     if s.fallbacks:
-        rows.append(("Original text kept", f"{s.fallbacks} chunks (cleaning not faithful)"))
-    rows.extend(("Output" if i == 0 else "", str(p)) for i, p in enumerate(outputs))
+        rows.append(("Original text kept", (f"{s.fallbacks} chunks", "(cleaning not faithful)")))
+    rows.extend(("Output" if i == 0 else "", (str(p),)) for i, p in enumerate(outputs))
     return rows
 
 
@@ -91,11 +106,12 @@ def summary_renderable(
     incomplete: bool = False,
 ) -> RenderableType:
     table = Table(title="Run summary", show_header=False, title_justify="left")
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    for label, value in _rows(snapshot, outputs=outputs, incomplete=incomplete):
+    table.add_column(style="bold", overflow="fold")  # kept whole: the values wrap first
+    table.add_column()
+    for label, phrases in _rows(snapshot, outputs=outputs, incomplete=incomplete):
         style = "bold red" if label == "Result" and incomplete else ""
-        table.add_row(label, Text(value, style=style))
+        # A narrow terminal wraps a value between its phrases ("HTTP 429: 1" stays whole).
+        table.add_row(label, Flow((Text(p, style=style) for p in phrases), gap=1))
     if not failures:
         return table
     shown, more = _shown_failures(failures)
@@ -119,7 +135,10 @@ def summary_text(
     rows = _rows(snapshot, outputs=outputs, incomplete=incomplete)
     width = max(len(label) for label, _ in rows)
     lines = ["Run summary"]
-    lines += [f"  {label + (':' if label else ''):<{width + 1}} {value}" for label, value in rows]
+    lines += [
+        f"  {label + (':' if label else ''):<{width + 1}} {' '.join(phrases)}"
+        for label, phrases in rows
+    ]
     if failures:
         shown, more = _shown_failures(failures)
         lines.append(f"Failures ({len(failures)}):")
