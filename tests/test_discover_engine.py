@@ -116,7 +116,11 @@ async def test_robots_disallow_is_never_fetched_and_sitemaps_fill_gaps(
     assert expected <= set(urls)
     assert urls[-1] == site.url("/docs/orphan.html")  # sitemap-only pages come last
     assert "lastmod 2023-02-01" in text
-    assert "10 disallowed by robots.txt" in text
+    assert "left out in scope: 10 by robots.txt" in text
+    # Each page left out is named, with the reason; the page out of scope is only counted.
+    for i in range(10):
+        assert f"# not listed: {site.url(page(i))} (disallowed by robots.txt)" in text
+    assert "/other/outside.html" not in text
     assert len(urls) == len(set(urls))
 
 
