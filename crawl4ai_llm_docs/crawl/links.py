@@ -130,7 +130,7 @@ def generated_kind(doc: Any) -> str:
     """
     for table in doc.iter("table"):
         classes = (table.get("class") or "").split()
-        if "genindextable" in classes:
+        if "genindextable" in classes or classes == ["indextable"]:  # Sphinx, whole or by letter
             return "a generated index"
         if "modindextable" in classes:
             return "a module index"

@@ -45,7 +45,7 @@ from crawl4ai_llm_docs.discover.scope import (
     url_key,
 )
 from crawl4ai_llm_docs.discover.sources import SiteLists
-from crawl4ai_llm_docs.fetch.guard import guard_for
+from crawl4ai_llm_docs.fetch.guard import Resolver, guard_for
 from crawl4ai_llm_docs.fetch.http import open_client
 from crawl4ai_llm_docs.fetch.redirects import Route
 from crawl4ai_llm_docs.models import PageReport, UrlEntry
@@ -74,6 +74,7 @@ class Discovery:
         spill_dir: Path | None = None,
         on_outcome: Callable[[Outcome], Awaitable[None]] | None = None,
         on_left_out: OnLeftOut | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         by_key: dict[str, str] = {}
         for root in map(normalise, roots):
@@ -88,7 +89,7 @@ class Discovery:
             self.roots, whole_site=config.whole_site, include=config.include, exclude=config.exclude
         )
         self.intake = Intake(scope, self.ledger, spill_dir)
-        self.hops = Hops(self.roots, self.intake)
+        self.hops = Hops(self.roots, self.intake, resolver or Resolver())
         self.lists = SiteLists(
             self.roots, config, crawl, self.intake, self.hops, spill_dir=spill_dir
         )

@@ -29,11 +29,11 @@ class Refusal(Struct, frozen=True, kw_only=True):
 
 
 class Hops:
-    def __init__(self, roots: list[str], intake: Intake) -> None:
+    def __init__(self, roots: list[str], intake: Intake, resolver: Resolver) -> None:
         self._root_hosts = [host_of(root) for root in roots]
         self._intake = intake
         self.guard = AddressGuard()  # replaced by the roots' own guard when discovery starts
-        self.resolver = Resolver()
+        self.resolver = resolver
         self.refused: dict[int, Refusal] = {}  # emitted index -> its refused hop
 
     def page_route(self, index: int) -> Route:

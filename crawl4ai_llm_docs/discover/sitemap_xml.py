@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from xml.parsers import expat
 
-from crawl4ai_llm_docs.fetch.decode import BodyDecoder, BodyRefused
+from crawl4ai_llm_docs.fetch.decode import BodyDecoder, BodyRefused, size_text
 
 MAX_URLS_PER_FILE = 50_000  # sitemaps.org: "no more than 50,000 URLs"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -124,5 +124,5 @@ class Inflater:
 
     def _why(self, exc: BodyRefused) -> str:
         if exc.too_large:
-            return f"larger than {self._max // (1024 * 1024)} MiB uncompressed"
+            return f"larger than {size_text(self._max)} uncompressed"
         return exc.reason

@@ -24,6 +24,12 @@ ACCEPT_ENCODING = "gzip, deflate, br"  # what we ask for: exactly what we can bo
 _GZIP = ("gzip", "x-gzip")
 
 
+def size_text(size: int) -> str:
+    """``52428800`` -> "50 MiB"; sizes that are not whole MiB in bytes."""
+    mib = 1024 * 1024
+    return f"{size // mib} MiB" if size >= mib and size % mib == 0 else f"{size} bytes"
+
+
 def body_decoder(response: httpx.Response, *, limit: int) -> BodyDecoder:
     """The decoder for ``response``'s raw body (``raw_body``)."""
     if response.is_stream_consumed:
@@ -83,6 +89,7 @@ class BodyDecoder:
         self._zlib: zlib._Decompress | None = None
         self._brotli: brotli.Decompressor | None = None
         self._deflate_started = False
+        self._head = b""  # deflate: the first byte, until the second arrives
         if self.coding in _GZIP:
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.coding == "deflate":
@@ -98,7 +105,7 @@ class BodyDecoder:
         elif self._brotli is not None:
             pieces = self._unbrotli(data)
         else:
-            pieces = iter((data,))
+            pieces = (data[at : at + STEP] for at in range(0, len(data), STEP))
         for piece in pieces:
             yield from self._count(piece)
 
@@ -119,11 +126,15 @@ class BodyDecoder:
 
     def _inflate(self, data: bytes) -> Iterator[bytes]:
         if self.coding == "deflate" and not self._deflate_started:
+            # zlib's wrapper or raw deflate (many servers send raw, as browsers accept)?
+            # Its first two bytes say; they may arrive one at a time.
+            self._head += data
+            if len(self._head) < 2:
+                return
             self._deflate_started = True
-            try:
-                zlib.decompressobj().decompress(data[:2])  # the zlib header, if there is one
-            except zlib.error:
-                # Many servers send raw deflate, without the zlib header (as browsers accept).
+            data, self._head = self._head, b""
+            cmf, flg = data[0], data[1]
+            if not (cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0):
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
         yield from self._drain(data)
 

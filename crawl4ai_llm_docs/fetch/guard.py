@@ -36,6 +36,7 @@ DESCRIPTIONS: dict[AddressClass, str] = {
     "reserved": "a reserved or multicast address",
 }
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_THIS_HOST = ipaddress.IPv4Network("0.0.0.0/8")  # RFC 1122: "this host on this network"
 MAX_CACHED_HOSTS = 4096
 
 
@@ -49,7 +50,7 @@ def address_class(text: str) -> AddressClass:
             ip = ip.sixtofour
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.is_loopback or ip.is_unspecified:  # 0.0.0.0 reaches this machine too
+    if ip.is_loopback or ip.is_unspecified or ip in _THIS_HOST:  # 0.0.0.0 reaches this machine
         return "loopback"
     if ip.is_link_local:
         return "link-local"

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import httpx
 from msgspec import Struct
 
-from crawl4ai_llm_docs.fetch.decode import BodyRefused, body_decoder, raw_body
+from crawl4ai_llm_docs.fetch.decode import BodyRefused, body_decoder, raw_body, size_text
 from crawl4ai_llm_docs.fetch.http import FetchFailure, check_status, transport_failure
 from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, HopRefused, Route, follow
 
@@ -65,7 +65,7 @@ async def pieces(response: httpx.Response, *, limit: int) -> AsyncGenerator[byte
         for piece in decoder.finish():
             yield piece
     except BodyRefused as exc:
-        reason = f"larger than {limit} bytes" if exc.too_large else exc.reason
+        reason = f"larger than {size_text(limit)} uncompressed" if exc.too_large else exc.reason
         raise FetchFailure(
             reason, status=response.status_code, final_url=str(response.url)
         ) from None
