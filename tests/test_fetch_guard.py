@@ -22,7 +22,8 @@ from crawl4ai_llm_docs.fetch.guard import (
 )
 from crawl4ai_llm_docs.fetch.http import FetchFailure, fetch, open_client
 from crawl4ai_llm_docs.fetch.redirects import HopRefused, Route, follow
-from crawl4ai_llm_docs.testing.hostile.server import Answer, HostileServer
+from crawl4ai_llm_docs.testing.hostile.payloads import Answer
+from crawl4ai_llm_docs.testing.hostile.server import HostileServer
 
 # The ranges as the RFCs define them: an oracle independent of the ipaddress flags.
 RANGES: dict[AddressClass, list[str]] = {
@@ -82,7 +83,8 @@ def test_a_target_is_allowed_only_if_public_or_in_the_roots_own_range(
     refusal = AddressGuard([root]).refusal("host", [address])
     assert (refusal is None) == (kind in ("public", root))
     if refusal is not None:
-        assert address in refusal and "the root URL is not" in refusal
+        assert address in refusal
+        assert "the root URL is not" in refusal
 
 
 async def test_the_guard_of_a_loopback_root_allows_loopback_only() -> None:

@@ -38,9 +38,12 @@ async def test_every_hop_but_the_first_goes_through_the_callers_check() -> None:
         checked.append(url)
         return None
 
-    async with _client(chain, asked) as client:
-        async with follow(client, "http://x.org/a", route=Route(check_hop=check)) as response:
-            assert str(response.url) == "https://x.org/c"
+    route = Route(check_hop=check)
+    async with (
+        _client(chain, asked) as client,
+        follow(client, "http://x.org/a", route=route) as got,
+    ):
+        assert str(got.url) == "https://x.org/c"
     assert checked == ["http://x.org/b", "https://x.org/c"]
     assert [str(r.url) for r in asked] == ["http://x.org/a", *checked]
 

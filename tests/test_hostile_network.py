@@ -18,7 +18,8 @@ from hostile_support import Measured, run_measured
 
 from crawl4ai_llm_docs.crawl.browser import find_chromium
 from crawl4ai_llm_docs.testing.hostile import sites
-from crawl4ai_llm_docs.testing.hostile.server import Answer, HostileServer
+from crawl4ai_llm_docs.testing.hostile.payloads import Answer
+from crawl4ai_llm_docs.testing.hostile.server import HostileServer
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""What a hostile site sends: decompression bombs, huge robots.txt files, sitemap floods.
+"""What a hostile site sends: answers (``Answer``, ``Drip``), decompression bombs, huge
+robots.txt files, sitemap floods.
 
 A bomb is a few kilobytes (brotli) or a few megabytes (gzip, whose ratio tops out near
 1000:1) that inflate to ``BOMB_BYTES`` of one repeated HTML paragraph. They are built in
@@ -12,8 +13,44 @@ import functools
 import gzip
 import struct
 import zlib
+from dataclasses import dataclass
 
 import brotli
+
+
+@dataclass(frozen=True)
+class Drip:
+    """A body that starts with ``first``, then sends ``piece`` every ``every`` s, forever."""
+
+    first: bytes = b""
+    piece: bytes = b" "
+    every: float = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    body: bytes | Drip = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    templated: bool = False  # "{base}" / "{other}" in the body become addresses
+
+    @classmethod
+    def html(cls, text: str, *headers: tuple[str, str]) -> Answer:
+        content_type = ("content-type", "text/html; charset=utf-8")
+        return cls(200, text.encode(), (content_type, *headers), templated=True)
+
+    @classmethod
+    def text(cls, text: str, content_type: str = "text/plain") -> Answer:
+        return cls(200, text.encode(), (("content-type", content_type),), templated=True)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Answer:
+        return cls(status, b"", (("location", location),))
+
+
+Routes = dict[str, Answer]
+NOT_FOUND = Answer(404, b"not found", (("content-type", "text/plain"),))
+
 
 BOMB_BYTES = 1 << 30  # what a bomb inflates to: 1 GiB
 _BLOCK = (b"<p>" + b"a" * 1016 + b"</p>\n") * 1024  # 1 MiB of HTML

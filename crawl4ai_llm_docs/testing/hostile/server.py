@@ -3,7 +3,8 @@
 What ordinary servers refuse to do is the point: any ``Content-Encoding`` header over any
 bytes (a bomb, a coding applied twice, an unknown one), bodies that drip a few bytes a second
 and never end, redirects anywhere. Each path answers an ``Answer``; ``hits`` counts what was
-asked for, so a test can prove a path was never fetched. It listens on 127.0.0.1 only.
+asked for, so a test can prove a path was never fetched (``GET /_hits`` answers them as
+JSON, for a benchmark running the server in another process). It listens on 127.0.0.1 only.
 
     python -m crawl4ai_llm_docs.testing.hostile.server CASE [--port N]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,39 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-@dataclass(frozen=True)
-class Drip:
-    """A body that starts with ``first``, then sends ``piece`` every ``every`` s, forever."""
-
-    first: bytes = b""
-    piece: bytes = b" "
-    every: float = 1.0
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    body: bytes | Drip = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    templated: bool = False  # "{base}" / "{other}" in the body become addresses
-
-    @classmethod
-    def html(cls, text: str, *headers: tuple[str, str]) -> Answer:
-        content_type = ("content-type", "text/html; charset=utf-8")
-        return cls(200, text.encode(), (content_type, *headers), templated=True)
-
-    @classmethod
-    def text(cls, text: str, content_type: str = "text/plain") -> Answer:
-        return cls(200, text.encode(), (("content-type", content_type),), templated=True)
-
-    @classmethod
-    def redirect(cls, location: str, status: int = 302) -> Answer:
-        return cls(status, b"", (("location", location),))
-
-
-Routes = dict[str, Answer]
-NOT_FOUND = Answer(404, b"not found", (("content-type", "text/plain"),))
+from crawl4ai_llm_docs.testing.hostile.payloads import NOT_FOUND, Answer, Drip, Routes
 
 
 @dataclass
@@ -104,7 +74,16 @@ def _handler(site: HostileServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            answer = site.answer(self.path.split("?", 1)[0])
+            path = self.path.split("?", 1)[0]
+            if path == "/_hits":  # what was asked so far, for a process outside this one
+                hits = json.dumps(dict(site.hits)).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(hits)))
+                self.end_headers()
+                self.wfile.write(hits)
+                return
+            answer = site.answer(path)
             self.send_response(answer.status)
             for name, value in answer.headers:
                 self.send_header(name, site.fill(value.encode()).decode())
@@ -141,11 +120,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="0: any free port")
     args = parser.parse_args(argv)
     routes_for: Callable[[], Routes] = CASES[args.case]
     with HostileServer(routes_for()).running(args.port) as site:
-        print(f"serving {args.case} at {site.url('/')} (Ctrl-C to stop)", flush=True)
+        print(f"serving {args.case}, listening on {site.base_url} (Ctrl-C to stop)", flush=True)
         try:
             while True:
                 time.sleep(3600)

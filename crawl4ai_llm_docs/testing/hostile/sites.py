@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from crawl4ai_llm_docs.testing.hostile.payloads import (
+    Answer,
+    Drip,
+    Routes,
     bomb,
     duplicate_sitemap_gz,
     sitemap_bomb_br,
@@ -18,7 +21,6 @@ from crawl4ai_llm_docs.testing.hostile.payloads import (
     urlset,
     wildcard_robots,
 )
-from crawl4ai_llm_docs.testing.hostile.server import Answer, Drip, Routes
 
 HTML = ("content-type", "text/html; charset=utf-8")
 WORDS = " ".join(["Documentation text that a reader came for."] * 12)
