@@ -42,7 +42,7 @@ class HostileServer:
 
     @contextmanager
     def running(self, port: int = 0) -> Iterator[HostileServer]:
-        server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        server = _QuietServer(("127.0.0.1", port), _handler(self))
         server.daemon_threads = True
         self.base_url = f"http://{self.host}:{server.server_address[1]}"
         thread = threading.Thread(target=server.serve_forever, name="hostile", daemon=True)
@@ -67,6 +67,11 @@ class HostileServer:
     def fill(self, data: bytes) -> bytes:
         data = data.replace(b"{base}", self.base_url.encode())
         return data.replace(b"{other}", self.other_url.encode())
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up on a bomb or a drip is doing the right thing
 
 
 def _handler(site: HostileServer) -> type[BaseHTTPRequestHandler]:
