@@ -72,7 +72,7 @@ class Interception:
                 return
             if navigation and not self.refused:
                 self.refused = refused_message(url, reason, hop=int(url != self.start_url))
-            structlog.get_logger().debug("browser_request_refused", url=url, reason=reason)
+            structlog.get_logger().debug("warning", message=f"browser: {url} refused: {reason}")
             await session.send(
                 "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
             )
