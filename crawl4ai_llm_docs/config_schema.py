@@ -143,6 +143,7 @@ class DiscoverConfig(Base, frozen=True):
     )
     respect_robots: bool = True
     max_sitemaps: Annotated[int, Meta(ge=0, le=10_000)] = 50
+    sources_timeout: Seconds = 30.0  # llms.txt and sitemaps, all together
 
 
 class AppConfig(Base, frozen=True):

@@ -99,6 +99,9 @@ class PageLinks(Struct, frozen=True, kw_only=True):
     noindex: bool = False
     nofollow: bool = False
     canonical: str = ""  # absolute URL of <link rel=canonical>, "" when none
+    # What the page is when it is not documentation, read from its HTML: "a search page",
+    # "a generated index" ... ("" for a documentation page).
+    generated: str = ""
 
 
 class PageReport(Struct, frozen=True, kw_only=True):

@@ -85,15 +85,20 @@ async def test_max_pages_lists_exactly_that_many_and_warns(
     assert "Raise --max-pages" in warnings[0]
     assert "stopped at max pages" in text
     assert sum(site.hits[page(i)] for i in range(30)) <= 9 + 4  # a few in flight at most
+    # Every page in scope not listed is named: here, the 21 the limit left out.
+    for i in range(9, 30):
+        assert f"# not listed: {site.url(page(i))} (--max-pages 10 reached)" in text, i
 
 
 async def test_max_depth(nursery: trio.Nursery, tmp_path: Path) -> None:
     site = await start(nursery, pages=60)
-    urls, _ = await map_to(tmp_path, [site.url(page(0))], max_depth=1, sources=["links"])
+    urls, text = await map_to(tmp_path, [site.url(page(0))], max_depth=1, sources=["links"])
     # page-000 links to page-001 and its sidebar (pages 0-39); their links are not followed.
     assert urls[0] == site.url(page(0))
     assert len(urls) == 40
     assert site.hits[page(45)] == 0
+    # page-039 links to page-040, one hop too deep: named, with the reason.
+    assert f"# not listed: {site.url(page(40))} (deeper than --max-depth 1)" in text
 
 
 async def test_robots_disallow_is_never_fetched_and_sitemaps_fill_gaps(
@@ -116,7 +121,11 @@ async def test_robots_disallow_is_never_fetched_and_sitemaps_fill_gaps(
     assert expected <= set(urls)
     assert urls[-1] == site.url("/docs/orphan.html")  # sitemap-only pages come last
     assert "lastmod 2023-02-01" in text
-    assert "10 disallowed by robots.txt" in text
+    assert "left out in scope: 10 by robots.txt" in text
+    # Each page left out is named, with the reason; the page out of scope is only counted.
+    for i in range(10):
+        assert f"# not listed: {site.url(page(i))} (disallowed by robots.txt)" in text
+    assert "/other/outside.html" not in text
     assert len(urls) == len(set(urls))
 
 

@@ -14,6 +14,7 @@ from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.crawl.refresh import stored_page, unchanged_by_lastmod, validators_for
 from crawl4ai_llm_docs.discover.engine import Discovery
 from crawl4ai_llm_docs.fetch.http import Validators
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
 from crawl4ai_llm_docs.models import Page, PageLinks, PageReport, UrlEntry
 from crawl4ai_llm_docs.testing.site.discovery import LASTMOD
 from crawl4ai_llm_docs.testing.site.server import SiteConfig, SiteHandle, page_path, serve_site
@@ -157,7 +158,7 @@ async def test_pages_links_reach_first_still_carry_their_sitemap_lastmod(
     ]
     # The root is emitted before the sitemap is read; every page after it has its lastmod.
     assert [entry.lastmod for entry in emitted] == ["", *[LASTMOD] * 5]
-    assert not discovery._lastmods  # handed out, not kept
+    assert not discovery.intake._lastmods  # handed out, not kept
 
 
 class _Sink:
@@ -169,6 +170,9 @@ class _Sink:
     async def submit(self, report: PageReport) -> tuple[bool, str]:
         self.reports.append(report)
         return True, ""
+
+    def route(self, index: int) -> Route:
+        return OPEN_ROUTE
 
 
 async def _crawl(

@@ -14,6 +14,7 @@ from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
 from crawl4ai_llm_docs.lifecycle.ending import Ending
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Page, PageReport, UrlEntry
 from crawl4ai_llm_docs.sources import url_file
@@ -81,6 +82,9 @@ async def test_the_crawl_stage_asks_its_link_sink_before_passing_a_page_on(
             reports.append(report)
             assert report.index not in passed  # asked before the page went on
             return (report.index != 2, "a duplicate")
+
+        def route(self, index: int) -> Route:
+            return OPEN_ROUTE
 
     entries = [UrlEntry(index=i, url=url, line=0) for i, url in enumerate(urls)]
     url_send, url_recv = trio.open_memory_channel[UrlEntry](1)

@@ -273,8 +273,8 @@ async def map_command(
         result = await _map_with_progress(urls, loaded.config, output, console)
     where = f" in {result.output}" if output is not None else ""
     console.print(
-        f"Listed {result.listed} pages{where} ({result.crawled} crawled, {result.excluded} left "
-        f"out, {result.blocked} disallowed by robots.txt)."
+        f"Listed {result.listed} pages{where} ({result.crawled} crawled; {result.summary}); "
+        "the file names each page left out and why."
     )
     sys.stdout.flush()
     return 0

@@ -3,10 +3,11 @@
 stage.py         ``run``: the stage the pipeline calls (cache states, retries, modes)
 refresh.py       conditional requests and reuse of a page's stored state
 browser.py       find and launch Chromium, crawl with crawl4ai's AsyncWebCrawler over CDP
+intercept.py     every browser request decided first (CDP Fetch): redirect hops, addresses
 lazy_browser.py  start Chromium only when a page needs it; bridge.py: crawl4ai's asyncio loop in a thread
 runtime.py       crawl4ai's home directory, set before its import
 extract.py       HTML -> title + Markdown of the main content (both modes)
 codelinks.py     links inside code and Markdown clean-up; generators/: per-generator profiles
 metadata.py      site name and description from the page's head
-links.py         what a page tells discovery: links, noindex, canonical
+links.py         what a page tells discovery: links, noindex, canonical, search page or index
 """

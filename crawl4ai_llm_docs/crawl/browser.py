@@ -2,7 +2,8 @@
 
 We start Chromium ourselves (in its own process group) and connect crawl4ai over CDP, so the
 whole browser process tree can be killed on any exit, Ctrl-C included. crawl4ai runs on the
-asyncio bridge's loop; everything here is called from trio.
+asyncio bridge's loop; everything here is called from trio. Every request of a page is
+decided by its ``Route`` first (``intercept.py``): redirects and addresses as over HTTP.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import trio
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl.bridge import AsyncioBridge, open_bridge
 from crawl4ai_llm_docs.crawl.extract import MAIN_SELECTORS
+from crawl4ai_llm_docs.crawl.intercept import KEY, Interception, intercept
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
 from crawl4ai_llm_docs.fetch.http import (
@@ -36,6 +38,7 @@ from crawl4ai_llm_docs.fetch.http import (
     FetchFailure,
     parse_retry_after,
 )
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
 
 PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
@@ -137,9 +140,11 @@ class BrowserCrawler:
         self.pid = pid
         self.profile = profile
 
-    async def fetch(self, url: str) -> Fetched:
-        result = await self._bridge.run(partial(_crawl_page, self._crawler, url, self._config))
-        return _to_fetched(result, url, self._config)
+    async def fetch(self, url: str, *, route: Route = OPEN_ROUTE) -> Fetched:
+        interception = Interception(route, url, trio.lowlevel.current_trio_token())
+        crawl = partial(_crawl_page, self._crawler, url, self._config, interception)
+        result = await self._bridge.run(crawl)
+        return _to_fetched(result, url, self._config, refused=interception.refused)
 
 
 @asynccontextmanager
@@ -270,6 +275,7 @@ async def _start_crawler(cdp_url: str, config: CrawlConfig, base_dir: Path) -> A
     )
     await crawler.start()
     strategy = crawler.crawler_strategy
+    strategy.set_hook("on_page_context_created", intercept)
     strategy.set_hook("after_goto", partial(_check_response, config.max_page_bytes))
     strategy.set_hook("before_retrieve_html", partial(_settle, config))
     return crawler
@@ -308,7 +314,9 @@ async def _check_response(max_bytes: int, page: Any, /, *args: Any, **kwargs: An
     return page
 
 
-async def _crawl_page(crawler: Any, url: str, config: CrawlConfig) -> Any:
+async def _crawl_page(
+    crawler: Any, url: str, config: CrawlConfig, interception: Interception
+) -> Any:
     from crawl4ai import CacheMode, CrawlerRunConfig
 
     # prefetch: return the rendered HTML only; extract.py does the conversion for both modes.
@@ -318,6 +326,7 @@ async def _crawl_page(crawler: Any, url: str, config: CrawlConfig) -> Any:
         wait_until=WAIT_UNTIL,
         page_timeout=int(config.page_timeout * 1000),
         verbose=False,
+        shared_data={KEY: interception},
     )
     return await crawler.arun(url, config=run_config)
 
@@ -325,7 +334,7 @@ async def _crawl_page(crawler: Any, url: str, config: CrawlConfig) -> Any:
 # ---------------------------------------------------------------- results
 
 
-def _to_fetched(result: Any, url: str, config: CrawlConfig) -> Fetched:
+def _to_fetched(result: Any, url: str, config: CrawlConfig, *, refused: str = "") -> Fetched:
     max_bytes = config.max_page_bytes
     final_url = str(getattr(result, "redirected_url", None) or url)
     # status_code is the first hop's; redirected_status_code the final response's.
@@ -343,6 +352,8 @@ def _to_fetched(result: Any, url: str, config: CrawlConfig) -> Fetched:
             final_url=final_url,
         )
     message = str(getattr(result, "error_message", "") or "")
+    if refused and not getattr(result, "success", False):
+        raise FetchFailure(refused, status=status, final_url=final_url)
     # crawl4ai's anti-bot heuristic fails short pages; whether they are useful is ours to judge.
     if not getattr(result, "success", False) and not (html and message.startswith(_BLOCKED)):
         raise _browser_failure(message or "unknown error", url, status, config)

@@ -27,7 +27,9 @@ from crawl4ai_llm_docs.crawl.lazy_browser import LazyBrowser
 from crawl4ai_llm_docs.crawl.links import LinkSink, report_page, with_links
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.fetch.guard import Resolver, guard_for
 from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, Validators, fetch, open_client
+from crawl4ai_llm_docs.fetch.redirects import Route
 from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import CrawlMode, Page, PageLinks, UrlEntry
 
@@ -98,6 +100,7 @@ class _Crawler:
         self._browser: LazyBrowser | None = None
         self.discovery: LinkSink | None = None
         self._links: dict[int, PageLinks] = {}  # pages in flight only
+        self._resolver = Resolver()  # host names' addresses, for every page's route
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -159,14 +162,15 @@ class _Crawler:
                     mode=mode,
                 )
                 return self._crawled(await self._reuse(entry, page, previous, fetched=False))
+            route = await self._route(entry)
             if mode == "browser":
-                page = await self._browser_page(entry, started)
+                page = await self._browser_page(entry, started, route)
                 if not page.ok:
                     return page
                 return self._crawled(await self._record(entry, page, previous, None))
             validators = refresh.validators_for(self.page_states, previous, discovering=discovering)
             result = await self._attempts(
-                entry.url, partial(self._http_fetch, validators=validators), "http"
+                entry.url, partial(self._http_fetch, validators=validators, route=route), "http"
             )
             if isinstance(result, FetchFailure):
                 return self._failed(entry, result, "http", started)
@@ -182,29 +186,36 @@ class _Crawler:
                 return self._crawled(await self._reuse(entry, page, previous))
             page, words = await self._page(entry, result, "http", started)
             if self.config.mode == "auto" and words < self.config.js_shell_min_words:
-                page = await self._render(entry, page, started)
+                page = await self._render(entry, page, started, route)
             return self._crawled(await self._record(entry, page, previous, result))
         except Exception as exc:  # a bug or an odd page must not stop the run
             failure = FetchFailure(f"unexpected error: {type(exc).__name__}: {exc}")
             return self._failed(entry, failure, mode, started)
 
-    async def _browser_page(self, entry: UrlEntry, started: float) -> Page:
+    async def _route(self, entry: UrlEntry) -> Route:
+        """Which redirect hops and addresses this page's fetch may reach."""
+        if self.discovery is not None:  # discovery's: scope and robots.txt at every hop
+            return self.discovery.route(entry.index)
+        # A URL from the file: its own address range, and public addresses.
+        return Route(await guard_for([entry.url], self._resolver), self._resolver)
+
+    async def _browser_page(self, entry: UrlEntry, started: float, route: Route) -> Page:
         assert self._browser is not None
         browser = await self._browser.get(required=True)
         assert browser is not None
-        result = await self._attempts(entry.url, browser.fetch, "browser")
+        result = await self._attempts(entry.url, partial(browser.fetch, route=route), "browser")
         if isinstance(result, FetchFailure):
             return self._failed(entry, result, "browser", started)
         page, _ = await self._page(entry, result, "browser", started)
         return page
 
-    async def _render(self, entry: UrlEntry, http_page: Page, started: float) -> Page:
+    async def _render(self, entry: UrlEntry, http_page: Page, started: float, route: Route) -> Page:
         """An (almost) empty page over HTTP is likely a JavaScript shell: ask the browser."""
         assert self._browser is not None
         browser = await self._browser.get()
         if browser is None:
             return http_page
-        result = await self._attempts(entry.url, browser.fetch, "browser")
+        result = await self._attempts(entry.url, partial(browser.fetch, route=route), "browser")
         if isinstance(result, FetchFailure):
             structlog.get_logger().warning(
                 "warning",
@@ -238,10 +249,16 @@ class _Crawler:
         lastmod = entry.lastmod or None
         return await self.page_states.reuse(page, previous, lastmod=lastmod, fetched=fetched)
 
-    async def _http_fetch(self, url: str, *, validators: Validators | None = None) -> Fetched:
+    async def _http_fetch(
+        self, url: str, *, validators: Validators | None = None, route: Route
+    ) -> Fetched:
         assert self._client is not None
         return await fetch(
-            self._client, url, max_bytes=self.config.max_page_bytes, validators=validators
+            self._client,
+            url,
+            max_bytes=self.config.max_page_bytes,
+            validators=validators,
+            route=route,
         )
 
     async def _attempts(

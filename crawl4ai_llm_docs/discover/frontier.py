@@ -50,26 +50,45 @@ class SpillQueue:
         self._write_at = 0
         self._spilled = 0  # records in the file not yet read back
         self.total = 0  # records ever pushed
+        self._file_lock = trio.Lock()
+        self._writing = 0  # records on their way to the file
 
     def __len__(self) -> int:
-        return len(self._head) + self._spilled + len(self._tail)
+        return len(self._head) + self._spilled + self._writing + len(self._tail)
 
     async def push(self, item: Queued) -> None:
         self.total += 1
-        if not self._spilled and not self._tail and len(self._head) < self._memory_items:
+        if (
+            not self._spilled
+            and not self._tail
+            and not self._writing
+            and len(self._head) < self._memory_items
+        ):
             self._head.append(item)
             return
         self._tail.append(item)
         if len(self._tail) >= self._memory_items:
-            await trio.to_thread.run_sync(self._spill)
+            # One task at a time in the file (discovery pushes seeds while it pops them);
+            # records being written count as queued ahead of the tail, so order holds.
+            async with self._file_lock:
+                batch, self._tail = self._tail, []
+                if batch:
+                    self._writing = len(batch)
+                    try:
+                        await trio.to_thread.run_sync(self._spill, batch)
+                        self._spilled += len(batch)
+                    finally:
+                        self._writing = 0
 
     async def pop(self) -> Queued | None:
         if not self._head:
-            if self._spilled:
-                await trio.to_thread.run_sync(self._refill)
-            elif self._tail:
-                self._head.extend(self._tail)
-                self._tail.clear()
+            async with self._file_lock:  # a spill in progress is finished first
+                if not self._head:
+                    if self._spilled:
+                        await trio.to_thread.run_sync(self._refill)
+                    elif self._tail:
+                        self._head.extend(self._tail)
+                        self._tail.clear()
         return self._head.popleft() if self._head else None
 
     def _open(self) -> IO[bytes]:
@@ -81,15 +100,13 @@ class SpillQueue:
             self._file = os.fdopen(fd, "w+b")
         return self._file
 
-    def _spill(self) -> None:
+    def _spill(self, batch: list[Queued]) -> None:
         handle = self._open()
         handle.seek(self._write_at)
-        for item in self._tail:
+        for item in batch:
             data = _encoder.encode(item)
             handle.write(len(data).to_bytes(_LENGTH, "big") + data)
         self._write_at = handle.tell()
-        self._spilled += len(self._tail)
-        self._tail.clear()
 
     def _refill(self) -> None:
         handle = self._open()

@@ -1,7 +1,8 @@
 """A site's own ``llms.txt``: the pages it lists (Markdown links), in the order it lists them.
 
 Looked for at the root's directory first (``/en/stable/llms.txt``), then at the host's root.
-Only links in scope count; an llms.txt that lists none of the scope's pages is ignored.
+Only links in scope count (links to other hosts are never fetched); an llms.txt that lists
+none of the scope's pages is ignored. At most ``MAX_LINKS`` links of one file are read.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import httpx
 import trio
 
 from crawl4ai_llm_docs.fetch.http import FetchFailure
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
 from crawl4ai_llm_docs.fetch.resources import read_text
 
 MAX_LLMS_TXT_BYTES = 4 * 1024 * 1024
 LLMS_TXT_TIMEOUT_S = 30.0
+MAX_LINKS = 50_000
 # [title](url) or [title](url "title"), as the llms.txt proposal writes its file lists.
 _LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
@@ -29,6 +32,8 @@ def parse_llms_txt(text: str, base_url: str) -> list[tuple[str, str]]:
         url = urljoin(base_url, href).split("#", 1)[0]
         if url.startswith(("http://", "https://")):
             links.append((url, title))
+            if len(links) >= MAX_LINKS:
+                break
     return links
 
 
@@ -39,11 +44,15 @@ def candidates(root: str) -> list[str]:
     return list(dict.fromkeys((here, top)))
 
 
-async def read_llms_txt(client: httpx.AsyncClient, url: str) -> list[tuple[str, str]] | None:
+async def read_llms_txt(
+    client: httpx.AsyncClient, url: str, *, route: Route = OPEN_ROUTE
+) -> list[tuple[str, str]] | None:
     """The links of the llms.txt at ``url``; None when there is none (or it is not text)."""
     try:
         with trio.fail_after(LLMS_TXT_TIMEOUT_S):
-            final_url, text = await read_text(client, url, max_bytes=MAX_LLMS_TXT_BYTES)
+            final_url, text = await read_text(
+                client, url, max_bytes=MAX_LLMS_TXT_BYTES, route=route
+            )
     except (FetchFailure, trio.TooSlowError):
         return None
     if text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):

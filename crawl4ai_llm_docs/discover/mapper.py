@@ -2,8 +2,9 @@
 
 The pages are fetched with the run's HTTP crawler (``crawl.http``) only to read their links;
 nothing is converted or sent to an LLM. Each listed URL is preceded by a comment saying where
-it came from (and its sitemap ``lastmod``); pages left out are comment lines with the reason,
-so the file can be edited and passed back as the URL file of a run.
+it came from (and its sitemap ``lastmod``); every page in scope that is left out (a skip
+rule, robots.txt, noindex, a duplicate, a limit ...) is a comment line with the reason, so the
+file can be edited and passed back as the URL file of a run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from msgspec import Struct
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.discover.engine import Discovery, Outcome
+from crawl4ai_llm_docs.discover.ledger import describe
 from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, fetch, open_client
+from crawl4ai_llm_docs.fetch.redirects import Route
 from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import PageReport, UrlEntry
 
@@ -40,16 +43,21 @@ class MapResult(Struct, frozen=True, kw_only=True):
     blocked: int
     cut_short: int
     output: str  # the file written, or "-" for stdout
+    summary: str = ""  # what was left out, by kind (``ledger.describe``)
 
 
 class _Writer:
     """Lines of the URL file, buffered and written to a temporary file off the trio thread."""
 
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: IO[str], header: list[str]) -> None:
         self._handle = handle
         self._lines: list[str] = []
+        self._header = header  # written before the first line of discovery's findings
 
     async def write(self, *lines: str) -> None:
+        if self._header:
+            header, self._header = self._header, []
+            self._lines.extend(header)
         self._lines.extend(lines)
         if len(self._lines) >= FLUSH_LINES:
             await self.flush()
@@ -69,11 +77,14 @@ class _Writer:
                 note += f"; crawling it failed: {outcome.reason}"
             await self.write(note, queued.url)
         else:
-            await self.write(f"# not listed: {queued.url} ({outcome.reason})")
+            await self.left_out(queued.url, outcome.reason)
+
+    async def left_out(self, url: str, reason: str) -> None:
+        await self.write(f"# not listed: {url} ({reason})")
 
 
 async def _fetch_with_retries(
-    client: httpx.AsyncClient, url: str, config: AppConfig, rng: random.Random
+    client: httpx.AsyncClient, url: str, config: AppConfig, rng: random.Random, route: Route
 ) -> Fetched | FetchFailure:
     crawl = config.crawl
     policy = RetryPolicy()
@@ -81,7 +92,7 @@ async def _fetch_with_retries(
     while True:
         try:
             with trio.fail_after(crawl.page_timeout):
-                return await fetch(client, url, max_bytes=crawl.max_page_bytes)
+                return await fetch(client, url, max_bytes=crawl.max_page_bytes, route=route)
         except trio.TooSlowError:
             failure = FetchFailure(f"timed out after {crawl.page_timeout:g} s", transient=True)
         except FetchFailure as exc:
@@ -102,7 +113,8 @@ async def crawl_for_links(
     rng = random.Random()
     async with receive:
         async for entry in receive:
-            result = await _fetch_with_retries(client, entry.url, config, rng)
+            route = discovery.route(entry.index)
+            result = await _fetch_with_retries(client, entry.url, config, rng, route)
             if isinstance(result, FetchFailure):
                 report = PageReport(
                     index=entry.index,
@@ -155,14 +167,13 @@ async def map_site(
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            writer = _Writer(handle)
+            writer = _Writer(handle, _header(roots, config))
             discovery = await _discover(roots, config, writer, on_start)
             await writer.flush()
             counts = discovery.snapshot()
             await writer.write(
                 "",
-                f"# {counts.listed} pages listed, {counts.crawled} crawled, {counts.excluded} "
-                f"left out, {counts.blocked} disallowed by robots.txt"
+                f"# {counts.listed} pages listed, {counts.crawled} crawled; {describe(counts)}"
                 + (
                     f"; stopped at max pages ({discovery.cut_short} more queued)"
                     if discovery.cut_short
@@ -184,6 +195,7 @@ async def map_site(
         blocked=counts.blocked,
         cut_short=discovery.cut_short,
         output=str(output) if output is not None else "-",
+        summary=describe(counts),
     )
 
 
@@ -199,15 +211,6 @@ async def _discover(
     writer: _Writer,
     on_start: Callable[[Discovery], None] | None,
 ) -> Discovery:
-    started = False
-
-    async def on_outcome(outcome: Outcome) -> None:
-        nonlocal started
-        if not started:
-            started = True
-            await writer.write(*_header(roots, config))
-        await writer.outcome(outcome)
-
     async with open_client(config.crawl) as client:
         discovery = Discovery(
             roots,
@@ -215,7 +218,8 @@ async def _discover(
             config.crawl,
             client=client,
             spill_dir=config.cache_directory() / "discover",
-            on_outcome=on_outcome,
+            on_outcome=writer.outcome,
+            on_left_out=writer.left_out,
         )
         if on_start is not None:
             on_start(discovery)

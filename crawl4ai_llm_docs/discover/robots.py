@@ -3,6 +3,11 @@
 What a robots.txt answer means follows RFC 9309: a 4xx answer (no file) allows everything;
 a 5xx answer or no answer at all disallows everything until a later run can read it. The
 ``Crawl-delay`` for our user agent is kept per host, and ``Sitemap:`` lines are collected.
+A redirect robots.txt may not follow (another host, a loop) counts as "no file".
+
+Verdicts are cached per URL: protego matches every rule on every call, and a robots.txt of
+thousands of wildcard rules costs milliseconds per check (discovery also asks only after its
+seen-set, so each URL is checked once, not once per link to it).
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import trio
 from protego import Protego
 
 from crawl4ai_llm_docs.fetch.http import FetchFailure
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
 from crawl4ai_llm_docs.fetch.resources import read_text
 
 MAX_ROBOTS_BYTES = 512 * 1024  # Google reads the first 500 KiB
 ROBOTS_TIMEOUT_S = 30.0
 MAX_CRAWL_DELAY_S = 60.0
+MAX_CACHED_VERDICTS = 8192  # per host
 
 
 class HostRules:
@@ -37,11 +44,18 @@ class HostRules:
         self._parser = parser
         self._allow_all = allow_all
         self.note = note  # why everything is allowed or disallowed, for messages
+        self._verdicts: dict[tuple[str, str], bool] = {}
 
     def allowed(self, url: str, user_agent: str) -> bool:
         if self._parser is None:
             return self._allow_all
-        return bool(self._parser.can_fetch(url, user_agent))
+        key = (url, user_agent)
+        if (verdict := self._verdicts.get(key)) is None:
+            verdict = bool(self._parser.can_fetch(url, user_agent))
+            if len(self._verdicts) >= MAX_CACHED_VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        return verdict
 
     def crawl_delay(self, user_agent: str) -> float:
         if self._parser is None:
@@ -61,8 +75,16 @@ def parse_rules(origin: str, text: str) -> HostRules:
 class Robots:
     """robots.txt of every host seen, fetched once each (concurrent askers wait for it)."""
 
-    def __init__(self, client: httpx.AsyncClient, *, user_agent: str, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        user_agent: str,
+        enabled: bool = True,
+        route: Route = OPEN_ROUTE,
+    ) -> None:
         self._client = client
+        self._route = route
         self.user_agent = user_agent
         self.enabled = enabled
         self._hosts: dict[str, HostRules] = {}
@@ -88,16 +110,19 @@ class Robots:
         url = origin + "/robots.txt"
         try:
             with trio.fail_after(ROBOTS_TIMEOUT_S):
-                _, text = await read_text(self._client, url, max_bytes=MAX_ROBOTS_BYTES)
+                _, text = await read_text(
+                    self._client, url, max_bytes=MAX_ROBOTS_BYTES, route=self._route
+                )
         except trio.TooSlowError:
             reason = f"timed out after {ROBOTS_TIMEOUT_S:g} s"
             return self._unreadable(origin, url, reason, unreachable=reason)
         except FetchFailure as failure:
-            if failure.status is not None and 400 <= failure.status < 500:
+            if failure.status is not None and 300 <= failure.status < 500:
                 return HostRules(origin, None, allow_all=True, note=f"{url}: {failure.reason}")
             no_answer = failure.reason if failure.status is None else ""
             return self._unreadable(origin, url, failure.reason, unreachable=no_answer)
-        return parse_rules(origin, text)
+        # A large file of wildcard rules takes a while to parse: not on the trio thread.
+        return await trio.to_thread.run_sync(parse_rules, origin, text)
 
     @staticmethod
     def _unreadable(origin: str, url: str, reason: str, *, unreachable: str) -> HostRules:

@@ -3,8 +3,11 @@
 Two forms of a URL are used. The *fetch form* (``normalise``) is what is requested and
 written: scheme and host lower-cased, default port, fragment and tracking parameters gone.
 The *key* (``url_key``) decides whether two URLs are the same page: it also folds
-``index.html`` into its directory and ignores a trailing slash, so ``/a/``, ``/a`` and
-``/a/index.html`` are one page (fetched in whichever form was found first).
+``index.html`` (and ``index.htm``) into its directory and ignores a trailing slash, so
+``/a/``, ``/a`` and ``/a/index.html`` are one page (fetched in whichever form was found
+first): the directory index every static server serves. Other names (``default.html``,
+``index.php``) are pages of their own; a server that treats one as its directory says so by
+redirecting, and a redirect to a page already listed makes it a duplicate.
 
 The scope of a root is its host and the directory of its (final) URL: the root
 ``https://docs.x/en/stable/`` or ``.../en/stable/index.html`` covers ``/en/stable/...`` and
@@ -29,7 +32,7 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_",)
 Verdict = Literal["list", "follow", "skip"]
-INDEX_NAMES = ("index.html", "index.htm", "index.php", "default.html")
+INDEX_NAMES = ("index.html", "index.htm")
 
 # Links to these are never followed: they are not documentation pages.
 NON_HTML_EXTENSIONS = frozenset(
@@ -115,9 +118,10 @@ NON_HTML_EXTENSIONS = frozenset(
     ]
 )
 
-# Search pages, generated indexes and source views (overridable with an --include glob).
+# Generated indexes and source views, by their names (overridable with an --include glob).
+# A search page is recognised by what it is, not its name (``crawl.links``): ``search.html``
+# is also the name of real pages (Django's ``ref/contrib/postgres/search.html``).
 DEFAULT_EXCLUDES: tuple[str, ...] = (
-    "*/search.html",  # Sphinx search (an empty JavaScript shell)
     "*/genindex*",  # Sphinx general index
     "*/py-modindex.html",  # Sphinx module index
     "*/_sources/*",  # Sphinx page sources
@@ -160,6 +164,16 @@ def url_key(url: str) -> str:
             break
     path = path.rstrip("/") or "/"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""
 
 
 def directory_of(url: str) -> str:
@@ -235,6 +249,14 @@ class Scope:
                 return True
         return False
 
+    def names_included(self, url: str) -> bool:
+        """True when an --include glob matching ``url`` names its file, e.g. "*/search.html"."""
+        path = urlsplit(url).path or "/"
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return bool(name) and any(
+            name in glob and fnmatch.fnmatchcase(path, glob) for glob in self.include
+        )
+
     def classify(self, url: str) -> tuple[Verdict, str]:
         """Whether ``url`` is listed, only followed for its links, or skipped, and why.
 
@@ -255,7 +277,7 @@ class Scope:
                 # Overridden only by an include that names it ("*/_modules/*"), not by "/docs/*".
                 name = default.strip("*/").split("*")[0].split("/")[0]
                 if not any(name in glob for glob in included):
-                    return "skip", "search page, generated index or source view"
+                    return "skip", "a generated index or source view"
         if self.include and not included:
             return "follow", "matches no --include"
         return "list", ""

@@ -1,31 +1,43 @@
 """Sitemaps: robots.txt ``Sitemap:`` lines, ``/sitemap.xml``, sitemap indexes, ``.xml.gz``.
 
-Each sitemap is parsed while it streams in (expat, fed piece by piece), so a 50,000-URL file
-is never held whole. Defused: a document type declaration (the vehicle of "billion laughs"
-and external entities) stops the parse, a gzip body is inflated in bounded steps (a gzip bomb
-stops at ``max_bytes``), and the number of sitemap files and their nesting are capped.
-``lastmod`` is kept with every URL.
+Files are read in parallel (``concurrency`` at once, each within ``file_timeout``, all
+within ``deadline``) and delivered in a fixed order, breadth-first as listed: the seeds, and
+so the output, are the same on every run however the files arrive. A file read ahead of its
+turn waits in a small spill queue on disk, not in memory. Parsing, defusing and the caps of
+one file are ``sitemap_xml``'s; the number of files is capped by ``max_files``.
 """
 
 from __future__ import annotations
 
-import zlib
+import math
 from collections.abc import Awaitable, Callable, Iterable
-from xml.parsers import expat
+from contextlib import aclosing
+from pathlib import Path
 
 import httpx
 import structlog
 import trio
 from msgspec import Struct
 
+from crawl4ai_llm_docs.discover.frontier import Queued, SpillQueue
+from crawl4ai_llm_docs.discover.sitemap_xml import (
+    MAX_URLS_PER_FILE,
+    CapReached,
+    Entry,
+    Inflater,
+    SitemapError,
+    SitemapParser,
+)
 from crawl4ai_llm_docs.fetch.http import FetchFailure
-from crawl4ai_llm_docs.fetch.resources import open_resource
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, Route
+from crawl4ai_llm_docs.fetch.resources import open_resource, pieces
 
-MAX_SITEMAP_BYTES = 64 * 1024 * 1024  # the protocol allows 50 MB uncompressed
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the protocol's limit, uncompressed
 MAX_INDEX_DEPTH = 3
 SITEMAP_TIMEOUT_S = 60.0
-_INFLATE_STEP = 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
+_BUFFERED_ENTRIES = 500  # per file waiting for its turn; the rest spills to disk
+
+log = structlog.get_logger()
 
 
 class SitemapUrl(Struct, frozen=True, kw_only=True):
@@ -34,103 +46,18 @@ class SitemapUrl(Struct, frozen=True, kw_only=True):
     sitemap: str  # the sitemap file that listed it
 
 
-class SitemapError(ValueError):
-    pass
-
-
-class _Parser:
-    """Collects (kind, loc, lastmod) for every <url> and <sitemap> entry fed to it."""
-
-    def __init__(self) -> None:
-        self.found: list[tuple[str, str, str]] = []
-        self._parser = expat.ParserCreate()
-        self._parser.StartDoctypeDeclHandler = self._forbid
-        self._parser.EntityDeclHandler = self._forbid
-        self._parser.StartElementHandler = self._start
-        self._parser.EndElementHandler = self._end
-        self._parser.CharacterDataHandler = self._text
-        self._entry: str | None = None
-        self._field: str | None = None
-        self._loc: list[str] = []
-        self._lastmod: list[str] = []
-        self.root = ""
-
-    @staticmethod
-    def _forbid(*_: object) -> None:
-        raise SitemapError("it declares a DTD or entities (refused: XML bomb protection)")
-
-    @staticmethod
-    def _local(name: str) -> str:
-        return name.rsplit(":", 1)[-1].rsplit("}", 1)[-1]
-
-    def _start(self, name: str, _attrs: dict[str, str]) -> None:
-        local = self._local(name)
-        if not self.root:
-            self.root = local
-        if local in ("url", "sitemap"):
-            self._entry, self._loc, self._lastmod = local, [], []
-        elif self._entry is not None and local in ("loc", "lastmod"):
-            self._field = local
-
-    def _end(self, name: str) -> None:
-        local = self._local(name)
-        if local == self._entry:
-            loc = "".join(self._loc).strip()
-            if loc:
-                self.found.append((self._entry, loc, "".join(self._lastmod).strip()))
-            self._entry = None
-        elif local == self._field:
-            self._field = None
-
-    def _text(self, data: str) -> None:
-        if self._field == "loc":
-            self._loc.append(data)
-        elif self._field == "lastmod":
-            self._lastmod.append(data)
-
-    def feed(self, data: bytes, *, final: bool = False) -> list[tuple[str, str, str]]:
-        try:
-            self._parser.Parse(data, final)
-        except expat.ExpatError as exc:
-            raise SitemapError(f"not well-formed XML ({exc})") from None
-        found, self.found = self.found, []
-        return found
-
-
-class _Inflater:
-    """gzip bodies are inflated in bounded steps; plain bodies pass through. Both are capped."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._max = max_bytes
-        self._total = 0
-        self._zlib: zlib._Decompress | None = None
-        self._decided = False
-
-    def feed(self, data: bytes) -> Iterable[bytes]:
-        if not self._decided:
-            self._decided = True
-            if data.startswith(_GZIP_MAGIC):
-                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if self._zlib is None:
-            yield self._count(data)
-            return
-        pending = data
-        while pending:
-            try:
-                out = self._zlib.decompress(pending, _INFLATE_STEP)
-            except zlib.error as exc:
-                raise SitemapError(f"broken gzip data ({exc})") from None
-            yield self._count(out)
-            pending = self._zlib.unconsumed_tail
-
-    def _count(self, data: bytes) -> bytes:
-        self._total += len(data)
-        if self._total > self._max:
-            raise SitemapError(f"larger than {self._max // (1024 * 1024)} MiB uncompressed")
-        return data
-
-
 OnUrl = Callable[[SitemapUrl], Awaitable[None]]
+
+
+class _File:
+    """One sitemap file: read by its own task, delivered in its turn."""
+
+    def __init__(self, location: str, depth: int, spill_dir: Path | None) -> None:
+        self.location = location
+        self.depth = depth
+        self.urls = SpillQueue(spill_dir, memory_items=_BUFFERED_ENTRIES)
+        self.children: list[str] = []
+        self.done = trio.Event()
 
 
 async def read_sitemaps(
@@ -141,65 +68,151 @@ async def read_sitemaps(
     max_files: int,
     accept: Callable[[str], bool],
     max_bytes: int = MAX_SITEMAP_BYTES,
+    route: Route = OPEN_ROUTE,
+    concurrency: int = 4,
+    file_timeout: float = SITEMAP_TIMEOUT_S,
+    deadline: float = math.inf,
+    spill_dir: Path | None = None,
 ) -> int:
-    """Read every sitemap (following indexes) and call ``on_url`` per page; return files read.
+    """Read every sitemap (following indexes), ``on_url`` per page in order; return files read.
 
     ``accept(url)`` says whether a sitemap file may be read at all (its host is the site's).
     A sitemap that cannot be read or parsed is a warning, never an error: discovery goes on.
+    At ``deadline`` (``trio.current_time()``) reading stops; what arrived is still delivered.
     """
-    queue: list[tuple[str, int]] = [(loc, 0) for loc in dict.fromkeys(locations)]
-    done: set[str] = set()
-    files = 0
-    while queue and files < max_files:
-        location, depth = queue.pop(0)
-        if location in done or not accept(location):
-            continue
-        done.add(location)
-        files += 1
-        children: list[str] = []
+    reader = _Reader(client, on_url, max_files, accept, max_bytes, route, file_timeout, spill_dir)
+    limiter = trio.CapacityLimiter(concurrency)
+    with trio.move_on_at(deadline) as timed:
+        async with trio.open_nursery() as nursery:
+            reader.start = lambda file: nursery.start_soon(reader.read, file, limiter)
+            for location in dict.fromkeys(locations):
+                reader.add(location, 0)
+            await reader.deliver()
+    if timed.cancelled_caught:
+        cut = len(reader.files) - reader.delivered
+        await reader.deliver_what_arrived()
+        log.warning(
+            "warning",
+            message=f"Reading sitemaps stopped at the deadline (discover.sources_timeout): "
+            f"{cut} of {len(reader.files)} file(s) were cut short; the URLs that arrived are used.",
+        )
+    if reader.not_read:
+        log.warning(
+            "warning",
+            message=f"Read {len(reader.files)} sitemap files (discover.max_sitemaps); "
+            f"{reader.not_read} more were not read.",
+        )
+    return len(reader.files)
+
+
+class _Reader:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        on_url: OnUrl,
+        max_files: int,
+        accept: Callable[[str], bool],
+        max_bytes: int,
+        route: Route,
+        file_timeout: float,
+        spill_dir: Path | None,
+    ) -> None:
+        self.client = client
+        self.on_url = on_url
+        self.max_files = max_files
+        self.accept = accept
+        self.max_bytes = max_bytes
+        self.route = route
+        self.file_timeout = file_timeout
+        self.spill_dir = spill_dir
+        self.files: list[_File] = []
+        self.delivered = 0
+        self.not_read = 0
+        self._known: set[str] = set()
+        self.start: Callable[[_File], None] = lambda _: None
+
+    def add(self, location: str, depth: int) -> None:
+        if location in self._known or not self.accept(location):
+            return
+        self._known.add(location)
+        if len(self.files) >= self.max_files:
+            self.not_read += 1
+            return
+        file = _File(location, depth, self.spill_dir)
+        self.files.append(file)
+        self.start(file)
+
+    async def deliver(self) -> None:
+        """Each file's pages in turn; an index's children join the end of the line."""
+        while self.delivered < len(self.files):
+            file = self.files[self.delivered]
+            await file.done.wait()
+            await self._deliver(file)
+            if file.depth + 1 <= MAX_INDEX_DEPTH:
+                for child in file.children:
+                    self.add(child, file.depth + 1)
+
+    async def deliver_what_arrived(self) -> None:
+        while self.delivered < len(self.files):
+            await self._deliver(self.files[self.delivered])
+
+    async def _deliver(self, file: _File) -> None:
+        # Shielded: the deadline stops reading, never a file half handed over.
+        with trio.CancelScope(shield=True):
+            while (item := await file.urls.pop()) is not None:
+                entry = SitemapUrl(loc=item.url, lastmod=item.lastmod, sitemap=file.location)
+                await self.on_url(entry)
+            file.urls.close()
+            self.delivered += 1
+
+    async def read(self, file: _File, limiter: trio.CapacityLimiter) -> None:
         try:
-            with trio.fail_after(SITEMAP_TIMEOUT_S):
-                await _read_one(client, location, on_url, children, max_bytes)
-        except (FetchFailure, SitemapError, trio.TooSlowError) as exc:
-            reason = getattr(exc, "reason", None) or str(exc) or "timed out"
+            async with limiter:
+                with trio.move_on_after(self.file_timeout) as timed:
+                    await self._read_one(file)
+                if timed.cancelled_caught:
+                    log.warning(
+                        "warning",
+                        message=f"Sitemap {file.location} cut short: timed out after "
+                        f"{self.file_timeout:g} s.",
+                    )
+        except (FetchFailure, SitemapError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
             # /sitemap.xml is only a guess: its absence is not worth a warning.
             level = "debug" if getattr(exc, "status", None) == 404 else "warning"
-            getattr(structlog.get_logger(), level)(
-                "warning", message=f"Sitemap {location} skipped: {reason}."
+            getattr(log, level)("warning", message=f"Sitemap {file.location} skipped: {reason}.")
+        except CapReached:
+            log.warning(
+                "warning",
+                message=f"Sitemap {file.location} lists more than {MAX_URLS_PER_FILE} URLs (the "
+                "protocol's limit per file): the rest of it was not read.",
             )
-        if depth + 1 <= MAX_INDEX_DEPTH:
-            queue.extend((child, depth + 1) for child in children[:max_files])
-    if queue:
-        structlog.get_logger().warning(
-            "warning",
-            message=f"Read {files} sitemap files (discover.max_sitemaps); {len(queue)} more "
-            "were not read.",
-        )
-    return files
+        finally:
+            file.done.set()
 
+    async def _read_one(self, file: _File) -> None:
+        """Stream one sitemap: pages into its queue, an index's sitemaps into ``children``."""
+        parser = SitemapParser()
+        inflater = Inflater(self.max_bytes)
+        try:
+            async with open_resource(self.client, file.location, route=self.route) as (_, response):
+                async with aclosing(pieces(response, limit=self.max_bytes)) as body:
+                    async for piece in body:
+                        for data in inflater.feed(piece):
+                            await self._keep(file, parser.feed(data))
+                for data in inflater.finish():
+                    await self._keep(file, parser.feed(data))
+            await self._keep(file, parser.feed(b"", final=True))
+        except CapReached:
+            await self._keep(file, parser.take())
+            raise
+        if parser.root not in ("urlset", "sitemapindex"):
+            raise SitemapError(f"not a sitemap (root element <{parser.root or '?'}>)")
 
-async def _read_one(
-    client: httpx.AsyncClient,
-    location: str,
-    on_url: OnUrl,
-    children: list[str],
-    max_bytes: int,
-) -> None:
-    """Stream one sitemap: pages go to ``on_url``, an index's sitemaps into ``children``."""
-    parser = _Parser()
-    inflater = _Inflater(max_bytes)
-
-    async def deliver(entries: list[tuple[str, str, str]]) -> None:
+    async def _keep(self, file: _File, entries: list[Entry]) -> None:
         for kind, loc, lastmod in entries:
             if kind == "sitemap":
-                children.append(loc)
+                if len(file.children) < self.max_files:
+                    file.children.append(loc)
             else:
-                await on_url(SitemapUrl(loc=loc, lastmod=lastmod, sitemap=location))
-
-    async with open_resource(client, location) as (_, response):
-        async for part in response.aiter_bytes():
-            for data in inflater.feed(part):
-                await deliver(parser.feed(data))
-        await deliver(parser.feed(b"", final=True))
-    if parser.root not in ("urlset", "sitemapindex"):
-        raise SitemapError(f"not a sitemap (root element <{parser.root or '?'}>)")
+                await file.urls.push(Queued(url=loc, depth=0, via="", lastmod=lastmod))

@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -23,8 +24,10 @@ from msgspec import Struct
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.errors import CrawlError, causes
+from crawl4ai_llm_docs.fetch.decode import ACCEPT_ENCODING, BodyRefused, body_decoder, raw_body
+from crawl4ai_llm_docs.fetch.guard import GuardedTransport
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, HopRefused, Route, follow
 
-MAX_REDIRECTS = 10
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as asking for this
@@ -83,32 +86,49 @@ class Validators(Struct, frozen=True, kw_only=True):
 
 @asynccontextmanager
 async def open_client(config: CrawlConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled client for the whole run; the caller's ``trio.fail_after`` bounds each page."""
+    """One pooled client for the whole run; the caller's ``trio.fail_after`` bounds each page.
+
+    Redirects are not followed by httpx: ``redirects.follow`` decides every hop. Connections
+    go through the address guard (``guard.GuardedTransport``), except through a proxy from
+    the environment, which resolves names itself (the check before each hop still holds).
+    """
     limits = httpx.Limits(
         max_connections=config.max_concurrent * 2, max_keepalive_connections=config.max_concurrent
     )
+    proxied = any(urllib.request.getproxies().get(key) for key in ("http", "https", "all"))
+    transport = None if proxied else GuardedTransport(verify=config.verify_tls, limits=limits)
     async with httpx.AsyncClient(
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
+        follow_redirects=False,
         verify=config.verify_tls,
-        headers={"user-agent": config.user_agent, "accept": "text/html,application/xhtml+xml"},
+        headers={
+            "user-agent": config.user_agent,
+            "accept": "text/html,application/xhtml+xml",
+            "accept-encoding": ACCEPT_ENCODING,
+        },
         limits=limits,
         timeout=httpx.Timeout(None),
+        transport=transport,
     ) as client:
         yield client
 
 
 async def fetch(
-    client: httpx.AsyncClient, url: str, *, max_bytes: int, validators: Validators | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    validators: Validators | None = None,
+    route: Route = OPEN_ROUTE,
 ) -> Fetched:
-    """GET ``url``; the body is counted while streaming and dropped once over ``max_bytes``.
+    """GET ``url``; the body is decoded in bounded steps and refused once over ``max_bytes``.
 
-    With ``validators`` the request is conditional: a 304 comes back as a ``Fetched`` with no
-    body (``not_modified``), for the caller to reuse what it stored.
+    Redirects are followed hop by hop as ``route`` allows. With ``validators`` the request is
+    conditional: a 304 comes back as a ``Fetched`` with no body (``not_modified``), for the
+    caller to reuse what it stored.
     """
     headers = validators.headers() if validators is not None else None
     try:
-        async with client.stream("GET", url, headers=headers) as response:
+        async with follow(client, url, headers=headers, route=route) as response:
             final_url = str(response.url)
             etag = response.headers.get("etag")
             last_modified = response.headers.get("last-modified")
@@ -124,35 +144,41 @@ async def fetch(
                 )
             check_status(response)
             _check_content_type(response)
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(max_bytes, final_url, response.status_code)
-            parts: list[bytes] = []
-            size = 0
-            async for part in response.aiter_bytes():
-                size += len(part)
-                if size > max_bytes:
-                    raise _too_large(max_bytes, final_url, response.status_code)
-                parts.append(part)
-            body = b"".join(parts)
+            body = await read_body(response, max_bytes=max_bytes, what="page")
             return Fetched(
                 final_url=final_url,
                 status=response.status_code,
                 html=decode_html(body, response.charset_encoding),
-                bytes=size,
+                bytes=len(body),
                 etag=etag,
                 last_modified=last_modified,
             )
-    except httpx.TooManyRedirects:
-        raise FetchFailure(
-            f"too many redirects (more than {MAX_REDIRECTS}; a redirect loop?)"
-        ) from None
-    except httpx.UnsupportedProtocol:
-        raise FetchFailure(f"unsupported URL scheme in {url}") from None
+    except HopRefused as exc:
+        raise FetchFailure(exc.reason, status=exc.status, final_url=exc.target) from None
     except httpx.InvalidURL as exc:
         raise FetchFailure(f"invalid URL: {exc}") from None
     except httpx.TransportError as exc:
         raise transport_failure(exc, url) from None
+
+
+async def read_body(response: httpx.Response, *, max_bytes: int, what: str) -> bytes:
+    """The decoded body, refused (``FetchFailure``) once it would pass ``max_bytes``."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(what, max_bytes, response)
+    try:
+        decoder = body_decoder(response, limit=max_bytes)
+        parts: list[bytes] = []
+        async for raw in raw_body(response):
+            parts.extend(decoder.feed(raw))
+        parts.extend(decoder.finish())
+    except BodyRefused as exc:
+        if exc.too_large:
+            raise _too_large(what, max_bytes, response) from None
+        raise FetchFailure(
+            exc.reason, status=response.status_code, final_url=str(response.url)
+        ) from None
+    return b"".join(parts)
 
 
 def check_status(response: httpx.Response) -> None:
@@ -181,9 +207,12 @@ def _check_content_type(response: httpx.Response) -> None:
         )
 
 
-def _too_large(max_bytes: int, final_url: str, status: int) -> FetchFailure:
+def _too_large(what: str, max_bytes: int, response: httpx.Response) -> FetchFailure:
+    limit = "max_page_bytes" if what == "page" else "its limit"
     return FetchFailure(
-        f"page larger than max_page_bytes ({max_bytes} bytes)", status=status, final_url=final_url
+        f"{what} larger than {limit} ({max_bytes} bytes)",
+        status=response.status_code,
+        final_url=str(response.url),
     )
 
 

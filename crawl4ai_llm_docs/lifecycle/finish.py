@@ -92,6 +92,8 @@ async def finish(
         return exit_code
     if report_path is not None:
         report = {"run_finished": fields, "failures": failures, "warnings": warnings}
+        if snapshot.discovery is not None:  # a run from root URLs: what was left out, and why
+            report["discovery"] = snapshot.discovery.report()
         try:
             await trio.to_thread.run_sync(write_report, report_path, report)
         except OSError as exc:

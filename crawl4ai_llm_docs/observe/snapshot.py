@@ -79,6 +79,19 @@ class DiscoveryView(msgspec.Struct, frozen=True, kw_only=True):
     excluded: int = 0  # out of scope, excluded, duplicates, noindex, broken links
     blocked: int = 0  # disallowed by robots.txt
     listed: int = 0
+    out_of_scope: int = 0  # links to elsewhere: only counted
+    # In-scope URLs not listed, by kind (discover/ledger.py): skip_rule, robots, noindex ...
+    left_out: dict[str, int] = msgspec.field(default_factory=dict)
+
+    def report(self) -> dict[str, object]:
+        """The run report's ``discovery`` section."""
+        return {
+            "listed": self.listed,
+            "crawled": self.crawled,
+            "discovered": self.discovered,
+            "left_out": dict(self.left_out),
+            "out_of_scope": self.out_of_scope,
+        }
 
 
 # msgspec allows a frozen subclass of a mutable struct; mypy's dataclass model does not.
