@@ -70,12 +70,14 @@ SEEDED: dict[str, tuple[str, str, int]] = {
     ),
     "item without a link": (_with("- [Tutorial]", "- Tutorial\n- [Tutorial]"), "not-a-link", 10),
     "link without a name": (_with("[Tutorial]", "[]"), "empty-link-name", 10),
+    "escaped bracket": (_with("[Tutorial]", "[Tutorial\\]"), "link-escape", 10),
     "H3 heading": (_with("## Optional", "### Optional"), "heading-level", 12),
     "H2 without a space": (_with("## Optional", "##Optional"), "h2-space", 12),
     "section without a name": (_with("## Optional", "##"), "empty-section-name", 12),
     "empty section": (_with("## Optional\n", "## Extra\n\n## Optional\n"), "empty-section", 12),
     "duplicate section": (_with("## Optional", "## Guide"), "duplicate-section", 12),
     "no sections": ("# Example\n\n> Summary.\n\n- [A](https://x.org/a): a\n", "no-sections", 0),
+    "nothing but a head": ("# Example\n\n> Summary.\n\nText.\n", "no-sections", 0),
     "relative URL": (
         _with("https://docs.example.org/install.html", "install.html"),
         "relative-url",
@@ -243,9 +245,11 @@ def broken_files(draw: st.DrawFn) -> str:
     lines = draw(clean_files()).split("\n")
     for _ in range(draw(st.integers(1, 4))):
         position = draw(st.integers(0, len(lines)))
-        action = draw(st.sampled_from(["insert", "replace", "delete"]))
+        action = draw(st.sampled_from(["insert", "replace", "delete", "cut"]))
         risky = draw(st.sampled_from(_RISKY))
-        if action == "insert" or position == len(lines):
+        if action == "cut":
+            del lines[position:]
+        elif action == "insert" or position == len(lines):
             lines.insert(position, risky)
         elif action == "replace":
             lines[position] = risky

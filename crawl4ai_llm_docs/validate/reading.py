@@ -338,6 +338,13 @@ def _read_item(line: str, number: int, section: str, faults: list[Fault]) -> Lin
     if not name.strip():
         fault("empty-link-name", f"a link without a name ({_cut(line)!r}): write '[name](url)'")
         return None
+    if (len(name) - len(name.rstrip("\\"))) % 2:
+        fault(
+            "link-escape",
+            f"the link name ends with a backslash, which escapes its ']' ({_cut(line)!r}): "
+            "Markdown reads no link there; write the backslash twice",
+        )
+        return None
     problem = _url_problem(url, rest)
     if problem is not None:
         fault(*problem)
@@ -391,11 +398,12 @@ def _no_sections(lines: list[str], head_end: int) -> Fault:
         for number in range(head_end)
         if (item := _ITEM.match(lines[number])) and _LINK.match(item["body"] or "")
     ]
-    where = f" (the links from line {listed[0]} are in the details, not in a section)"
+    where = (
+        f" (the links from line {listed[0]} are in the details, not in a section)" if listed else ""
+    )
     return Fault(
         code="no-sections",
-        message="no sections: list the pages under '## Section' headings, "
-        f"{_FIX_ITEM}{where if listed else ''}",
+        message=f"no sections: list the pages under '## Section' headings, {_FIX_ITEM}{where}",
     )
 
 

@@ -44,8 +44,10 @@ def reference_head(text: str) -> re.Match[str] | None:
 def reference_reading(text: str) -> ReferenceReading | None:
     """What ``llms_txt.parse_llms_file(text)`` returns; None where it raises."""
     start, *rest = _SECTION.split(text)
+    # A section named twice: the later one wins, and the earlier one is never read at all.
+    bodies = dict(zip(rest[0::2], rest[1::2], strict=True))
     sections: dict[str, list[ReferenceLink]] = {}
-    for name, body in zip(rest[0::2], rest[1::2], strict=True):
+    for name, body in bodies.items():
         links = []
         for line in _LINES.split(body.strip()):
             if not line.strip():
@@ -54,7 +56,7 @@ def reference_reading(text: str) -> ReferenceReading | None:
             if found is None:
                 return None
             links.append(ReferenceLink(found["title"], found["url"], found["desc"]))
-        sections[name] = links  # a section named twice: the later one wins
+        sections[name] = links
     head = _HEAD.search(start.strip())
     if head is None:
         return None
