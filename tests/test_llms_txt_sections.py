@@ -78,7 +78,10 @@ def test_one_file_per_section_at_its_url_path_listing_the_pages_under_it(tmp_pat
 
     guide = parse_llms_file(sections[PurePosixPath("v1/guide/llms.txt")])
     assert guide.title == "Example 1.0 documentation \u2014 User guide"
-    assert guide.summary == "The guide walks through Example step by step."
+    assert guide.summary == (
+        "User guide, a section of Example 1.0 documentation: 5 pages of documentation in "
+        "Markdown, for language models."
+    )
     assert "../../llms.txt" in guide.info  # back to the whole site
     assert list(guide.sections) == ["User guide", "Advanced topics", "Optional"]
     assert [link["title"] for link in guide.sections["Advanced topics"]] == [
@@ -95,6 +98,12 @@ def test_one_file_per_section_at_its_url_path_listing_the_pages_under_it(tmp_pat
         documents, OutputRequest(markdown=plain / "d.md", generated_at=WHEN, llms_dir=plain)
     )
     assert (plain / "llms.txt").read_text() == root
+
+
+def test_a_section_summary_is_what_its_index_page_says_it_is(tmp_path: Path) -> None:
+    write_section_llms_txt(tmp_path, site(descriptions=True), title="", generated_at=WHEN)
+    guide = parse_llms_file((tmp_path / "v1" / "guide" / "llms.txt").read_text())
+    assert guide.summary == "LLM line 1."  # the LLM's description of guide/index.html
 
 
 def test_no_section_files_for_pages_in_one_folder_and_a_flag_off_by_default(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from crawl4ai_llm_docs.files import AtomicBatch
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.outputs.descriptions import describe
+from crawl4ai_llm_docs.outputs.descriptions import clean
 from crawl4ai_llm_docs.outputs.llms_txt import (
     heading_title,
     link_item,
@@ -47,7 +47,7 @@ class _Section:
         self.label = label
         self.survey = SiteSurvey()  # names the subdirectories, as the site's survey names sections
         self.entries: list[tuple[str, str, str]] = []  # (url, title, llms.txt line)
-        self.summary = ""  # what the directory's own index page says it is
+        self.summary = ""  # what the directory's index page says it is (LLM or meta description)
 
 
 def section_path(section_directory: tuple[str, ...], *, with_host: bool) -> PurePosixPath:
@@ -89,7 +89,8 @@ def write_section_llms_txt(
             and is_index_url(document.url)
             and directories(document.url) == group
         ):
-            section.summary = describe(document, title=name)
+            # As the root's summary: what the page says it is, never a sentence picked from it.
+            section.summary = clean(document.description or document.meta_description)
     when = generated_at or datetime.now(UTC)
     written: list[Path] = []
     with AtomicBatch() as batch:

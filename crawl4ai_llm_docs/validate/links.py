@@ -3,8 +3,8 @@
 Bounded and polite: ``crawl.max_concurrent`` links at a time through the run's pooled client,
 robots.txt read once per host and honoured for ``crawl.user_agent`` (a disallowed link is a
 fault and is never requested), its ``Crawl-delay`` kept, and a ``HEAD`` first: only a link
-that does not answer it with 200 is asked again with ``GET`` (some servers refuse HEAD), and
-that body is never read. Transient answers (429, 503, timeouts) are tried again up to
+that refuses it (405, 403, 404...) is asked again with ``GET`` (some servers refuse HEAD),
+and that body is never read. Transient answers (429, 503, timeouts) are tried again up to
 ``crawl.retries`` times, after the server's ``Retry-After`` when it sends one.
 """
 
@@ -21,6 +21,7 @@ from msgspec import Struct
 from crawl4ai_llm_docs.config_schema import CrawlConfig
 from crawl4ai_llm_docs.discover.robots import Robots
 from crawl4ai_llm_docs.fetch.http import (
+    TRANSIENT_STATUSES,
     FetchFailure,
     check_status,
     parse_retry_after,
@@ -121,6 +122,8 @@ class _Checker:
             head = await self._client.head(url)
             if head.status_code == OK:
                 return
+            if head.status_code in TRANSIENT_STATUSES:
+                check_status(head)  # "slow down" or "down": wait and ask again, not GET now
             async with self._client.stream("GET", url) as response:
                 check_status(response)
                 if response.status_code != OK:  # another 2xx: say which
