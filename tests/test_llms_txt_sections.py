@@ -152,6 +152,19 @@ def test_a_failure_while_writing_keeps_the_previous_files(tmp_path: Path) -> Non
     assert not [path for path in tmp_path.rglob("*") if path.name.endswith(".tmp")]
 
 
+def test_the_flag_needs_a_llms_txt_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crawl4ai_llm_docs.cli.app import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "urls.txt").write_text("https://docs.example.org/\n")
+    assert run_cli(["urls.txt", "--no-llm", "--llms-txt-per-section"]) == 2
+    assert "give --llms-txt DIR too" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["urls.txt"]  # nothing written
+
+
 # ---------------------------------------------------------------- any site
 
 

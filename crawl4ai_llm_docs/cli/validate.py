@@ -190,9 +190,11 @@ def _print(reports: list[FileReport], *, links_checked: bool) -> None:
         else:
             answered = ", every link answers 200" if links_checked and report.links else ""
             print(f"{report.name}{moved}: valid ({shape}{answered})")
-    if len(reports) > 1:
-        bad = sum(1 for report in reports if report.faults)
-        total = sum(len(report.faults) for report in reports)
+    bad = sum(1 for report in reports if report.faults)
+    total = sum(len(report.faults) for report in reports)
+    if len(reports) > 1 and not bad:
+        print(f"{len(reports)} files, all valid")
+    elif len(reports) > 1:
         print(
             f"{len(reports)} files: {len(reports) - bad} valid, {bad} with faults "
             f"({total} fault{'s' if total != 1 else ''})"
