@@ -46,7 +46,8 @@ class Recorder:
             self.in_flight -= 1
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self), follow_redirects=True)
+        # As the run's client: redirects are not followed unless a request asks.
+        return httpx.AsyncClient(transport=httpx.MockTransport(self), follow_redirects=False)
 
 
 async def _ok(request: httpx.Request) -> httpx.Response:

@@ -20,6 +20,7 @@ from crawl4ai_llm_docs.cli.flags import ConfigFile, flag_overrides
 from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.errors import InputError
+from crawl4ai_llm_docs.fetch.http import open_client
 from crawl4ai_llm_docs.validate.faults import Fault, by_line
 from crawl4ai_llm_docs.validate.reading import Reading, read
 from crawl4ai_llm_docs.validate.source import Source, expand, fetch_source, is_url, read_file
@@ -75,7 +76,6 @@ async def validate(
     )
     loaded = load_config(config_file=config, overrides=overrides)
     names = await trio.to_thread.run_sync(expand, list(targets))
-    from crawl4ai_llm_docs.fetch.http import open_client
     from crawl4ai_llm_docs.observe.logging import configure_logging
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)

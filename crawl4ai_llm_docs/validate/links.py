@@ -119,12 +119,14 @@ class _Checker:
     async def _probe(self, url: str) -> None:
         """Return when ``url`` answers 200 (after redirects); FetchFailure otherwise."""
         try:
-            head = await self._client.head(url)
+            # Redirects followed here whatever the client's own policy: a moved link that
+            # lands on a page is a good link.
+            head = await self._client.head(url, follow_redirects=True)
             if head.status_code == OK:
                 return
             if head.status_code in TRANSIENT_STATUSES:
                 check_status(head)  # "slow down" or "down": wait and ask again, not GET now
-            async with self._client.stream("GET", url) as response:
+            async with self._client.stream("GET", url, follow_redirects=True) as response:
                 check_status(response)
                 if response.status_code != OK:  # another 2xx: say which
                     raise FetchFailure(
