@@ -258,7 +258,7 @@ def broken_files(draw: st.DrawFn) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clean_files())
 def test_clean_files_have_no_faults_and_read_as_the_package_reads_them(text: str) -> None:
     reading = read(text)
@@ -274,7 +274,7 @@ def test_clean_files_have_no_faults_and_read_as_the_package_reads_them(text: str
     assert theirs == [(link.name, link.url, link.description) for link in reading.links]
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(broken_files(), clean_files()))
 @example("# T\n\n## Docs\n\n- [a](https://x.org/a): a\n")  # no head for the package at all
 @example("# T\n> S\n\n## Docs\n\n- [a](https://x.org/a): a\n")
