@@ -113,6 +113,7 @@ class ParallelConfig(Base, frozen=True):
 class OutputConfig(Base, frozen=True):
     path: str = ""
     llms_txt_dir: str = ""
+    llms_txt_per_section: bool = False
     title: str = ""
     report: bool = True
     cache: bool = True

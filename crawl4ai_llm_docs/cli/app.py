@@ -19,6 +19,8 @@ from crawl4ai_llm_docs.cli.check import check
 from crawl4ai_llm_docs.cli.discover import register as register_discover
 from crawl4ai_llm_docs.cli.help_format import NoBreakFormatter
 from crawl4ai_llm_docs.cli.run import run
+from crawl4ai_llm_docs.cli.validate import EXIT_CODES_HELP as VALIDATE_EXIT_CODES
+from crawl4ai_llm_docs.cli.validate import validate
 from crawl4ai_llm_docs.errors import EXIT_INTERRUPTED, EXIT_USAGE, AppError
 
 EXIT_CODES_HELP = """\
@@ -55,6 +57,7 @@ app.command(
 register_discover(app)
 app.default(run)
 app.command(check, name="check")
+app.command(validate, name="validate", help_epilogue=VALIDATE_EXIT_CODES)
 
 
 def run_cli(argv: Sequence[str] | None = None, *, stderr: Console | None = None) -> int:

@@ -46,6 +46,16 @@ class RunFlags:
             help="Also write llms.txt and llms-full.txt into this directory.",
         ),
     ] = None
+    llms_txt_per_section: Annotated[
+        bool,
+        Parameter(
+            name="--llms-txt-per-section",
+            negative="",
+            group=OUTPUT,
+            help="With --llms-txt: also one llms.txt per section directory (llms.txt v2), "
+            "at its URL path inside that directory (docs/guide/llms.txt).",
+        ),
+    ] = False
     config: ConfigFile = None
     max_concurrent: Annotated[
         int | None,
@@ -221,6 +231,11 @@ class RunFlags:
                 "--llms-txt",
                 str(self.llms_txt) if self.llms_txt else None,
             ),
+            llms_txt_per_section=(
+                "output.llms_txt_per_section",
+                "--llms-txt-per-section",
+                True if self.llms_txt_per_section else None,
+            ),
             pages_dir=(
                 "output.pages_dir",
                 "--pages-dir",
@@ -310,6 +325,11 @@ async def run(
     urls_file, roots = split_targets(targets)
     overrides.update(discover.overrides())
     loaded = load_config(config_file=flags.config, overrides=overrides)
+    if flags.llms_txt_per_section and not loaded.config.output.llms_txt_dir:
+        raise InputError(
+            "--llms-txt-per-section writes beside llms.txt: give --llms-txt DIR too "
+            "(or set output.llms_txt_dir)."
+        )
     options = RunOptions(
         urls_file=urls_file or Path(roots_stem(roots)),
         roots=tuple(roots),

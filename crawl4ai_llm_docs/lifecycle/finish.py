@@ -42,6 +42,7 @@ async def write_outputs(
         markdown=paths.markdown,
         generated_at=datetime.now(UTC),
         llms_dir=paths.llms_dir,
+        llms_txt_per_section=config.output.llms_txt_per_section,
         pages_dir=Path(config.output.pages_dir) if config.output.pages_dir else None,
         title=config.output.title,
         fallback_title=options.urls_file.stem.replace("_", " ").replace("-", " ").title(),

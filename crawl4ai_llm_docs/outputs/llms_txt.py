@@ -77,12 +77,23 @@ def _link_url(url: str) -> str:
 
 def _link_title(title: str) -> str:
     # Brackets would end the link text for simple llms.txt readers; parentheses read the same.
-    return title.replace("[", "(").replace("]", ")")
+    # A backslash is doubled: before the closing ']' it would escape it (no link at all).
+    return title.replace("\\", "\\\\").replace("[", "(").replace("]", ")")
 
 
-def _index(
+def link_item(document: Document, site: SiteStructure) -> str:
+    """The page's line in an llms.txt: ``- [title](url): description``."""
+    name = page_title(document, site)
+    item = f"- [{_link_title(name)}]({_link_url(document.url)})"
+    if description := describe(document, title=name):
+        item += f": {description}"
+    return item
+
+
+def render_index(
     title: str, summary: str, details: str, sections: dict[str, list[str]], optional: list[str]
 ) -> str:
+    """An llms.txt from its parts: H1, summary, details, the sections, Optional last."""
     lines = [f"# {title}", ""]
     if one_line(summary):
         lines += [f"> {one_line(summary)}", ""]
@@ -127,9 +138,7 @@ def write_llms_txt(
             if document.error is not None:
                 continue
             name = page_title(document, site)
-            item = f"- [{_link_title(name)}]({_link_url(document.url)})"
-            if description := describe(document, title=name):
-                item += f": {description}"
+            item = link_item(document, site)
             section = site.section(document.url, document.title)
             (optional if section == OPTIONAL_SECTION else sections.setdefault(section, [])).append(
                 item
@@ -140,5 +149,5 @@ def write_llms_txt(
         if one_line(summary) and not details.strip():
             when = generated_at or datetime.now(UTC)
             details = default_details(site, when, cleaned=cleaned, optional=bool(optional))
-        index.write(_index(heading, summary, details, sections, optional))
+        index.write(render_index(heading, summary, details, sections, optional))
     return index_path, full_path

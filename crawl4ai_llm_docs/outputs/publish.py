@@ -18,6 +18,7 @@ from msgspec import Struct
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.consolidated import write_consolidated
 from crawl4ai_llm_docs.outputs.llms_txt import default_summary, reiterable, write_llms_txt
+from crawl4ai_llm_docs.outputs.llms_txt_sections import write_section_llms_txt
 from crawl4ai_llm_docs.outputs.pages_dir import write_pages_dir
 from crawl4ai_llm_docs.outputs.site_structure import survey
 
@@ -28,6 +29,7 @@ class OutputRequest(Struct, frozen=True, kw_only=True):
     markdown: Path  # the consolidated document (NAME.part-NN.md beside it when split)
     generated_at: datetime
     llms_dir: Path | None = None
+    llms_txt_per_section: bool = False  # also one llms.txt per section directory (v2)
     pages_dir: Path | None = None
     title: str = ""  # output.title: wins over the site's own name
     fallback_title: str = ""  # when nothing names the site (e.g. from the URL file's name)
@@ -68,6 +70,18 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
             cleaned=request.cleaned,
         )
         written += map(str, paths)
+        if request.llms_txt_per_section:
+            written += map(
+                str,
+                write_section_llms_txt(
+                    request.llms_dir,
+                    documents,
+                    title=title,
+                    site=site,
+                    generated_at=request.generated_at,
+                    cleaned=request.cleaned,
+                ),
+            )
     if request.pages_dir is not None:
         write_pages_dir(
             request.pages_dir,

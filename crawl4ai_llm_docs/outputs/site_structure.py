@@ -191,6 +191,16 @@ class SiteStructure:
         found = directories(url)
         return found[: self._prefix + 1] if len(found) > self._prefix else found[: self._prefix]
 
+    def section_directories(self) -> dict[tuple[str, ...], str]:
+        """Every section's directory (``("https://h", "docs", "guide")``) and its name."""
+        return dict(self._section_names)
+
+    def section_directory(self, url: str) -> tuple[str, ...] | None:
+        """The section directory the page lies under, whatever it is listed under (Optional
+        pages too); None for the pages of the shared folder itself."""
+        group = self._group(url)
+        return group if group in self._section_names else None
+
     def section(self, url: str, title: str) -> str:
         """The section the page is listed under (``OPTIONAL_SECTION`` for secondary pages)."""
         if is_secondary(url, title):
