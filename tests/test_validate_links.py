@@ -254,3 +254,34 @@ def test_files_directories_and_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     ]:
         with pytest.raises(InputError, match=message):
             expand([str(bad)])
+
+
+async def test_a_link_check_never_goes_where_the_route_refuses(autojump_clock: object) -> None:
+    """An llms.txt from a loopback site (the route allows loopback only): a link to a private
+    address and a link that redirects to a link-local one are refused by decision, and no
+    request is ever made to either address."""
+    from crawl4ai_llm_docs.fetch.guard import AddressGuard
+    from crawl4ai_llm_docs.fetch.redirects import Route
+
+    asked: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.path == "/robots.txt":
+            return httpx.Response(404)
+        if request.url.path == "/moved":
+            return httpx.Response(302, headers={"location": "http://169.254.169.254/latest/"})
+        return httpx.Response(200)
+
+    config = CrawlConfig(max_concurrent=2, retries=0, page_timeout=30)
+    urls = ["http://127.0.0.1:9/moved", "http://10.0.0.7/secret", "http://127.0.0.1:9/ok"]
+    transport = httpx.MockTransport(handler)
+    async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+        results = await check_links(
+            client, urls, crawl=config, route=Route(guard=AddressGuard(("loopback",)))
+        )
+    assert results["http://127.0.0.1:9/ok"].code == ""
+    for url in urls[:2]:
+        assert results[url].code == "link-failed", results[url]
+        assert "refused" in results[url].reason
+    assert not [url for url in asked if "169.254" in url or "10.0.0.7" in url]

@@ -20,7 +20,9 @@ from crawl4ai_llm_docs.cli.flags import ConfigFile, flag_overrides
 from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.config_schema import AppConfig
 from crawl4ai_llm_docs.errors import InputError
+from crawl4ai_llm_docs.fetch.guard import Resolver, guard_for
 from crawl4ai_llm_docs.fetch.http import open_client
+from crawl4ai_llm_docs.fetch.redirects import Route
 from crawl4ai_llm_docs.validate.faults import Fault, by_line
 from crawl4ai_llm_docs.validate.reading import Reading, read
 from crawl4ai_llm_docs.validate.source import Source, expand, fetch_source, is_url, read_file
@@ -134,6 +136,17 @@ def _absolute(source: Source, url: str) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc else None
 
 
+async def _route(sources: list[Source], links: list[str]) -> Route:
+    """Where link checks may go: the address classes of each fetched llms.txt's own host (an
+    llms.txt from the Internet cannot make us probe the LAN or a cloud metadata address), and
+    of the links a local file names, since the user chose that file. Redirects leaving those
+    classes are refused either way."""
+    resolver = Resolver()
+    fetched = [source.url for source in sources if source.url]
+    local = links if any(not source.url for source in sources) else []
+    return Route(guard=await guard_for([*fetched, *local], resolver), resolver=resolver)
+
+
 async def _check_links(
     client: httpx.AsyncClient,
     sources: list[Source],
@@ -153,7 +166,11 @@ async def _check_links(
     distinct = len(set(url.split("#", 1)[0] for url in wanted))
     console.print(f"Checking {distinct} link{'s' if distinct != 1 else ''}...")
     results = await check_links(
-        client, wanted, crawl=config.crawl, respect_robots=config.discover.respect_robots
+        client,
+        wanted,
+        crawl=config.crawl,
+        respect_robots=config.discover.respect_robots,
+        route=await _route(sources, wanted),
     )
     found: list[list[Fault]] = []
     for source, reading in zip(sources, readings, strict=True):

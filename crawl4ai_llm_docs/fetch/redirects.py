@@ -76,8 +76,10 @@ async def follow(
     *,
     headers: Mapping[str, str] | None = None,
     route: Route = OPEN_ROUTE,
+    method: str = "GET",
 ) -> AsyncIterator[httpx.Response]:
-    """GET ``url`` following redirects hop by hop; yield the final response, body unread.
+    """GET (or ``method``) ``url`` following redirects hop by hop; yield the final response,
+    body unread.
 
     Raises ``HopRefused`` for a hop that may not be followed (or a redirect loop), and
     httpx's errors for everything else.
@@ -89,7 +91,7 @@ async def follow(
             message = refused_message(current, reason, hop=hop)
             raise HopRefused(message, target=current, status=status)
         # Headers are decided per hop: the place for per-origin headers or credentials.
-        request = client.build_request("GET", current, headers=headers)
+        request = client.build_request(method, current, headers=headers)
         try:
             with guarding(route.guard):
                 response = await client.send(request, stream=True, follow_redirects=False)

@@ -2,7 +2,9 @@
 
 Bounded and polite: ``crawl.max_concurrent`` links at a time through the run's pooled client,
 robots.txt read once per host and honoured for ``crawl.user_agent`` (a disallowed link is a
-fault and is never requested), its ``Crawl-delay`` kept, and a ``HEAD`` first: only a link
+fault and is never requested), its ``Crawl-delay`` kept, every redirect hop decided by the
+``route`` (its address guard: an llms.txt fetched from the Internet cannot make us probe a
+private or link-local address), and a ``HEAD`` first: only a link
 that refuses it (405, 403, 404...) is asked again with ``GET`` (some servers refuse HEAD),
 and that body is never read. Transient answers (429, 503, timeouts) are tried again up to
 ``crawl.retries`` times, after the server's ``Retry-After`` when it sends one.
@@ -27,6 +29,7 @@ from crawl4ai_llm_docs.fetch.http import (
     parse_retry_after,
     transport_failure,
 )
+from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, HopRefused, Route, follow
 from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 
 OK = 200
@@ -46,11 +49,12 @@ async def check_links(
     respect_robots: bool = True,
     on_result: Callable[[LinkResult], None] | None = None,
     rng: random.Random | None = None,
+    route: Route = OPEN_ROUTE,
 ) -> dict[str, LinkResult]:
     """The result of every distinct URL in ``urls`` (fragments dropped), keyed by that URL."""
     distinct = list(dict.fromkeys(url.split("#", 1)[0] for url in urls))
-    robots = Robots(client, user_agent=crawl.user_agent, enabled=respect_robots)
-    checker = _Checker(client, robots, crawl, rng or random.Random())
+    robots = Robots(client, user_agent=crawl.user_agent, enabled=respect_robots, route=route)
+    checker = _Checker(client, robots, crawl, rng or random.Random(), route)
     results: dict[str, LinkResult] = {}
     send, receive = trio.open_memory_channel[str](0)
 
@@ -74,9 +78,15 @@ async def check_links(
 
 class _Checker:
     def __init__(
-        self, client: httpx.AsyncClient, robots: Robots, crawl: CrawlConfig, rng: random.Random
+        self,
+        client: httpx.AsyncClient,
+        robots: Robots,
+        crawl: CrawlConfig,
+        rng: random.Random,
+        route: Route,
     ) -> None:
         self._client = client
+        self._route = route
         self._robots = robots
         self._crawl = crawl
         self._rng = rng
@@ -119,14 +129,14 @@ class _Checker:
     async def _probe(self, url: str) -> None:
         """Return when ``url`` answers 200 (after redirects); FetchFailure otherwise."""
         try:
-            # Redirects followed here whatever the client's own policy: a moved link that
-            # lands on a page is a good link.
-            head = await self._client.head(url, follow_redirects=True)
-            if head.status_code == OK:
-                return
-            if head.status_code in TRANSIENT_STATUSES:
-                check_status(head)  # "slow down" or "down": wait and ask again, not GET now
-            async with self._client.stream("GET", url, follow_redirects=True) as response:
+            # Redirects followed hop by hop, each decided by the route: a moved link that lands
+            # on a page is a good link.
+            async with follow(self._client, url, route=self._route, method="HEAD") as head:
+                if head.status_code == OK:
+                    return
+                if head.status_code in TRANSIENT_STATUSES:
+                    check_status(head)  # "slow down" or "down": wait and ask again, not GET now
+            async with follow(self._client, url, route=self._route) as response:
                 check_status(response)
                 if response.status_code != OK:  # another 2xx: say which
                     raise FetchFailure(
@@ -134,8 +144,8 @@ class _Checker:
                         status=response.status_code,
                         retry_after=parse_retry_after(response.headers.get("retry-after")),
                     )
-        except httpx.TooManyRedirects:
-            raise FetchFailure("too many redirects (a redirect loop?)") from None
+        except HopRefused as exc:
+            raise FetchFailure(exc.reason) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise FetchFailure(f"cannot be fetched: {exc}") from None
         except httpx.TransportError as exc:
