@@ -192,9 +192,12 @@ class Staging:
         staged = self._area(root) / f"{len(self._pending):08d}"
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self._mode)
         self._pending.append((staged, target, root))
-        # errors="replace": a stray surrogate in a crawled page must not fail the whole set.
-        with open(fd, "w", encoding="utf-8", errors="replace", newline="\n") as handle:
-            yield handle
+        try:
+            # errors="replace": a stray surrogate in a crawled page must not fail the whole set.
+            with open(fd, "w", encoding="utf-8", errors="replace", newline="\n") as handle:
+                yield handle
+        except OSError as exc:  # named by its target: the staged name means nothing to a user
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
 
     def size(self, target: Path) -> int:
         """Bytes staged for ``target``."""

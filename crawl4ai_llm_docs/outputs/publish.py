@@ -48,19 +48,21 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
     (``files.Staging``): an error before that leaves every previous file as it was. Any error
     raises ``OutputWriteError``, whose message lists what was written and what was not.
     """
+    doing: list[Path] = []  # the output being written, for a message naming it
     with Staging() as staging:
         try:
-            written = _stage_outputs(documents, request, staging)
+            written = _stage_outputs(documents, request, staging, doing)
             staging.commit()
         except (OSError, UnicodeError) as exc:
-            raise _not_written(exc, request, staging) from exc
+            raise _not_written(exc, request, staging, doing[-1:]) from exc
     return written
 
 
 def _stage_outputs(
-    documents: Iterable[Document], request: OutputRequest, staging: Staging
+    documents: Iterable[Document], request: OutputRequest, staging: Staging, doing: list[Path]
 ) -> list[str]:
     documents = reiterable(documents)
+    doing.append(request.markdown)
     site = survey(documents, title=request.title)
     title = site.name or request.fallback_title
     summary = write_consolidated(
@@ -79,6 +81,7 @@ def _stage_outputs(
         log.warning("warning", message=warning)
     written = list(summary.files)
     if request.llms_dir is not None:
+        doing.append(request.llms_dir)
         paths = write_llms_txt(
             request.llms_dir,
             documents,
@@ -91,6 +94,7 @@ def _stage_outputs(
         )
         written += map(str, paths)
     if request.pages_dir is not None:
+        doing.append(request.pages_dir)
         write_pages_dir(
             request.pages_dir,
             documents,
@@ -124,10 +128,12 @@ def _requested(request: OutputRequest) -> list[Path]:
 
 
 def _not_written(
-    exc: OSError | UnicodeError, request: OutputRequest, staging: Staging
+    exc: OSError | UnicodeError, request: OutputRequest, staging: Staging, doing: list[Path]
 ) -> OutputWriteError:
     if isinstance(exc, OSError) and exc.strerror:
-        cause = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        # A scratch file has no name: then the output it was for.
+        where = exc.filename or (f"writing {doing[0]}" if doing else "")
+        cause = f"{exc.strerror}: {where}" if where else exc.strerror
     else:
         cause = str(exc)
     moved = staging.moved
