@@ -44,7 +44,8 @@ CASES: tuple[Case, ...] = (
     Case("/docs/Case", "two pages..."),
     Case("/docs/case", "...one file on a case-insensitive file system"),
 )
-ABSENT = frozenset({"/robots.txt", "/sitemap.xml", "/sitemap_index.xml", "/llms.txt"})
+# Answered 404 in any directory: the site offers no robots.txt, sitemap or llms.txt.
+ABSENT = frozenset({"robots.txt", "sitemap.xml", "sitemap_index.xml", "llms.txt", "llms-full.txt"})
 
 
 def page_html(path: str) -> bytes:
@@ -87,7 +88,7 @@ def _handler(site_ref: list[PathsSite]) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             site_ref[0].requests.append(path)
-            if path in ABSENT:
+            if path.rsplit("/", 1)[-1] in ABSENT:
                 status, body, kind = 404, b"not here", "text/plain"
             else:
                 status, body, kind = 200, page_html(path), "text/html; charset=utf-8"
