@@ -137,6 +137,8 @@ class Staging:
         self._created: list[Path] = []  # roots this staging made (removed again if unused)
         self._pending: list[tuple[Path, Path, Path]] = []  # (staged file, target, root)
         self._after: list[Callable[[], None]] = []
+        self._resolved: dict[Path, Path] = {}  # root -> the root, symlinks resolved
+        self._verified: set[Path] = set()  # existing directories found inside their root
         self.moved: list[Path] = []
 
     @property
@@ -154,10 +156,12 @@ class Staging:
             self._areas[resolved] = area
         return area
 
-    @staticmethod
-    def _check(target: Path, root: Path) -> None:
-        """Refuse a target outside ``root`` or where the file system has no room for a file."""
-        resolved_root = root.resolve()
+    def _check(self, target: Path, root: Path) -> Path:
+        """Refuse a target outside ``root`` or where the file system has no room for a file;
+        returns the root with symlinks resolved."""
+        resolved_root = self._resolved.get(root)
+        if resolved_root is None:
+            resolved_root = self._resolved[root] = root.resolve()
         try:
             relative = target.relative_to(root)
         except ValueError:
@@ -167,21 +171,26 @@ class Staging:
         parent = root
         for part in relative.parts[:-1]:
             parent = parent / part
-            if parent.is_symlink() or parent.exists():
-                if not _contained(resolved_root, parent):
-                    raise PathRefusedError(
-                        f"{parent} leads outside {root} (a symbolic link): nothing is written "
-                        "through it. Remove the link or choose another directory."
-                    )
-                if not parent.is_dir():
-                    raise PathRefusedError(
-                        f"{parent} is a file where a directory is needed for {target}. "
-                        "Remove or rename it."
-                    )
+            if parent in self._verified:  # an existing directory inside the root
+                continue
+            if not (parent.is_symlink() or parent.exists()):
+                break  # made at commit, below a verified directory
+            if not _contained(resolved_root, parent):
+                raise PathRefusedError(
+                    f"{parent} leads outside {root} (a symbolic link): nothing is written "
+                    "through it. Remove the link or choose another directory."
+                )
+            if not parent.is_dir():
+                raise PathRefusedError(
+                    f"{parent} is a file where a directory is needed for {target}. "
+                    "Remove or rename it."
+                )
+            self._verified.add(parent)
         if target.is_dir() and not target.is_symlink():
             raise PathRefusedError(
                 f"{target} is a directory where a file is to be written. Remove or rename it."
             )
+        return resolved_root
 
     @contextlib.contextmanager
     def open(self, target: Path, *, root: Path | None = None) -> Iterator[TextIO]:
@@ -214,11 +223,15 @@ class Staging:
         """Move every staged file into place (one ``os.sync`` first, not one per file)."""
         if self._pending:
             os.sync()
+        checked: set[Path] = set()  # directories found inside their root right before a move
         for staged, target, root in self._pending:
-            self._check(target, root)
-            mkdir_private(target.parent)
-            if not _contained(root.resolve(), target.parent):
-                raise PathRefusedError(f"{target} is not inside {root}")
+            parent = target.parent
+            if parent not in checked:
+                resolved_root = self._check(target, root)
+                mkdir_private(parent)
+                if not _contained(resolved_root, parent):
+                    raise PathRefusedError(f"{target} is not inside {root}")
+                checked.add(parent)
             os.replace(staged, target)
             self.moved.append(target)
         self._pending.clear()
