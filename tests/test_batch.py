@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import tracemalloc
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,25 @@ async def batch_listing(provider: FakeProvider) -> dict[str, Any]:
         answer = await http.get(f"{provider.url}/_batches")
     data: dict[str, Any] = answer.json()
     return data
+
+
+async def stopped_once_batches_exist(
+    provider: FakeProvider, count: int, run: Coroutine[Any, Any, object]
+) -> None:
+    """Run ``run`` and stop it (as Ctrl-C would) once the provider has ``count`` batches."""
+    with trio.move_on_after(GUARD_S) as stop:
+
+        async def watch() -> None:
+            for _ in range(int(GUARD_S / 0.05)):
+                if len((await batch_listing(provider))["batches"]) >= count:
+                    stop.cancel()
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            await run
+            nursery.cancel_scope.cancel()  # finished before it could be stopped
+    assert stop.cancelled_caught, f"the run ended before {count} batch(es) existed"
 
 
 async def test_lines_split_into_batches_at_max_lines(tmp_path: Path) -> None:
@@ -288,17 +308,7 @@ async def test_a_run_stopped_during_the_halves_round_resumes_it(tmp_path: Path) 
             serve, make_config({"batch_latency": 1.0, "max_output_tokens": cap})
         )
         llm = llm_config(provider, chunk_min_tokens=64)
-        with trio.move_on_after(GUARD_S) as stop:
-
-            async def stop_at_round_two() -> None:
-                for _ in range(1000):
-                    if len((await batch_listing(provider))["batches"]) >= 2:
-                        stop.cancel()
-                    await trio.sleep(0.05)
-
-            async with trio.open_nursery() as inner:
-                inner.start_soon(stop_at_round_two)
-                await run_stage(provider, [big], tmp_path, llm=llm)
+        await stopped_once_batches_exist(provider, 2, run_stage(provider, [big], tmp_path, llm=llm))
         assert len(BatchStore(tmp_path / "cache").load_all()) == 1
         with capture_logs() as logs:
             results, _, _ = await run_stage(provider, [big], tmp_path, llm=llm)
@@ -637,8 +647,9 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
     store = BatchStore(tmp_path / "cache")
     async with trio.open_nursery() as nursery:
         provider = await nursery.start(serve, make_config({"batch_latency": 1.0}))
-        with trio.move_on_after(0.5):  # interrupted while its batch runs
-            await run_stage(provider, [first, second], tmp_path)
+        await stopped_once_batches_exist(
+            provider, 1, run_stage(provider, [first, second], tmp_path)
+        )
         assert len(store.load_all()) == 1
         only_first, _, _ = await run_stage(provider, [first], tmp_path)
         kept = store.load_all()

@@ -339,9 +339,7 @@ def test_retries_and_halves_join_the_next_round_no_live_request(
     assert {e.source for e in done} == {"llm"}
     assert not [e for e in events if isinstance(e, FaithfulnessFallback)]
 
-    def stable(path: Path) -> str:
-        return "\n".join(
-            line for line in path.read_text().splitlines() if not line.startswith("Generated")
-        )
+    def stable(path: Path) -> str:  # the header's time may differ by a minute
+        return "\n".join(line for line in path.read_text().splitlines() if "Generated:" not in line)
 
     assert stable(batch_out) == stable(live_out)

@@ -43,10 +43,10 @@ PAGE_EXTENSIONS = frozenset(
     {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx", ".jsp", ".md", ".txt"}
 )
 SUFFIX = ".md"
-MAX_NAME_BYTES = 255  # a file or directory name (NAME_MAX on Linux, macOS and Windows)
 MAX_PATH_BYTES = 4095  # a whole path (PATH_MAX less its terminating NUL)
-# A longer segment is cut (at a character boundary) and given a hash, leaving room in the
-# 255 bytes for a query's hash, a "-2" of a name taken twice and ".md".
+# A longer segment is cut (at a character boundary) and given a hash, leaving room in a
+# name's 255 bytes (NAME_MAX on Linux, macOS and Windows) for a query's hash, a "-2" of a
+# name taken twice and ".md".
 SEGMENT_BYTES = 200
 HASH_CHARS = 8
 # Characters no name may hold: separators (a decoded %2F or a backslash), control
