@@ -3,6 +3,9 @@
 Layers, lowest first (see design.md "Configuration"): the packaged ``defaults.toml`` < the user
 file < the project file (both replaced by ``--config FILE``) < environment variables < flags.
 Every leaf value remembers where it came from, so errors and ``config show`` can name it.
+
+A project file may not set what decides where a secret goes (``SECRET_ROUTING_KEYS``) unless
+trusted (``trust_project_config``: the user file or ``--trust-project-config``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from crawl4ai_llm_docs.config_schema import (
     DEFAULTS_ORIGIN,
     ENV_PREFIX,
     PROJECT_FILE_NAME,
+    SECRET_ROUTING_KEYS,
     SECTIONS,
+    TRUST_KEY,
     AppConfig,
     Base,
     CrawlConfig,
@@ -255,8 +260,9 @@ def describe_allowed(section: str, key: str) -> str:
 
 def _check_unknown(data: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     for section, values in data.items():
+        if section == TRUST_KEY:
+            continue  # the one top-level key; its type is checked with the rest
         if section not in SECTIONS:
-            hint = _suggest(f"{section}.x").replace(".x", "") if section else ""
             close = difflib.get_close_matches(section, list(SECTIONS), n=1, cutoff=0.5)
             hint = f" Did you mean [{close[0]}]?" if close else ""
             source = _source_of(origins, section)
@@ -291,6 +297,12 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
         return msgspec.convert(merged, AppConfig)
     except msgspec.ValidationError as exc:
         text = str(exc)
+        if text.endswith(f"at `$.{TRUST_KEY}`"):
+            value = merged.get(TRUST_KEY)
+            raise ConfigError(
+                f"Invalid value for {TRUST_KEY} = {value!r} (from "
+                f"{origins.get(TRUST_KEY, DEFAULTS_ORIGIN)}): expected true or false."
+            ) from None
         found = re.search(r"at `\$\.(\w+)\.(\w+)(?:\[\d+\])?`", text)
         if found:
             section, key = found.groups()
@@ -311,30 +323,74 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
 # ---------------------------------------------------------------- public API
 
 
+def _untrusted_keys(
+    project: tuple[Path, dict[str, Any]], before: Any, merged: Any, origins: Origins, refuse: bool
+) -> list[str]:
+    """The SECRET_ROUTING_KEYS an untrusted project file changes and no later layer overrides;
+    with ``refuse``, any of them is an error (one paragraph: which keys, file, how to trust)."""
+    path, layer = project
+    keys: list[str] = []
+    shown: list[str] = []
+    for dotted in SECRET_ROUTING_KEYS:
+        section, key = dotted.split(".", 1)
+        value = layer.get(section, {}).get(key, before.get(section, {}).get(key))
+        if value != before.get(section, {}).get(key) and merged[section][key] is value:
+            keys.append(dotted)  # shown as set, but never with a user:password of a URL
+            shown.append(
+                f"{dotted} = {re.sub(r'//[^/@]*@', '//', repr(value))} ({origins[dotted]})"
+            )
+    if keys and refuse and merged.get(TRUST_KEY) is not True:
+        raise ConfigError(
+            f"The project file {path} in the working directory sets {', '.join(shown)}, which "
+            f"decides where a secret (the API key) is sent; {', '.join(SECRET_ROUTING_KEYS)} are "
+            "not taken from a project file unless you trust it. If you wrote it or trust whoever "
+            f"did, run with --trust-project-config, or put `{TRUST_KEY} = true` at the top of "
+            f"your user config {user_config_path()}. Otherwise remove the setting from "
+            f"{path.name} and set it in your user config, --config FILE, the environment or a flag."
+        )
+    return keys if merged.get(TRUST_KEY) is not True else []
+
+
 def load_config(
     *,
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    sends_secrets: bool = True,
 ) -> LoadedConfig:
     """Build the effective configuration.
 
     ``overrides`` maps dotted keys to ``(value, origin)`` pairs from command-line flags, e.g.
-    ``{"parallel.max_concurrent_requests": (8, "flag --max-concurrent")}``.
+    ``{"parallel.max_concurrent_requests": (8, "flag --max-concurrent")}``. A command that
+    sends no secret (``sends_secrets=False``) lists an untrusted project file's secret-routing
+    keys in ``untrusted`` instead of refusing them.
     """
     environ = os.environ if environ is None else environ
     merged = _parse_toml(defaults_text(), "defaults.toml (packaged)")
     origins: Origins = dict.fromkeys(_leaf_keys(merged), DEFAULTS_ORIGIN)
 
+    project_path = project_config_path(cwd)
     files = (
         [config_file]
         if config_file is not None
-        else [p for p in (user_config_path(), project_config_path(cwd)) if p.is_file()]
+        else [p for p in (user_config_path(), project_path) if p.is_file()]
     )
+    before: dict[str, Any] = {}
+    project: tuple[Path, dict[str, Any]] | None = None
     for path in files:
         layer, layer_origins = _file_layer(path)
         _check_unknown(layer, layer_origins)
+        if config_file is None and path == project_path:
+            if layer.pop(TRUST_KEY, False) is True:
+                raise ConfigError(
+                    f"{TRUST_KEY} = true in the project file {layer_origins[TRUST_KEY]} has no "
+                    f"effect: a project file cannot trust itself. Put it in your user config "
+                    f"{user_config_path()}, or run with --trust-project-config."
+                )
+            layer_origins.pop(TRUST_KEY, None)
+            before = {k: dict(v) if isinstance(v, dict) else v for k, v in merged.items()}
+            project = (path, layer)
         _merge(merged, layer)
         origins.update(layer_origins)
 
@@ -343,11 +399,20 @@ def load_config(
     origins.update(env_origins)
 
     for dotted, (value, origin) in (overrides or {}).items():
-        section, key = dotted.split(".", 1)
-        merged.setdefault(section, {})[key] = value
+        section, dot, key = dotted.partition(".")
+        if dot:
+            merged.setdefault(section, {})[key] = value
+        else:  # a top-level key (--trust-project-config)
+            merged[section] = value
         origins[dotted] = origin
 
-    return LoadedConfig(config=_validate(merged, origins), origins=origins, files=tuple(files))
+    untrusted = _untrusted_keys(project, before, merged, origins, sends_secrets) if project else []
+    return LoadedConfig(
+        config=_validate(merged, origins),
+        origins=origins,
+        files=tuple(files),
+        untrusted=tuple(untrusted),
+    )
 
 
 def _toml_value(value: Any) -> str:
@@ -371,12 +436,15 @@ def render_toml(loaded: LoadedConfig, *, environ: Mapping[str, str] | None = Non
     out = [f"# API key: ${key_env} is {key_state}"]
     if loaded.files:
         out.append("# files: " + ", ".join(str(p) for p in loaded.files))
+    refused = " (refused unless the project file is trusted)"
     for section, values in data.items():
-        out.append(f"\n[{section}]")
-        for key, value in values.items():
-            out.append(
-                f"{key} = {_toml_value(value)}  # {loaded.origins.get(f'{section}.{key}', DEFAULTS_ORIGIN)}"
-            )
+        items = values.items() if isinstance(values, dict) else [("", values)]
+        out.append(f"\n[{section}]" if isinstance(values, dict) else "")  # the top-level key first
+        for key, value in items:
+            dotted = f"{section}.{key}" if key else section
+            note = refused if dotted in loaded.untrusted else ""
+            origin = loaded.origins.get(dotted, DEFAULTS_ORIGIN)
+            out.append(f"{key or section} = {_toml_value(value)}  # {origin}{note}")
     return "\n".join(out) + "\n"
 
 

@@ -20,6 +20,16 @@ ENV_PREFIX = "CRAWL4AI_LLM_DOCS_"
 PROJECT_FILE_NAME = "crawl4ai-llm-docs.toml"
 DEFAULTS_ORIGIN = "default"
 
+# Settings that decide where a secret goes. A project file in the working directory (anyone
+# can leave one in a checkout) may set them only when the user trusts it: the flag
+# --trust-project-config, or ``trust_project_config = true`` in the user file. A credential
+# setting added later is one more line here.
+SECRET_ROUTING_KEYS: tuple[str, ...] = (
+    "llm.base_url",  # where the API key is sent
+    "llm.api_key_env",  # which environment variable's secret is sent
+)
+TRUST_KEY = "trust_project_config"  # the one top-level key, outside every [section]
+
 Percent = Annotated[float, Meta(ge=0, le=100)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
@@ -148,6 +158,7 @@ class DiscoverConfig(Base, frozen=True):
 
 
 class AppConfig(Base, frozen=True):
+    trust_project_config: bool = False
     llm: LLMConfig = LLMConfig()
     crawl: CrawlConfig = CrawlConfig()
     parallel: ParallelConfig = ParallelConfig()
@@ -187,3 +198,6 @@ class LoadedConfig(msgspec.Struct, frozen=True):
     config: AppConfig
     origins: Origins
     files: tuple[Path, ...]
+    # SECRET_ROUTING_KEYS an untrusted project file changed (commands that send no secret
+    # load it anyway; the others are refused before this is built).
+    untrusted: tuple[str, ...] = ()

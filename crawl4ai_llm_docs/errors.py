@@ -5,6 +5,7 @@
     │   ├── ConfigError              a config key: its source, bad value and what is allowed
     │   ├── InputError               the URL file or an output path
     │   └── BrowserNotFoundError     browser mode asked for, no Chromium found
+    ├── OutputWriteError (4)         the outputs could not be written: what was and what not
     ├── CrawlError (1)               one page could not be crawled (reported per page)
     └── ProviderError (1)            the LLM provider answered with an error
         ├── RateLimitExceededError   retries exhausted while rate limited
@@ -24,6 +25,7 @@ EXIT_OK = 0
 EXIT_PAGES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FATAL_PROVIDER = 3
+EXIT_OUTPUTS = 4  # the work is done (and cached), but the outputs could not be written
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
@@ -55,6 +57,17 @@ class InputError(UsageError):
 
 class BrowserNotFoundError(UsageError):
     """Browser crawling was requested but no Chromium/Chrome executable was found."""
+
+
+class OutputWriteError(AppError):
+    """The outputs could not be written (a full disk, a path the file system refuses): the
+    message lists what was written and what was not; ``written`` are the files in place."""
+
+    exit_code = EXIT_OUTPUTS
+
+    def __init__(self, message: str, *, written: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.written = written or []
 
 
 class CrawlError(AppError):

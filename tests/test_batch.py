@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import tracemalloc
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,25 @@ async def batch_listing(provider: FakeProvider) -> dict[str, Any]:
     return data
 
 
+async def stopped_once_batches_exist(
+    provider: FakeProvider, count: int, run: Coroutine[Any, Any, object]
+) -> None:
+    """Run ``run`` and stop it (as Ctrl-C would) once the provider has ``count`` batches."""
+    with trio.move_on_after(GUARD_S) as stop:
+
+        async def watch() -> None:
+            for _ in range(int(GUARD_S / 0.05)):
+                if len((await batch_listing(provider))["batches"]) >= count:
+                    stop.cancel()
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            await run
+            nursery.cancel_scope.cancel()  # finished before it could be stopped
+    assert stop.cancelled_caught, f"the run ended before {count} batch(es) existed"
+
+
 async def test_lines_split_into_batches_at_max_lines(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         provider = await nursery.start(serve, make_config({"batch_latency": 0.3}))
@@ -176,9 +196,15 @@ async def test_cached_chunks_are_not_sent_and_a_second_run_sends_nothing(tmp_pat
     assert sorted(r.source for r in again) == ["cache"] * 4 + ["llm"]
 
 
-async def test_an_answer_cut_off_is_split_and_its_halves_sent_live(tmp_path: Path) -> None:
+def big_chunk() -> Chunk:
     paragraphs = "\n\n".join(f"Paragraph {n} " + "word " * 60 for n in range(12))
-    big = make_chunk(0, f"# Big\n\n{paragraphs}\n")
+    return make_chunk(0, f"# Big\n\n{paragraphs}\n")
+
+
+async def test_an_answer_cut_off_is_split_and_its_halves_join_the_next_round(
+    tmp_path: Path,
+) -> None:
+    big = big_chunk()
     async with trio.open_nursery() as nursery:
         # The answer to the whole chunk is cut off; each half's answer fits.
         cap = big.tokens * 3 // 4
@@ -186,13 +212,113 @@ async def test_an_answer_cut_off_is_split_and_its_halves_sent_live(tmp_path: Pat
             serve, make_config({"batch_latency": 0.2, "max_output_tokens": cap})
         )
         llm = llm_config(provider, chunk_min_tokens=64)
-        results, _, _ = await run_stage(provider, [big], tmp_path, llm=llm)
-        live = provider.stats()
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(provider, [big], tmp_path, llm=llm)
+        again, _, _ = await run_stage(provider, [big], tmp_path, llm=llm)
+        listing = await batch_listing(provider)
         nursery.cancel_scope.cancel()
+    assert provider.stats().successes == 0  # no live request
+    assert [b["request_counts"]["total"] for b in listing["batches"]] == [1, 2]
+    assert [e["round"] for e in logs if e["event"] == "batch_created"] == [1, 2]
     assert len(results) == 1
     assert results[0].source == "llm"
-    assert live.successes >= 2  # the halves, live
+    assert "Paragraph 0" in results[0].markdown
     assert "Paragraph 11" in results[0].markdown
+    assert results[0].completion_tokens > 0
+    done = [e for e in logs if e["event"] == "batch_result"]
+    assert len(done) == 1  # one chunk, counted once
+    # A re-run knows the chunk is answered in halves: nothing is sent again.
+    assert [r.source for r in again] == ["cache"]
+
+
+async def test_a_rejected_answer_is_asked_again_in_the_next_round(tmp_path: Path) -> None:
+    chunks = [make_chunk(i) for i in range(3)]
+    async with trio.open_nursery() as nursery:
+        # Answers above temperature 0.05 lose three quarters of the page; at 0 they are whole.
+        provider = await nursery.start(
+            serve, make_config({"batch_latency": 0.2, "unfaithful_above_temperature": 0.05})
+        )
+        with capture_logs() as logs:
+            results, _, cache = await run_stage(provider, chunks, tmp_path)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert provider.stats().successes == 0  # the retries were not sent live
+    assert [b["request_counts"]["total"] for b in listing["batches"]] == [3, 3]
+    assert sorted(r.page_index for r in results) == [0, 1, 2]
+    for result in results:
+        assert result.source == "llm"
+        assert "print(" in result.markdown  # the whole page: the retry's answer
+        assert result.completion_tokens > 0
+    assert not [e for e in logs if e["event"] == "faithfulness_fallback"]
+    assert cache.stats.writes == 6  # both answers of each chunk, with their verdicts
+    assert len([e for e in logs if e["event"] == "batch_result"]) == 3
+
+
+async def test_a_retry_cut_off_is_a_rejected_answer_not_split(tmp_path: Path) -> None:
+    big = big_chunk()
+    async with trio.open_nursery() as nursery:
+        # The first answers lose three quarters (rejected); the big chunk's retry, whole, is
+        # cut off: a retry is not split (as live), so the big chunk keeps its crawled text.
+        config = {
+            "batch_latency": 0.2,
+            "max_output_tokens": big.tokens * 3 // 4,
+            "unfaithful_above_temperature": 0.05,
+        }
+        provider = await nursery.start(serve, make_config(config))
+        llm = llm_config(provider, chunk_min_tokens=64)
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(provider, [big, make_chunk(1)], tmp_path, llm=llm)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert provider.stats().successes == 0
+    assert [b["request_counts"]["total"] for b in listing["batches"]] == [2, 2]
+    by_page = {r.page_index: r for r in results}
+    assert by_page[0].source == "fallback"
+    assert "answer discarded (2 answers)" in (by_page[0].warning or "")
+    assert by_page[1].source == "llm"
+    fallbacks = [e for e in logs if e["event"] == "faithfulness_fallback"]
+    assert [e["url"] for e in fallbacks] == [big.url]
+
+
+async def test_fallback_live_sends_failed_lines_live_but_retries_in_batch(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        provider = await nursery.start(
+            serve,
+            make_config({"batch_latency": 0.2, "unfaithful_above_temperature": 0.05}),
+        )
+        llm = llm_config(provider, batch_fallback="live")
+        results, _, _ = await run_stage(
+            provider, [make_chunk(i) for i in range(2)], tmp_path, llm=llm
+        )
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert provider.stats().successes == 0  # no line failed: nothing live
+    assert [b["request_counts"]["total"] for b in listing["batches"]] == [2, 2]
+    assert {r.source for r in results} == {"llm"}
+
+
+async def test_a_run_stopped_during_the_halves_round_resumes_it(tmp_path: Path) -> None:
+    """Nothing is paid twice: the halves' batch of a stopped run is polled by the next."""
+    big = big_chunk()
+    async with trio.open_nursery() as nursery:
+        cap = big.tokens * 3 // 4
+        provider = await nursery.start(
+            serve, make_config({"batch_latency": 1.0, "max_output_tokens": cap})
+        )
+        llm = llm_config(provider, chunk_min_tokens=64)
+        await stopped_once_batches_exist(provider, 2, run_stage(provider, [big], tmp_path, llm=llm))
+        assert len(BatchStore(tmp_path / "cache").load_all()) == 1
+        with capture_logs() as logs:
+            results, _, _ = await run_stage(provider, [big], tmp_path, llm=llm)
+        listing = await batch_listing(provider)
+        nursery.cancel_scope.cancel()
+    assert listing["stats"]["batches_created"] == 2  # none made by the second run
+    assert [e["event"] for e in logs if e["event"].startswith("batch_")].count("batch_resumed") == 1
+    assert [r.source for r in results] == ["llm"]
+    assert "Paragraph 11" in results[0].markdown
+    assert provider.stats().successes == 0
 
 
 async def test_a_batch_cancelled_while_waiting_keeps_the_crawled_text(tmp_path: Path) -> None:
@@ -282,7 +408,7 @@ async def test_intake_memory_is_flat_in_the_number_of_lines(tmp_path: Path) -> N
                 text=f"{index} {text}",
                 tokens=2000,
             )
-            await job.add(chunk, f"{index:064x}")
+            await job.add(chunk)
             del chunk
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -388,7 +514,7 @@ async def test_an_upload_whose_batch_was_never_created_is_created_on_resume(
                 processor=processor, send=send, api=api, store=store, work=work, workers=1
             )
             for chunk in chunks:
-                await job.add(chunk, ResultCache.key_for(chunk, llm))
+                await job.add(chunk)
             assert job._input is not None
             current = job._input
             current.commit()
@@ -521,8 +647,9 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
     store = BatchStore(tmp_path / "cache")
     async with trio.open_nursery() as nursery:
         provider = await nursery.start(serve, make_config({"batch_latency": 1.0}))
-        with trio.move_on_after(0.5):  # interrupted while its batch runs
-            await run_stage(provider, [first, second], tmp_path)
+        await stopped_once_batches_exist(
+            provider, 1, run_stage(provider, [first, second], tmp_path)
+        )
         assert len(store.load_all()) == 1
         only_first, _, _ = await run_stage(provider, [first], tmp_path)
         kept = store.load_all()
@@ -539,9 +666,11 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
 async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     tmp_path: Path,
 ) -> None:
+    from crawl4ai_llm_docs.llm.batch.pending import Waiting
     from crawl4ai_llm_docs.llm.batch.results import Answers
+    from crawl4ai_llm_docs.llm.processor import Ask
 
-    llm = msgspec.convert({"mode": "batch"}, LLMConfig)
+    llm = msgspec.convert({"mode": "batch", "chunk_min_tokens": 64}, LLMConfig)
     client = ChatClient(
         llm=llm,
         parallel=ParallelConfig(),
@@ -552,10 +681,18 @@ async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     processor = ChunkProcessor(client=client, cache=ResultCache(tmp_path / "cache"), llm=llm)
     send, receive = trio.open_memory_channel[ChunkResult](10)
     work = WorkDir(tmp_path / "cache")
-    answers = Answers(processor=processor, send=send, work=work, store=BatchStore(tmp_path))
-    keys = [f"{n:064x}" for n in range(4)]
-    for n, key in enumerate(keys):
-        answers.waiting[key] = [work.add_chunk(make_chunk(n))]
+    written: list[Ask] = []
+
+    async def write(chunk: Chunk, ask: Ask) -> None:
+        written.append(ask)
+
+    waiting = Waiting(processor=processor, work=work, send=send, write=write)
+    answers = Answers(processor=processor, waiting=waiting, work=work, store=BatchStore(tmp_path))
+    chunks = [big_chunk(), make_chunk(1), make_chunk(2), make_chunk(3)]
+    for chunk in chunks:
+        await waiting.add(chunk)
+    keys = [ask.key for ask in written]
+    written.clear()
 
     def line(key: str, status: int | None, body: Any = None, error: Any = None) -> bytes:
         response = None if status is None else {"status_code": status, "body": body}
@@ -564,16 +701,17 @@ async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     cut_off = {"choices": [{"message": {"content": "x"}, "finish_reason": "length"}]}
     refused = {"error": {"message": "bad request", "type": "invalid_request_error"}}
     retry: list[str] = []
-    split: list[str] = []
     with capture_logs() as logs:
-        await answers.line(b"not json", retry, split)
-        await answers.line(line(keys[0], 200, cut_off), retry, split)
-        await answers.line(line(keys[1], 400, refused), retry, split)
+        await answers.line(b"not json", retry)
+        await answers.line(line(keys[0], 200, cut_off), retry)
+        await answers.line(line(keys[1], 400, refused), retry)
         expired = {"code": "batch_expired", "message": "too late"}
-        await answers.line(line(keys[2], None, error=expired), retry, split)
-        await answers.line(line("f" * 64, 200, cut_off), retry, split)  # not this run's
+        await answers.line(line(keys[2], None, error=expired), retry)
+        await answers.line(line("f" * 64, 200, cut_off), retry)  # not this run's
     work.close()
-    assert split == [keys[0]]
+    # The cut-off chunk's two halves are the next round's lines, nothing was sent.
+    assert len(written) == 2
+    assert {ask.attempt for ask in written} == {0}
     assert retry == [keys[2]]
     assert answers.reasons[keys[2]] == "batch_expired: too late"
     assert answers.foreign == 1
@@ -582,4 +720,4 @@ async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     assert refusal.page_index == 1
     assert "bad request" in (refusal.warning or "")
     assert any("unreadable batch result line" in e.get("message", "") for e in logs)
-    assert set(answers.waiting) == {keys[0], keys[2], keys[3]}
+    assert set(waiting.keys) == {keys[2], keys[3], *(ask.key for ask in written)}

@@ -22,6 +22,7 @@ from crawl4ai_llm_docs.observe.events import (
     BatchProgress,
     BatchResult,
     Error,
+    FaithfulnessFallback,
     LLMRequest,
     RunFinished,
     decode_event,
@@ -290,5 +291,55 @@ def test_batch_output_is_the_same_as_live_output_with_many_chunks(tmp_path: Path
         return "\n".join(
             line for line in path.read_text().splitlines() if not line.startswith("Generated")
         )
+
+    assert stable(batch_out) == stable(live_out)
+
+
+FOLLOW_UPS = {
+    # Answers longer than 300 tokens are cut off: chunks are split, and split again.
+    "halves": {"max_output_tokens": 300},
+    # Answers above temperature 0.05 lose three quarters: rejected, asked again at 0.
+    "retries": {"unfaithful_above_temperature": 0.05},
+}
+
+
+@pytest.mark.parametrize("cache", ["cache", "no-cache"])
+@pytest.mark.parametrize("case", sorted(FOLLOW_UPS))
+def test_retries_and_halves_join_the_next_round_no_live_request(
+    tmp_path: Path, case: str, cache: str
+) -> None:
+    site = SiteConfig(pages=4, sections=6, paragraphs=5)
+    env = {
+        "CRAWL4AI_LLM_DOCS_LLM__CHUNK_MAX_TOKENS": "1500",
+        "CRAWL4AI_LLM_DOCS_LLM__CHUNK_MIN_TOKENS": "64",
+        **FAST_POLL,
+    }
+    log_file = tmp_path / "run.jsonl"
+    provider = {"batch_latency": 0.3, **FOLLOW_UPS[case]}
+    with running(tmp_path, site=site, provider=provider) as setup:
+        env = {**setup.env, **env}
+        no_cache = ("--no-cache",) if cache == "no-cache" else ()
+        batch_out, live_out = tmp_path / "batch" / "docs.md", tmp_path / "live" / "docs.md"
+        args = setup.args("--batch", "--log-json", str(log_file), *no_cache, output=batch_out)
+        result = setup.run(*args, env=env)
+        live_requests = setup.provider.stats().requests
+        seen = batches(setup)
+        # The same pages live (the follow-ups sent as live requests) for comparison.
+        live = setup.run(*setup.args("--no-cache", output=live_out), env=env)
+    assert result.code == 0, result
+    assert live.code == 0, live
+    assert live_requests == 0  # not one live request in batch mode
+    events = [decode_event(line) for line in log_file.read_bytes().splitlines()]
+    rounds = [e.round for e in events if isinstance(e, BatchCreated)]
+    assert rounds == sorted(rounds)
+    assert len(set(rounds)) >= 2  # the chunks, then what their answers led to
+    assert len(seen["batches"]) == len(rounds)
+    # Every chunk ends cleaned by an answer, counted once, and the output is the live one.
+    done = [e for e in events if isinstance(e, BatchResult)]
+    assert {e.source for e in done} == {"llm"}
+    assert not [e for e in events if isinstance(e, FaithfulnessFallback)]
+
+    def stable(path: Path) -> str:  # the header's time may differ by a minute
+        return "\n".join(line for line in path.read_text().splitlines() if "Generated:" not in line)
 
     assert stable(batch_out) == stable(live_out)

@@ -185,7 +185,9 @@ def test_length_bounds() -> None:
     longer = GETPASS + "".join(f"\nMore words, number {n}." for n in range(100))
     text = reason(longer) or ""
     assert text.startswith("the answer is 4")
-    assert text.endswith("% of the source's length (at most 300% expected)")
+    assert text.endswith(
+        "% of the source's length (at most 300% expected, plus 200 characters of formatting)"
+    )
     assert "at least 35% expected" in (reason("# getpass") or "")
     assert reason("tiny " * 50, chunk="tiny") is None  # below 200 characters, no upper bound
 

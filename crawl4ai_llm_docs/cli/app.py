@@ -25,8 +25,10 @@ from crawl4ai_llm_docs.errors import EXIT_INTERRUPTED, EXIT_USAGE, AppError
 
 EXIT_CODES_HELP = """\
 Exit codes: 0 all documents written; 1 finished, some pages failed (output still written);
-2 usage, config or input error; 3 stopped by a fatal provider condition (auth, quota, circuit
-breaker open; finished documents still written); 130 interrupted (Ctrl-C)."""
+2 usage, config or input error (nothing written); 3 stopped by a fatal provider condition
+(auth, quota, circuit breaker open; finished documents still written); 4 outputs could not be
+written (what was written and what was not is listed; every answer is cached); 130
+interrupted (Ctrl-C); 143 terminated (SIGTERM); both write the finished documents."""
 
 
 app = App(

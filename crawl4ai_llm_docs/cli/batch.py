@@ -16,6 +16,7 @@ import trio
 from cyclopts import App, Parameter
 
 from crawl4ai_llm_docs import __version__
+from crawl4ai_llm_docs.cli.flags import TrustProjectConfig, trust_override
 from crawl4ai_llm_docs.config import AppConfig, load_config
 from crawl4ai_llm_docs.errors import AppError, InputError
 from crawl4ai_llm_docs.llm.batch.api import Batch, BatchApi
@@ -145,9 +146,11 @@ ConfigOption = Annotated[
 
 
 @batch_app.command(name="status")
-async def status(*, config: ConfigOption = None) -> int:
+async def status(
+    *, config: ConfigOption = None, trust_project_config: TrustProjectConfig = False
+) -> int:
     """List the stored batches and what the provider says about each."""
-    loaded = load_config(config_file=config)
+    loaded = load_config(config_file=config, overrides=trust_override(trust_project_config))
     return await _status(loaded.config)
 
 
@@ -158,11 +161,12 @@ async def cancel(
         bool, Parameter(name="--all", negative="", help="Cancel every stored batch.")
     ] = False,
     config: ConfigOption = None,
+    trust_project_config: TrustProjectConfig = False,
 ) -> int:
     """Cancel stored batches at the provider."""
     if not batch_ids and not all_batches:
         raise InputError(
             "Name the batches to cancel (see `crawl4ai-llm-docs batch status`), or use --all."
         )
-    loaded = load_config(config_file=config)
+    loaded = load_config(config_file=config, overrides=trust_override(trust_project_config))
     return await _cancel(loaded.config, list(batch_ids), all_batches)

@@ -6,13 +6,20 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from crawl4ai_llm_docs.cli.flags import PROVIDER, ConfigFile, flag_overrides
+from crawl4ai_llm_docs.cli.flags import (
+    PROVIDER,
+    ConfigFile,
+    TrustProjectConfig,
+    flag_overrides,
+    trust_override,
+)
 from crawl4ai_llm_docs.config import load_config
 
 
 async def check(
     *,
     config: ConfigFile = None,
+    trust_project_config: TrustProjectConfig = False,
     base_url: Annotated[
         str | None,
         Parameter(
@@ -44,7 +51,7 @@ async def check(
         base_url=("llm.base_url", "--base-url", base_url),
         model=("llm.model", "--model", model),
         insecure=("llm.verify_tls", "--insecure", False if insecure else None),
-    )
+    ) | trust_override(trust_project_config)
     loaded = load_config(config_file=config, overrides=overrides)
     result = await check_provider(loaded.config, api_key=loaded.config.api_key())
     print(render(result))

@@ -28,7 +28,8 @@ def config_show(*, config: ConfigFile = None) -> int:
 
     The API key is never shown, only whether it is set.
     """
-    loaded = load_config(config_file=config)
+    # Shows what an untrusted project file sets (marked), where a run would refuse it.
+    loaded = load_config(config_file=config, sends_secrets=False)
     sys.stdout.write(render_toml(loaded))
     return 0
 
@@ -65,7 +66,7 @@ def config_init(
 @config_app.command(name="path")
 def config_path() -> int:
     """Show where configuration files are looked for and which exist."""
-    loaded: LoadedConfig = load_config()
+    loaded: LoadedConfig = load_config(sends_secrets=False)
     for label, candidate in (("user", user_config_path()), ("project", project_config_path())):
         state = "found" if candidate.is_file() else "not present"
         print(f"{label}: {candidate} ({state})")

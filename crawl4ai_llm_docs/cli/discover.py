@@ -254,7 +254,8 @@ async def map_command(
         overrides["logging.level"] = (log_level, "flag --log-level")
     if insecure:
         overrides["crawl.verify_tls"] = (False, "flag --insecure")
-    loaded = load_config(config_file=config, overrides=overrides)
+    # map sends no secret: a project file's llm.base_url does not matter here.
+    loaded = load_config(config_file=config, overrides=overrides, sends_secrets=False)
     if output is not None and output.is_dir():
         raise InputError(
             f"-o {output} is a directory. Give a file path, e.g. {output / 'urls.txt'}."

@@ -36,6 +36,23 @@ ConfigFile = Annotated[
 ]
 
 
+TrustProjectConfig = Annotated[
+    bool,
+    Parameter(
+        name="--trust-project-config",
+        negative="",
+        group=OUTPUT,
+        help="Let ./crawl4ai-llm-docs.toml set where the API key goes (llm.base_url, "
+        "llm.api_key_env); refused from a project file otherwise.",
+    ),
+]
+
+
+def trust_override(trust: bool) -> dict[str, tuple[Any, str]]:
+    """``--trust-project-config`` as a config override (the top-level ``trust_project_config``)."""
+    return flag_overrides(trust=("trust_project_config", "--trust-project-config", trust or None))
+
+
 def flag_overrides(**flags: tuple[str, str, Any]) -> dict[str, tuple[Any, str]]:
     """Turn ``name=(dotted_key, flag, value)`` into config overrides, skipping unset flags."""
     return {

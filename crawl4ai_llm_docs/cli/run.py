@@ -18,7 +18,9 @@ from crawl4ai_llm_docs.cli.flags import (
     PROGRESS,
     PROVIDER,
     ConfigFile,
+    TrustProjectConfig,
     flag_overrides,
+    trust_override,
 )
 from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.errors import InputError
@@ -57,6 +59,7 @@ class RunFlags:
         ),
     ] = False
     config: ConfigFile = None
+    trust_project_config: TrustProjectConfig = False
     max_concurrent: Annotated[
         int | None,
         Parameter(
@@ -224,7 +227,7 @@ class RunFlags:
 
     def overrides(self) -> dict[str, tuple[Any, str]]:
         """Every flag given, as a config override with its origin (``flag --name``)."""
-        return flag_overrides(
+        return trust_override(self.trust_project_config) | flag_overrides(
             output=("output.path", "-o/--output", str(self.output) if self.output else None),
             llms_txt=(
                 "output.llms_txt_dir",

@@ -9,7 +9,8 @@ One value, replaced as the run moves on::
        └───────┴──► interrupted               Ctrl-C (SIGINT) or SIGTERM while working
 
 A signal after the work (while the outputs are written) does not change how the run ended:
-the outputs being written will be complete.
+the outputs being written will be complete. Outputs that cannot be written (``unwritten``)
+end any run with exit code 4: the documents the other codes promise are not all there.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from __future__ import annotations
 import signal
 from typing import Literal
 
+import msgspec
 from msgspec import Struct
 
 from crawl4ai_llm_docs.errors import (
     EXIT_FATAL_PROVIDER,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_OUTPUTS,
     EXIT_PAGES_FAILED,
     EXIT_TERMINATED,
 )
@@ -43,6 +46,7 @@ class Ending(Struct, frozen=True, kw_only=True):
     how: How = "working"
     why: str = ""  # stopping/stopped: the provider's reason
     signal: int = 0  # interrupted: the signal that did it
+    unwritten: str = ""  # why the outputs could not be written (exit 4), after the work
 
     @classmethod
     def interrupted(cls, signum: int) -> Ending:
@@ -65,6 +69,10 @@ class Ending(Struct, frozen=True, kw_only=True):
     def stopping(self, reason: str) -> Ending:
         """A fatal provider answer: the first reason wins, and an interrupt stays one."""
         return Ending(how="stopping", why=reason) if self.how == "working" else self
+
+    def outputs_failed(self, why: str) -> Ending:
+        """The outputs could not be written: exit 4, whatever the work's ending was."""
+        return msgspec.structs.replace(self, unwritten=why)
 
     def work_over(self) -> Ending:
         """The stages have returned."""
@@ -95,6 +103,8 @@ class Ending(Struct, frozen=True, kw_only=True):
         return "no result was produced for this page (a bug: please report it)"
 
     def exit_code(self, failures: list[tuple[str, str]]) -> int:
+        if self.unwritten:
+            return EXIT_OUTPUTS
         if self.how == "interrupted":
             return signal_exit_code(self.signal)
         if self.incomplete:

@@ -145,7 +145,7 @@ class Run:
             failures = self._failures(collector)
             outputs: list[str] = []
             if not self.options.dry_run:
-                outputs = await write_outputs(
+                outputs, self.ending = await write_outputs(
                     self.options,
                     self.config,
                     self.paths,

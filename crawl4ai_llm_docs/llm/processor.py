@@ -6,13 +6,19 @@ large is split and its halves processed in order. An answer that fails the faith
 check (``faithful.judge``) is asked for again (``llm.unfaithful_retries``, at temperature
 0); when that fails too, or the chunk's retries ran out, the chunk keeps its crawled
 Markdown, so nothing already crawled is lost. Every answer is committed to the cache with its
-verdict the moment it arrives.
+verdict the moment it arrives, and so is the fact that a chunk's answer was cut off (its
+halves are asked from then on).
+
+Batch mode drives the same steps without sending anything here: ``next_request`` says what a
+chunk needs next (its result, the request to send, or its halves), ``record_answer`` and
+``cut_off`` take an answer that came back in a batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import msgspec
 import structlog
@@ -44,6 +50,21 @@ THREAD_CHARS = 50_000
 T = TypeVar("T")
 # ``checks_failed`` of a cache entry for a chunk the provider cut off and that cannot be split.
 TOO_LARGE = ("too large",)
+# ``checks_failed`` of the entry of a chunk whose first answer was cut off: its halves are
+# asked instead, also by a later run with the same max_tokens.
+SPLIT = ("split",)
+
+
+class Ask(NamedTuple):
+    """A chunk's next request, for a caller that sends it another way (batch mode)."""
+
+    attempt: int  # 0: the first answer; more: a retry of a rejected one
+    key: str  # the cache key its answer is stored under (a batch line's custom_id)
+
+    @property
+    def temperature(self) -> float | None:
+        """None: ``llm.temperature``; a retry is asked at 0."""
+        return None if self.attempt == 0 else 0.0
 
 
 async def _in_thread_if_large(text: str, work: Callable[[], T]) -> T:
@@ -65,6 +86,7 @@ def _fallback(chunk: Chunk, warning: str) -> ChunkResult:
 
 
 fallback_result = _fallback  # the batch stage's name for it
+Next = ChunkResult | Ask | list[Chunk]  # what a chunk needs next: done, a request, its halves
 
 
 class ChunkProcessor:
@@ -87,8 +109,10 @@ class ChunkProcessor:
         self._llm = llm
         self._settings = FaithfulSettings.from_llm(llm)
         self._check = self._settings.fingerprint()
-        # A chunk found too large holds for this smallest size only.
+        # A chunk found too large holds for this smallest size only, a cut-off answer for this
+        # answer size.
         self._too_large_check = f"chunk_min_tokens={llm.chunk_min_tokens}"
+        self._split_check = f"max_tokens={llm.max_tokens}"
 
     # ------------------------------------------------------------ for the batch stage
 
@@ -104,27 +128,96 @@ class ChunkProcessor:
     def cache(self) -> ResultCache:
         return self._cache
 
-    async def lookup(self, chunk: Chunk) -> tuple[str, ChunkResult | None]:
-        """The key of the chunk's first answer, and its result when that answer is cached
-        (the verdicts, and any retry a rejected answer earns, are ``process``'s)."""
-        key = ResultCache.key_for(chunk, self._llm, attempt=0)
-        if await trio.to_thread.run_sync(self._cache.has, key):
-            return key, await self.process(chunk)
-        return key, None
+    async def next_request(
+        self,
+        chunk: Chunk,
+        *,
+        billed: list[int] | None = None,
+        judged: Sequence[CachedResult] = (),
+    ) -> Next:
+        """The chunk's result when its answers settle it, else the request to send next, or
+        its halves when its first answer was cut off; nothing is sent here. ``judged``: the
+        verdicts this run made on the chunk's answers, first to last (they hold also when the
+        cache keeps nothing); later ones come from the cache. ``billed``: the tokens of the
+        answers this run received (None: all were cached)."""
+        facts: MarkdownFacts | None = None  # made only to judge a cached answer again
+        rejected: list[CachedResult] = []
+        for attempt in range(1 + self._llm.unfaithful_retries):
+            key = ResultCache.key_for(chunk, self._llm, attempt=attempt)
+            entry = judged[attempt] if attempt < len(judged) else await self._cache.get(key)
+            if entry is not None and entry.checks_failed == TOO_LARGE:
+                if entry.check == self._too_large_check:
+                    return _fallback(chunk, entry.problem or "too large")
+                entry = None
+            if entry is not None and entry.checks_failed == SPLIT:
+                if attempt == 0 and entry.check == self._split_check:
+                    return await self.halves(chunk, key, entry.problem or "cut off")
+                entry = None
+            if entry is None:
+                return Ask(attempt, key)
+            if entry.check != self._check and entry.markdown:
+                if facts is None:
+                    facts = await _in_thread_if_large(
+                        chunk.text, functools.partial(MarkdownFacts.of, chunk.text)
+                    )
+                entry = await self._rejudge(entry, facts, self._prompt_text(chunk))
+            if entry.problem is None:
+                return self._accepted(chunk, entry, billed)
+            rejected.append(entry)
+        return self._rejected(chunk, rejected, billed or [0, 0])
 
-    async def finish(self, chunk: Chunk, key: str, completion: Completion) -> ChunkResult:
-        """A first answer that came another way (a batch): judged and cached like a live
-        one; a rejected answer goes on through ``process`` (its retry, or the crawled text)."""
+    async def record_answer(self, chunk: Chunk, key: str, completion: Completion) -> CachedResult:
+        """An answer that came another way (a batch): judged and cached like a live one."""
         facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
-        entry = await self._judged(key, completion, facts, self._prompt_text(chunk))
-        if entry.problem is None:
-            billed = [completion.prompt_tokens, completion.completion_tokens]
-            return self._accepted(chunk, entry, billed)
-        return await self.process(chunk)
+        return await self._judged(key, completion, facts, self._prompt_text(chunk))
 
-    async def split(self, chunk: Chunk, reason: str) -> ChunkResult:
-        """Halve a chunk the provider found too large and process the halves in order."""
-        return await self._split(chunk, ResultCache.key_for(chunk, self._llm), reason)
+    async def cut_off(
+        self, chunk: Chunk, ask: Ask, reason: str
+    ) -> list[Chunk] | ChunkResult | CachedResult:
+        """An answer that came back cut off (or a chunk too large for the context): a first
+        answer's chunk is split (its halves, or its crawled text when it cannot be); a retry's
+        is a rejected answer like any other (its verdict, for ``next_request``)."""
+        if ask.attempt > 0:
+            problem = f"the retry's {reason}"
+            entry = CachedResult(key=ask.key, markdown="", problem=problem, check=self._check)
+            await self._put(entry)
+            return entry
+        return await self._mark_split(chunk, ask.key, reason)
+
+    async def halves(self, chunk: Chunk, key: str, reason: str) -> list[Chunk] | ChunkResult:
+        """The chunk's two halves, or its crawled text (and a cached verdict, so a re-run with
+        the same settings does not ask again) when it cannot be split further."""
+        halves = await trio.to_thread.run_sync(
+            lambda: split_chunk(chunk, min_tokens=self._llm.chunk_min_tokens)
+        )
+        if halves is not None:
+            return halves
+        log.warning(
+            "warning",
+            message=f"{chunk.url} part {chunk.chunk_index + 1} cannot be split further ({reason}); kept the crawled Markdown",
+        )
+        problem = f"too large for the provider and cannot be split further: {reason}"
+        # A verdict too (the answer was paid for): a re-run with the same settings would only
+        # be cut off again.
+        await self._put(
+            CachedResult(
+                key=key,
+                markdown="",
+                problem=problem,
+                checks_failed=TOO_LARGE,
+                check=self._too_large_check,
+            )
+        )
+        return _fallback(chunk, problem)
+
+    async def _mark_split(self, chunk: Chunk, key: str, reason: str) -> list[Chunk] | ChunkResult:
+        """Remember that the chunk's answer was cut off, then its halves."""
+        await self._put(
+            CachedResult(
+                key=key, markdown="", problem=reason, checks_failed=SPLIT, check=self._split_check
+            )
+        )
+        return await self.halves(chunk, key, reason)
 
     # ------------------------------------------------------------ live
 
@@ -143,6 +236,10 @@ class ChunkProcessor:
                     log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
                     return _fallback(chunk, entry.problem or "too large")
                 entry = None  # judged too large under another chunk_min_tokens: ask again
+            if entry is not None and entry.checks_failed == SPLIT:
+                if attempt == 0 and entry.check == self._split_check:
+                    return await self._split(chunk, key, entry.problem or "cut off", marked=True)
+                entry = None  # cut off under another max_tokens: ask again
             if entry is not None:
                 entry = await self._rejudge(entry, facts, prompt)
                 if not counted:
@@ -301,26 +398,14 @@ class ChunkProcessor:
             completion_tokens=entry.completion_tokens if billed is None else billed[1],
         )
 
-    async def _split(self, chunk: Chunk, key: str, reason: str) -> ChunkResult:
-        halves = await trio.to_thread.run_sync(
-            lambda: split_chunk(chunk, min_tokens=self._llm.chunk_min_tokens)
+    async def _split(
+        self, chunk: Chunk, key: str, reason: str, *, marked: bool = False
+    ) -> ChunkResult:
+        halves = (
+            await self.halves(chunk, key, reason)
+            if marked
+            else await self._mark_split(chunk, key, reason)
         )
-        if halves is None:
-            log.warning(
-                "warning",
-                message=f"{chunk.url} part {chunk.chunk_index + 1} cannot be split further ({reason}); kept the crawled Markdown",
-            )
-            problem = f"too large for the provider and cannot be split further: {reason}"
-            # A verdict too (the answer was paid for): a re-run with the same settings would
-            # only be cut off again.
-            await self._put(
-                CachedResult(
-                    key=key,
-                    markdown="",
-                    problem=problem,
-                    checks_failed=TOO_LARGE,
-                    check=self._too_large_check,
-                )
-            )
-            return _fallback(chunk, problem)
+        if isinstance(halves, ChunkResult):
+            return halves
         return merge_results([await self.process(half) for half in halves])

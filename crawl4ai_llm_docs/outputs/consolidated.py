@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import msgspec
 
-from crawl4ai_llm_docs.files import atomic_text, scratch_file
+from crawl4ai_llm_docs.files import Staging, atomic_text, scratch_file
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.llms_txt import heading_title, page_title, site_of
@@ -119,6 +119,7 @@ def write_consolidated(
     generated_at: datetime,
     site: SiteStructure | None = None,
     max_file_tokens: int = 0,
+    staging: Staging | None = None,
 ) -> WriteSummary:
     """Write the consolidated Markdown document (or its parts, when ``max_file_tokens``).
 
@@ -128,7 +129,8 @@ def write_consolidated(
     ``Source: <url>`` under it and its own headings nested below; the number makes its anchor
     unique and stable even when titles repeat. When the pages fall into several sections the
     contents list the pages by section (in the order met, "Optional" last), as llms.txt does;
-    the numbers keep the body's order.
+    the numbers keep the body's order. With ``staging`` the file (or parts) is only staged:
+    its ``commit`` puts it in place with the run's other outputs.
     """
     site = site_of(documents, site)
     failures: list[tuple[str, str]] = [(url, one_line(reason)) for url, reason in failed]
@@ -188,15 +190,15 @@ def write_consolidated(
                 tokens=tokens,
                 tail=tail,
             )
-            paths, warnings = write_parts(path, split, limit=max_file_tokens)
+            paths, warnings = write_parts(path, split, limit=max_file_tokens, staging=staging)
             return WriteSummary(
                 documents=written,
                 failed=len(failures),
-                bytes=sum(p.stat().st_size for p in paths),
+                bytes=sum(staging.size(p) if staging else p.stat().st_size for p in paths),
                 files=tuple(map(str, paths)),
                 warnings=tuple(warnings),
             )
-        with atomic_text(path) as out:
+        with atomic_text(path) if staging is None else staging.open(path) as out:
             out.write(f"# {h1}\n\n{header}")
             if written or failures:
                 out.write("## Contents\n\n")
@@ -209,7 +211,7 @@ def write_consolidated(
     return WriteSummary(
         documents=written,
         failed=len(failures),
-        bytes=path.stat().st_size,
+        bytes=path.stat().st_size if staging is None else staging.size(path),
         files=(str(path),),
     )
 

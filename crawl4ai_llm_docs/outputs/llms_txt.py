@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from crawl4ai_llm_docs.files import atomic_text
+from crawl4ai_llm_docs.files import Staging, atomic_text
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.descriptions import describe
 from crawl4ai_llm_docs.outputs.markdown import nest_markdown, one_line
@@ -116,13 +116,15 @@ def write_llms_txt(
     site: SiteStructure | None = None,
     generated_at: datetime | None = None,
     cleaned: bool = True,
+    staging: Staging | None = None,
 ) -> tuple[Path, Path]:
     """Write ``llms.txt`` and ``llms-full.txt`` into ``directory``.
 
     ``documents`` in input order and readable twice (unless ``site`` is given); failed ones
     are left out. An empty ``details`` becomes an info paragraph when there is a summary (the
     reference parser needs something after the summary). An error while writing leaves both
-    previous files as they were. Memory: one short line per page, never the pages.
+    previous files as they were. Memory: one short line per page, never the pages. With
+    ``staging`` both are only staged (its ``commit`` puts them in place).
     """
     site = site_of(documents, site)
     heading = heading_title(title, site)
@@ -130,7 +132,8 @@ def write_llms_txt(
     full_path = directory / "llms-full.txt"
     sections: dict[str, list[str]] = {}
     optional: list[str] = []
-    with atomic_text(full_path) as full, atomic_text(index_path) as index:
+    opener = atomic_text if staging is None else staging.open
+    with opener(full_path) as full, opener(index_path) as index:
         full.write(f"# {heading}\n\n")
         if one_line(summary):
             full.write(f"> {one_line(summary)}\n\n")

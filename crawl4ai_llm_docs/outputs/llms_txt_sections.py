@@ -14,11 +14,12 @@ one short line per page, as for the root file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from crawl4ai_llm_docs.files import AtomicBatch
+from crawl4ai_llm_docs.files import Staging
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.descriptions import clean
 from crawl4ai_llm_docs.outputs.llms_txt import (
@@ -65,8 +66,11 @@ def write_section_llms_txt(
     site: SiteStructure | None = None,
     generated_at: datetime | None = None,
     cleaned: bool = True,
+    staging: Staging | None = None,
 ) -> list[Path]:
     """Write the llms.txt of every section into ``directory``; returns the files written.
+    With ``staging`` they are only staged (its ``commit`` puts them in place with the run's
+    other outputs); without, they replace the previous set together.
 
     ``documents`` in input order and readable twice unless ``site`` is given; failed ones are
     left out. None is written when the pages all sit in one folder (no sections).
@@ -93,15 +97,16 @@ def write_section_llms_txt(
             section.summary = clean(document.description or document.meta_description)
     when = generated_at or datetime.now(UTC)
     written: list[Path] = []
-    with AtomicBatch() as batch:
+    with Staging() if staging is None else contextlib.nullcontext(staging) as stage:
         for group, section in sections.items():
             if not section.entries:
                 continue
             relative = section_path(group, with_host=site.several_sites)
-            with batch.open(directory / relative) as out:
+            with stage.open(directory / relative, root=directory) as out:
                 out.write(_render(section, heading, relative, when, cleaned=cleaned))
             written.append(directory / relative)
-        batch.commit()
+        if staging is None:
+            stage.commit()
     return written
 
 

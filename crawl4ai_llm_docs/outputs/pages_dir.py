@@ -6,20 +6,31 @@ sites). Each file starts with YAML front matter (``title``, ``source``, ``descri
 ``crawled_at``, ``changed_at`` when the refresh state knows it, ``tokens``;
 ``front_matter_fields`` is the one place to add more), then the
 page's title as H1 and its Markdown. All files replace the previous ones together, once every
-file is complete; files of pages no longer crawled are left alone.
+file is complete (``files.Staging``); files of pages no longer crawled are left alone.
+
+A URL cannot choose where its file goes: each segment is decoded once and then made a plain
+name (an encoded ``/`` or ``\\``, a dot segment, a control character become ``_``; a leading
+dot too), names are cut at 255 bytes and paths at 4,096 (with a hash, so cut names stay
+distinct), a directory's name never ends in ``.md`` (so ``/x.html`` and ``/x.md/y`` cannot
+clash), two pages never share a file (``-2``, ``-3`` ..., compared as a case- and
+normalisation-insensitive file system would), and every target is checked to be inside the
+directory, symlinks followed, right before it is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from crawl4ai_llm_docs.files import AtomicBatch
+from crawl4ai_llm_docs.files import Staging
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.descriptions import describe
@@ -31,29 +42,50 @@ from crawl4ai_llm_docs.outputs.site_structure import SiteStructure
 PAGE_EXTENSIONS = frozenset(
     {".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx", ".jsp", ".md", ".txt"}
 )
-MAX_SEGMENT = (
-    120  # characters; longer names are cut and given a hash (file systems allow 255 bytes)
-)
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"\\|?*]')
+SUFFIX = ".md"
+MAX_PATH_BYTES = 4095  # a whole path (PATH_MAX less its terminating NUL)
+# A longer segment is cut (at a character boundary) and given a hash, leaving room in a
+# name's 255 bytes (NAME_MAX on Linux, macOS and Windows) for a query's hash, a "-2" of a
+# name taken twice and ".md".
+SEGMENT_BYTES = 200
+HASH_CHARS = 8
+# Characters no name may hold: separators (a decoded %2F or a backslash), control
+# characters, lone surrogates, and what Windows and macOS refuse.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\ud800-\udfff/\\<>:"|?*]')
 
 FrontMatterValue = str | int
 
 
-def _safe_segment(segment: str) -> str:
+def _digest(text: str, length: int = HASH_CHARS) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
+def _safe_segment(segment: str, *, directory: bool = False) -> str:
+    """One path segment as a name that is nothing but a name: no separator, no dot segment,
+    no hidden file, at most ``SEGMENT_BYTES``; a directory's never ends in ".md", so no
+    page's file can have a directory's name."""
     segment = _UNSAFE.sub("_", segment).strip()
     if not segment or set(segment) == {"."}:
         return "_"
     if segment.startswith("."):  # no hidden files
         segment = "_" + segment[1:]
-    if len(segment) > MAX_SEGMENT:
-        digest = hashlib.sha1(segment.encode()).hexdigest()[:8]
-        segment = f"{segment[: MAX_SEGMENT - 9]}-{digest}"
+    if len(segment.encode()) > SEGMENT_BYTES:
+        segment = f"{_cut(segment, SEGMENT_BYTES - HASH_CHARS - 1)}-{_digest(segment)}"
+    if directory and segment.casefold().endswith(SUFFIX):
+        segment += "_"
     return segment
 
 
 def page_path(url: str, *, with_host: bool = False) -> PurePosixPath:
-    """The file for ``url``, relative to the pages directory."""
+    """The file for ``url``, relative to the pages directory (before ``PagePlanner`` makes it
+    unique and fits it into the file system's limits)."""
     parts = urlsplit(url)
+    # Split first, then decode: an encoded "/" (%2F) stays inside its segment.
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments or parts.path.endswith("/"):
         segments.append("index")
@@ -61,19 +93,87 @@ def page_path(url: str, *, with_host: bool = False) -> PurePosixPath:
         stem, dot, extension = segments[-1].rpartition(".")
         if dot and stem and f".{extension.lower()}" in PAGE_EXTENSIONS:
             segments[-1] = stem
-    if parts.query:  # ?page=2 and ?page=3 are different pages
-        segments[-1] += "-" + hashlib.sha1(parts.query.encode()).hexdigest()[:8]
     if with_host:
         segments.insert(0, parts.netloc.lower())
-    safe = [_safe_segment(segment) for segment in segments]
-    return PurePosixPath(*safe[:-1], safe[-1] + ".md")
+    name = _safe_segment(segments[-1])
+    if parts.query:  # ?page=2 and ?page=3 are different pages
+        name += "-" + _digest(parts.query)
+    directories = [_safe_segment(segment, directory=True) for segment in segments[:-1]]
+    return PurePosixPath(*directories, name + SUFFIX)
+
+
+def _key(path: PurePosixPath | str) -> str:
+    """How a file system that ignores case and Unicode normalisation (macOS, Windows) sees a
+    path: two paths with one key are one file there."""
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+class PagePlanner:
+    """Gives each page of a run its own file under ``root``: never outside it, never the file
+    of another page or of another output, never a name or path the file system cannot take.
+
+    Names are decided by the URLs alone (and the order of the pages, for the ``-2`` of a name
+    taken twice), so the same site maps to the same files on every run.
+    """
+
+    def __init__(self, root: Path, *, with_host: bool, reserved: Iterable[Path] = ()) -> None:
+        self._with_host = with_host
+        resolved = root.resolve()
+        # Room for the root, the separator after it, and a "-NNNNN" of a name taken twice.
+        self._budget = MAX_PATH_BYTES - len(os.fsencode(resolved)) - 1 - 6
+        self._files: set[str] = set()
+        self._reserved_dirs: set[str] = set()
+        for path in reserved:
+            if path.resolve().is_relative_to(resolved):
+                relative = path.resolve().relative_to(resolved).as_posix()
+                self._files.add(_key(relative))
+                self._reserved_dirs.add(_key(relative))
+
+    def _fit(self, path: PurePosixPath) -> PurePosixPath:
+        """``path``, or a shorter one when it is too long for the file system: its leading
+        directories that fit, then its name cut short with a hash of the whole path."""
+        if len(str(path).encode()) <= self._budget:
+            return path
+        name = f"{_cut(path.stem, 60)}-{_digest(str(path), 16)}{SUFFIX}"
+        kept: list[str] = []
+        used = len(name.encode())
+        for directory in path.parts[:-1]:
+            used += len(directory.encode()) + 1
+            if used > self._budget:
+                break
+            kept.append(directory)
+        return PurePosixPath(*kept, name)
+
+    def _free_directories(self, path: PurePosixPath) -> PurePosixPath:
+        """Rename a directory of ``path`` that another output of the run has as its file."""
+        parts = list(path.parts)
+        for depth in range(len(parts) - 1):
+            while _key(PurePosixPath(*parts[: depth + 1])) in self._reserved_dirs:
+                parts[depth] += "_"
+        return PurePosixPath(*parts)
+
+    def place(self, url: str) -> PurePosixPath:
+        """The file of the page at ``url``, relative to the root."""
+        path = self._free_directories(self._fit(page_path(url, with_host=self._with_host)))
+        candidate, number = path, 1
+        while _key(candidate) in self._files:
+            number += 1
+            candidate = path.with_name(f"{path.stem}-{number}{SUFFIX}")
+        self._files.add(_key(candidate))
+        return candidate
+
+
+# What YAML refuses raw or reads as a line break (JSON already escapes the C0 controls).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 def _yaml_value(value: FrontMatterValue) -> str:
     if isinstance(value, int):
         return str(value)
-    # A JSON string is a YAML double-quoted scalar: any text, quoted and escaped safely.
-    return json.dumps(value, ensure_ascii=False)
+    # A JSON string is a YAML double-quoted scalar: any text, quoted and escaped safely, once
+    # the characters YAML refuses raw (DEL, C1 controls) are escaped too.
+    text = json.dumps(value, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def render_front_matter(fields: Mapping[str, FrontMatterValue]) -> str:
@@ -98,17 +198,6 @@ def front_matter_fields(
     return fields
 
 
-def _unique(path: PurePosixPath, used: set[str]) -> PurePosixPath:
-    """``path``, or ``name-2.md``... when another page already has it (compared ignoring case,
-    for case-insensitive file systems)."""
-    candidate, number = path, 1
-    while str(candidate).casefold() in used:
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    used.add(str(candidate).casefold())
-    return candidate
-
-
 def write_pages_dir(
     directory: Path,
     documents: Iterable[Document],
@@ -116,22 +205,25 @@ def write_pages_dir(
     site: SiteStructure | None = None,
     generated_at: datetime,
     reserved: Iterable[Path] = (),
+    staging: Staging | None = None,
 ) -> int:
     """Write one file per written page into ``directory``; returns how many.
 
     ``documents`` must be readable twice unless ``site`` is given (failed pages are skipped).
     A page whose path is one of the ``reserved`` files (the run's other outputs, when they are
-    inside ``directory``) gets another name instead of replacing it.
+    inside ``directory``) gets another name instead of replacing it. With ``staging`` the
+    files are only staged (its ``commit`` puts them in place, with the run's other outputs);
+    without, they are put in place together before this returns.
     """
     site = site_of(documents, site)
-    with_host = site.several_sites
-    used: set[str] = set()
-    root = directory.resolve()
-    for path in reserved:
-        if path.resolve().is_relative_to(root):
-            used.add(path.resolve().relative_to(root).as_posix().casefold())
+    planner = PagePlanner(directory, with_host=site.several_sites, reserved=reserved)
     written = 0
-    with AtomicBatch(sync_each=False) as batch:
+    with contextlib.ExitStack() as stack:
+        if staging is None:
+            staging = stack.enter_context(Staging())
+            commit = staging.commit
+        else:
+            commit = None
         for document in documents:
             if document.error is not None:
                 continue
@@ -140,11 +232,12 @@ def write_pages_dir(
             fields = front_matter_fields(
                 document, title=title, tokens=count_tokens(body), generated_at=generated_at
             )
-            target = directory / _unique(page_path(document.url, with_host=with_host), used)
-            with batch.open(target) as out:
+            target = directory / planner.place(document.url)
+            with staging.open(target, root=directory) as out:
                 out.write(render_front_matter(fields))
                 out.write(f"\n# {title}\n\n")
                 out.write(f"{body}\n" if body else "")
             written += 1
-        batch.commit()
+        if commit is not None:
+            commit()
     return written

@@ -3,17 +3,20 @@
 Pages are never cut: each part holds whole pages, in order, under the limit; a page larger than
 the limit gets a part of its own (and a warning). Part 1 starts with the title and the table of
 contents, whose links point into the other parts. The parts replace the previous set together
-(``AtomicBatch``), and parts of an earlier, longer split are removed.
+(``files.Staging``, shared with the run's other outputs), and parts of an earlier, longer
+split are removed once they are in place.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from crawl4ai_llm_docs.files import AtomicBatch
+from crawl4ai_llm_docs.files import Staging
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 
 # Added per page to the sum of the pages' own counts: two texts joined can tokenize into one
@@ -62,12 +65,14 @@ def _width(count: int) -> int:
     return max(2, len(str(count)))
 
 
-def remove_stale_parts(path: Path, keep: int) -> None:
-    """Delete ``NAME.part-NN`` files beyond ``keep`` that an earlier, longer split left."""
-    pattern = re.compile(rf"^{re.escape(path.stem)}\.part-(\d+){re.escape(path.suffix)}$")
+def remove_stale_parts(path: Path, keep: Sequence[Path]) -> None:
+    """Delete the ``NAME.part-NN`` files an earlier split left that are not ``keep`` (more
+    parts, or numbered with another width: ``part-001`` of a split into 100 or more)."""
+    pattern = re.compile(rf"^{re.escape(path.stem)}\.part-\d+{re.escape(path.suffix)}$")
+    current = {part.name for part in keep}
     for candidate in path.parent.iterdir():
-        found = pattern.match(candidate.name)
-        if found and int(found.group(1)) > keep and candidate.is_file():
+        name = candidate.name
+        if pattern.match(name) and name not in current and candidate.is_file():
             candidate.unlink(missing_ok=True)
 
 
@@ -96,8 +101,12 @@ def _first_text(data: SplitInput, names: Callable[[int], str], count: int, files
     return f"# {data.title}\n\n{data.header}{note}## Contents\n\n{data.toc(names)}\n"
 
 
-def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path], list[str]]:
-    """Write the parts; returns their paths and the warnings to show."""
+def write_parts(
+    path: Path, data: SplitInput, *, limit: int, staging: Staging | None = None
+) -> tuple[list[Path], list[str]]:
+    """Write the parts; returns their paths and the warnings to show. With ``staging`` they
+    are only staged (its ``commit`` puts them in place and removes older parts); without,
+    they are in place when this returns."""
     count, width = 1, 2
     for _ in range(3):  # the file names' width depends on the count, the count on the names
         blank = part_path(path, 0, width).name
@@ -126,7 +135,9 @@ def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path]
     ends = [*data.offsets[1:], None]
     oversized = set(plan.oversized)
     large: list[str] = []
-    with AtomicBatch() as batch:
+    with contextlib.ExitStack() as stack:
+        own = staging is None
+        batch = stack.enter_context(Staging()) if staging is None else staging
         page = 0
         for number, part in enumerate(paths):
             with batch.open(part) as out:
@@ -146,8 +157,9 @@ def write_parts(path: Path, data: SplitInput, *, limit: int) -> tuple[list[Path]
                     page += 1
                 if plan.tail_part == number:
                     out.write(data.tail)
-        batch.commit()
-    remove_stale_parts(path, count)
+        batch.after_commit(functools.partial(remove_stale_parts, path, paths))
+        if own:
+            batch.commit()
     if large:
         shown = "; ".join(large[:MAX_NAMED])
         more = f"; and {len(large) - MAX_NAMED} more" if len(large) > MAX_NAMED else ""

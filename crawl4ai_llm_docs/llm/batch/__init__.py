@@ -3,6 +3,7 @@
 stage.py     ``run``: batch rounds, resumed batches, fallbacks
 api.py       the Files and Batches endpoints
 files.py     chunk spool and the JSONL files on disk
-results.py   answers back to chunks, through the shared ``ChunkProcessor``
+pending.py   chunks waiting for answers: retries and halves into the next round, splits merged
+results.py   answers back to chunks, line by line
 store.py     batch ids kept in the cache directory, so no batch is paid twice
 """

@@ -1,5 +1,7 @@
 """Files of batch mode on this machine: the chunk spool, the JSONL being written, result lines.
 
+The spool also keeps the result of a split chunk's first half until its second half's is in.
+
 Memory stays flat in the number of lines: a chunk's text goes to an append-only spool file the
 moment it arrives (the run keeps only its position), and each request line is written to the
 JSONL input file as it is made; neither is ever built in memory. Both live in a private work
@@ -19,11 +21,15 @@ import msgspec
 
 from crawl4ai_llm_docs.files import mkdir_private
 from crawl4ai_llm_docs.llm.batch.store import BatchStore
-from crawl4ai_llm_docs.models import Chunk
+from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 # OpenAI's limits for one batch input file.
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
+
+
+_result_encoder = msgspec.msgpack.Encoder()
+_result_decoder = msgspec.msgpack.Decoder(ChunkResult)
 
 
 class ChunkRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,22 +56,36 @@ class WorkDir:
         self._chunks = (self.path / "chunks.bin").open("w+b")
         self._end = 0
 
+    def _append(self, data: bytes) -> int:
+        """Write ``data`` at the end of the spool; returns where it starts."""
+        offset = self._end
+        self._chunks.seek(offset)
+        self._chunks.write(data)
+        self._end += len(data)
+        return offset
+
     def add_chunk(self, chunk: Chunk) -> ChunkRef:
         data = chunk.text.encode()
-        self._chunks.seek(self._end)
-        self._chunks.write(data)
-        ref = ChunkRef(
+        return ChunkRef(
             page_index=chunk.page_index,
             chunk_index=chunk.chunk_index,
             chunk_count=chunk.chunk_count,
             url=chunk.url,
             title=chunk.title,
             tokens=chunk.tokens,
-            offset=self._end,
+            offset=self._append(data),
             length=len(data),
         )
-        self._end += len(data)
-        return ref
+
+    def add_result(self, result: ChunkResult) -> tuple[int, int]:
+        """A half's result, kept until the other half's is in (its position and size)."""
+        data = _result_encoder.encode(result)
+        return self._append(data), len(data)
+
+    def result(self, where: tuple[int, int]) -> ChunkResult:
+        self._chunks.flush()
+        offset, length = where
+        return _result_decoder.decode(os.pread(self._chunks.fileno(), length, offset))
 
     def chunk(self, ref: ChunkRef) -> Chunk:
         self._chunks.flush()

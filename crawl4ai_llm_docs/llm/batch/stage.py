@@ -7,13 +7,15 @@ uploaded and run as batches; their ids are stored in the cache directory (``batc
 the moment they exist. Polling backs off from ``llm.batch_poll_initial_s`` to
 ``batch_poll_max_s``, logging ``batch_progress``. A finished batch's output and error files
 are downloaded and joined on ``custom_id``; every answer goes through the live stage's own
-post-processing (``ChunkProcessor.finish``: parse, faithfulness check, cache).
+steps (``ChunkProcessor``: parse, faithfulness check, cache), driven by ``pending.Waiting``.
 
-Failed lines and the unfinished lines of an expired batch are sent again: in a next batch
-(at most ``BATCH_ROUNDS`` sends a line), or live with ``llm.batch_fallback = "live"``. A line
-whose chunk is too large is split and its halves sent live (a batch cannot be split). A line
-of a cancelled batch, or one the provider rejected, keeps the crawled text. A run started
-again finds its chunks' keys in the stored batches and polls those instead of sending again.
+No request is sent live unless ``llm.batch_fallback = "live"`` says so. What an answer leads
+to joins the next batch round: the retry of a rejected answer (at temperature 0), the halves
+of a chunk whose answer was cut off. Failed lines and the unfinished lines of an expired
+batch are sent again: in a next round (at most ``BATCH_ROUNDS`` sends a line), or live with
+``batch_fallback = "live"``. A line of a cancelled batch, or one the provider rejected, keeps
+the crawled text. A run started again finds its chunks' keys in the stored batches and polls
+those instead of sending again.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from crawl4ai_llm_docs.errors import ProviderFatalError
 from crawl4ai_llm_docs.llm.batch import api as batch_api
 from crawl4ai_llm_docs.llm.batch.api import Batch, BatchApi, BatchApiError, BatchNotFoundError
 from crawl4ai_llm_docs.llm.batch.files import MAX_BYTES, MAX_LINES, InputFile, WorkDir, request_line
+from crawl4ai_llm_docs.llm.batch.pending import Waiting
 from crawl4ai_llm_docs.llm.batch.results import Answers
 from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore, new_local_id
-from crawl4ai_llm_docs.llm.processor import ChunkProcessor
+from crawl4ai_llm_docs.llm.processor import Ask, ChunkProcessor
 from crawl4ai_llm_docs.llm.prompts import build_messages
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
@@ -77,15 +80,16 @@ class BatchJob:
         self._workers = workers
         self._max_lines = max_lines
         self._max_bytes = max_bytes
-        self.answers = Answers(processor=processor, send=send, work=work, store=store)
-        self.waiting = self.answers.waiting  # cache key -> chunks awaiting its answer
+        self.waiting = Waiting(processor=processor, work=work, send=send, write=self._line)
+        self.answers = Answers(processor=processor, waiting=self.waiting, work=work, store=store)
         self._covered: dict[str, BatchRecord] = {}  # key -> stored batch already sending it
         self.active: dict[str, BatchRecord] = {}  # local id -> batch this run waits for
         self._last_seen: dict[str, tuple[str, int, int]] = {}  # batch id -> last progress
         self._resumed: set[str] = set()  # local ids of batches an earlier run created
         self._attempts: dict[str, int] = {}
         self._input: InputFile | None = None
-        self._round = 1
+        self._round = 1  # of the lines being written: 1 for the chunks, more for what followed
+        self._next_round = False  # the next input file starts a new round
 
     # ------------------------------------------------------------ intake
 
@@ -101,27 +105,31 @@ class BatchJob:
         await trio.to_thread.run_sync(load)
         await trio.to_thread.run_sync(self._store.sweep_temp)
 
-    async def add(self, chunk: Chunk, key: str) -> None:
-        ref = await trio.to_thread.run_sync(self._work.add_chunk, chunk)
-        if key in self.waiting:  # the same text twice: one line, one answer
-            self.waiting[key].append(ref)
-            return
-        self.waiting[key] = [ref]
-        record = self._covered.get(key)
-        if record is not None:
-            if record.local_id not in self.active:
-                log.info("batch_resumed", batch_id=record.batch_id, lines=record.lines)
-            self.active[record.local_id] = record
-            self._resumed.add(record.local_id)
-            return
-        await self._write(chunk, key)
+    async def add(self, chunk: Chunk) -> None:
+        """A chunk from upstream: from the cache at once, else a line (or a stored batch)."""
+        await self.waiting.add(chunk)
 
-    async def _write(self, chunk: Chunk, key: str) -> None:
-        body = self._processor.client.payload(build_messages(chunk, self._llm))
-        line = request_line(key, body, batch_api.ENDPOINT)
+    async def _line(self, chunk: Chunk, ask: Ask) -> None:
+        """The request ``ask`` as a line of the batch being written, unless a stored batch of
+        an earlier run is sending it already (then that batch is polled)."""
+        record = self._covered.get(ask.key)
+        if record is None:
+            await self._write(chunk, ask)
+            return
+        if record.local_id not in self.active:
+            log.info("batch_resumed", batch_id=record.batch_id, lines=record.lines)
+        self.active[record.local_id] = record
+        self._resumed.add(record.local_id)
+
+    async def _write(self, chunk: Chunk, ask: Ask) -> None:
+        messages = build_messages(chunk, self._llm)
+        body = self._processor.client.payload(messages, temperature=ask.temperature)
+        line = request_line(ask.key, body, batch_api.ENDPOINT)
         if self._input is not None and not self._input.fits(line):
             await self.submit()
         if self._input is None:
+            if self._next_round:
+                self._round, self._next_round = self._round + 1, False
             self._input = await trio.to_thread.run_sync(
                 functools.partial(
                     InputFile,
@@ -132,7 +140,7 @@ class BatchJob:
                     max_bytes=self._max_bytes,
                 )
             )
-        await trio.to_thread.run_sync(self._input.add, key, line)
+        await trio.to_thread.run_sync(self._input.add, ask.key, line)
 
     async def submit(self) -> None:
         """Upload the input file being written and create its batch; store both ids at once."""
@@ -188,11 +196,12 @@ class BatchJob:
     # ------------------------------------------------------------ polling
 
     async def collect(self, *, initial: float, maximum: float) -> None:
-        """Poll every active batch until none is left; harvest each as it ends."""
+        """Poll every active batch until none is left; harvest each as it ends. What the
+        answers of one poll lead to (retries, halves, lines to send again) is one next round."""
         interval = initial
         while self.active:
             retry: list[str] = []
-            split: list[str] = []
+            self._next_round = True
             for record in list(self.active.values()):
                 if record.batch_id is None:
                     record = await self._create(record)
@@ -231,35 +240,32 @@ class BatchJob:
                     elapsed_s=round(time.time() - record.created_at, 1),
                 )
                 if batch.status in batch_api.TERMINAL or batch.status == "lost":
-                    await self._harvest(record, batch, retry, split)
-            if split:
-                await self._live(split, split=True)
+                    await self._harvest(record, batch, retry)
             if retry:
                 await self._resend(retry)
+            await self.submit()  # the next round: retries, halves, lines sent again
             if self.active:
                 await trio.sleep(interval)
                 interval = min(interval * 2, maximum)
 
-    async def _harvest(
-        self, record: BatchRecord, batch: Batch, retry: list[str], split: list[str]
-    ) -> None:
+    async def _harvest(self, record: BatchRecord, batch: Batch, retry: list[str]) -> None:
         self.answers.foreign = 0
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                await self.answers.read(self._api, file_id, retry, split)
+                await self.answers.read(self._api, file_id, retry)
         if batch.status == "failed":
             await self.answers.rejected(record, batch)
         local_id = record.local_id
         leftover = await trio.to_thread.run_sync(
-            lambda: [k for k in self._store.iter_keys(local_id) if k in self.waiting]
+            lambda: [k for k in self._store.iter_keys(local_id) if k in self.waiting.keys]
         )
-        handled = set(retry) | set(split)
+        handled = set(retry)
         for key in leftover:
             if key in handled:
                 continue
             if batch.status == "cancelled" and local_id not in self._resumed:
                 # Cancelled while this run waited (`batch cancel`): stop spending on it now.
-                await self.answers.give_up(
+                await self.waiting.give_up(
                     key, f"batch {batch.id} was cancelled; run again to send it"
                 )
             else:
@@ -290,24 +296,24 @@ class BatchJob:
     # ------------------------------------------------------------ sending again
 
     async def _resend(self, keys: list[str]) -> None:
+        """Failed or unfinished lines: in the next round, or live (``batch_fallback``)."""
         if self._llm.batch_fallback == "live":
-            await self._live(keys, split=False)
+            await self._live(keys)
             return
-        self._round += 1
         for key in dict.fromkeys(keys):  # a custom_id must be unique within a batch
             attempts = self._attempts.get(key, 1) + 1
             if attempts > BATCH_ROUNDS:
                 reason = self.answers.reasons.get(key, "failed")
-                await self.answers.give_up(
+                await self.waiting.give_up(
                     key, f"batch line failed {BATCH_ROUNDS} times ({reason})"
                 )
                 continue
             self._attempts[key] = attempts
-            await self._write(await self.answers.chunk(key), key)
-        await self.submit()
+            pending = self.waiting.keys[key]
+            await self._write(await self.waiting.chunk(key), Ask(pending.attempt, key))
 
-    async def _live(self, keys: list[str], *, split: bool) -> None:
-        """Send these chunks as ordinary requests (``batch_fallback = "live"``, or a split)."""
+    async def _live(self, keys: list[str]) -> None:
+        """Send these chunks as ordinary requests (``batch_fallback = "live"`` only)."""
         limiter = trio.CapacityLimiter(self._workers)
         fatal: list[ProviderFatalError] = []
 
@@ -315,19 +321,16 @@ class BatchJob:
             async with limiter:
                 if fatal:
                     return
-                chunk = await self.answers.chunk(key)
+                chunk = await self.waiting.chunk(key)
                 try:
-                    if split:
-                        result = await self._processor.split(chunk, "too large for one request")
-                    else:
-                        result = await self._processor.process(chunk)
+                    result = await self._processor.process(chunk)
                 except ProviderFatalError as exc:
                     fatal.append(exc)  # raised once, below, not as an exception group
                     return
-                await self.answers.emit(key, result)
+                await self.waiting.settle(key, result)
 
         async with trio.open_nursery() as nursery:
-            for key in keys:
+            for key in dict.fromkeys(keys):
                 nursery.start_soon(one, key)
         if fatal:
             raise fatal[0]
@@ -388,11 +391,7 @@ async def run(
         try:
             await job.resume()
             async for chunk in receive:
-                key, cached = await processor.lookup(chunk)
-                if cached is not None:
-                    await send.send(cached)
-                else:
-                    await job.add(chunk, key)
+                await job.add(chunk)
             await job.submit()
             await job.collect(initial=llm.batch_poll_initial_s, maximum=llm.batch_poll_max_s)
         except ProviderFatalError as exc:

@@ -18,8 +18,10 @@ answer passes when it has no problem. Each problem is one line saying what was l
                   the answer: catches content replaced by filler of the same length
     repetition    a line or sentence appears more than ``max_repeats`` times, and more often
                   than in the chunk
-    length        the answer's non-space characters are below ``min_output_ratio`` or above
-                  ``max_output_ratio`` of the chunk's
+    length        the answer's non-space characters are below ``min_output_ratio`` of the
+                  chunk's (boilerplate left out: it may go), or above ``max_output_ratio`` of
+                  them (boilerplate counted: it may stay) plus a small allowance for what a
+                  model adds around any text (a heading, a fence), which decides for tiny chunks
 
 Boilerplate (blocks made only of links) may be dropped without counting against the answer.
 Reflowing paragraphs, re-levelling headings and changing list markers change no word, so a
@@ -40,7 +42,7 @@ from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts, Vocabulary, non_space, one_line
 
 # Bump when a check changes meaning: cached verdicts are then judged again.
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 
 CheckName = Literal[
     "inline code", "invented", "code blocks", "structure", "text", "repetition", "length"
@@ -59,7 +61,9 @@ CHECKS: tuple[CheckName, ...] = (
 MIN_STRUCTURE_ITEMS = 3
 MIN_TEXT_PAIRS = 3
 TEXT_SLACK_PAIRS = 2
-MIN_LENGTH_FOR_UPPER_BOUND = 200  # non-space characters; tiny chunks may grow with formatting
+# Non-space characters an answer may add besides max_output_ratio: a tiny chunk grows with the
+# title as a heading and some formatting (a 5-word page is not "1886% of its length" unfaithful).
+LENGTH_ALLOWANCE = 200
 MIN_REPEATED_CHARS = 12  # shorter lines ("```", "Returns:") repeat legitimately
 EXAMPLES_SHOWN = 3
 
@@ -375,9 +379,13 @@ def _repetition(context: _Context) -> str | None:
 
 
 def _length(context: _Context) -> str | None:
-    # Boilerplate the answer may drop does not count in the chunk's length.
+    # Boilerplate the answer may drop does not count in the lower bound, and boilerplate it
+    # keeps counts in the upper one.
     return _length_problem(
-        context.chunk.content_size, non_space(context.answer.text), context.settings
+        context.chunk.content_size,
+        non_space(context.answer.text),
+        context.settings,
+        whole=non_space(context.chunk.text),
     )
 
 
@@ -386,18 +394,19 @@ def length_problem(chunk: str, answer: str, settings: FaithfulSettings) -> str |
     return _length_problem(non_space(chunk), non_space(answer), settings)
 
 
-def _length_problem(source_size: int, answer_size: int, settings: FaithfulSettings) -> str | None:
-    if not source_size:
-        return None
-    ratio = answer_size / source_size
-    if ratio < settings.min_output_ratio:
+def _length_problem(
+    source_size: int, answer_size: int, settings: FaithfulSettings, *, whole: int | None = None
+) -> str | None:
+    whole = source_size if whole is None else whole
+    if source_size and answer_size < settings.min_output_ratio * source_size:
         return (
-            f"the answer is {ratio:.0%} of the source's length "
+            f"the answer is {answer_size / source_size:.0%} of the source's length "
             f"(at least {settings.min_output_ratio:.0%} expected)"
         )
-    if source_size >= MIN_LENGTH_FOR_UPPER_BOUND and ratio > settings.max_output_ratio:
+    if answer_size > settings.max_output_ratio * whole + LENGTH_ALLOWANCE:
         return (
-            f"the answer is {ratio:.0%} of the source's length "
-            f"(at most {settings.max_output_ratio:.0%} expected)"
+            f"the answer is {answer_size / max(whole, 1):.0%} of the source's length "
+            f"(at most {settings.max_output_ratio:.0%} expected, plus {LENGTH_ALLOWANCE} "
+            "characters of formatting)"
         )
     return None

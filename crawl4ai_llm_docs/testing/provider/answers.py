@@ -8,7 +8,8 @@ with a real tokenizer, so tests can compute the same numbers by hand:
 The answer to a last user message holding `<document>TEXT</document>` is
 `<!-- description: Fake summary of "TITLE". -->`, a blank line, then TEXT stripped, where TITLE
 is the first Markdown heading of TEXT or else its first 60 characters (whitespace collapsed).
-Any other message is echoed back unchanged.
+Any other message is echoed back unchanged. With ``unfaithful_above`` set, a request asked
+above that temperature gets only the first quarter of TEXT (an unfaithful answer).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ChatRequest(msgspec.Struct):
     messages: list[Message]
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+    temperature: float | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
 
@@ -92,12 +94,17 @@ def prompt_tokens(request: ChatRequest) -> int:
     return estimate_tokens("".join(message.text() for message in request.messages))
 
 
-def answer(request: ChatRequest, max_output_tokens: int | None) -> Answer:
+def answer(
+    request: ChatRequest, max_output_tokens: int | None, unfaithful_above: float | None = None
+) -> Answer:
     """The deterministic answer, cut to the smaller of the request's and the server's cap."""
     user = [m for m in request.messages if m.role == "user"] or request.messages
     last = user[-1].text() if user else ""
     document = extract_document(last)
     content = last if document is None else f"{describe(document)}\n\n{document}"
+    temperature = 1.0 if request.temperature is None else request.temperature
+    if document is not None and unfaithful_above is not None and temperature > unfaithful_above:
+        content = f"{describe(document)}\n\n{document[: len(document) // 4]}"
     caps = [cap for cap in (request.output_cap(), max_output_tokens) if cap is not None]
     finish_reason = "stop"
     if caps and estimate_tokens(content) > min(caps):

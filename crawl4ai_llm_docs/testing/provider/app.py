@@ -167,7 +167,7 @@ class ProviderApp:
             state.stats.quota_refused += 1
             return _Reply(*errors.insufficient_quota())
 
-        result = answer(request, config.max_output_tokens)
+        result = answer(request, config.max_output_tokens, config.unfaithful_above_temperature)
         # Like OpenAI, the token bucket is charged the prompt plus max_tokens when given.
         refusal = state.limits.admit(prompt + (cap or result.completion_tokens), state.now())
         if refusal is not None:

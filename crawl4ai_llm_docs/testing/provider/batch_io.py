@@ -18,7 +18,8 @@ EXPIRED_MESSAGE = "This request could not be executed before the completion wind
 def answer_line(state: ProviderState, custom_id: str, request_id: str, body: bytes) -> bytes:
     """An output line: the chat endpoint's answer to the line's request."""
     request = msgspec.json.decode(body, type=ChatRequest)
-    result = answer(request, state.config.max_output_tokens)
+    config = state.config
+    result = answer(request, config.max_output_tokens, config.unfaithful_above_temperature)
     completion = {
         "id": state.next_id(),
         "object": "chat.completion",

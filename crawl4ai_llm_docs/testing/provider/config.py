@@ -64,6 +64,10 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     batch_error_rate: Rate = 0.0
     # The first N batches created expire, with half their lines answered.
     batch_expire_first: NonNegativeInt = 0
+    # Answers to requests asked above this temperature keep only the first quarter of the
+    # document (an answer the faithfulness check rejects); None: every answer is faithful.
+    # A retry at temperature 0 then gets a faithful answer.
+    unfaithful_above_temperature: Annotated[float, Meta(ge=0.0)] | None = None
     # Requests served at once (None: unlimited). Later ones wait server-side, in arrival order,
     # like llama.cpp, Ollama or LM Studio with a fixed number of slots.
     slots: PositiveInt | None = None
