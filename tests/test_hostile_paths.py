@@ -128,6 +128,7 @@ def test_a_file_where_a_page_needs_a_directory_is_exit_4_and_nothing_replaced(
     assert "is a file where a directory is needed" in message
     assert "Written: nothing; every previous file is as it was." in message
     assert "Not written: out/docs.md, the page files in pages." in message
+    assert "Result: OUTPUTS NOT WRITTEN" in message  # the summary does not say "complete"
     after = snapshot(tmp_path)
     for name in ("out/docs.md", *(n for n in before if n.startswith("pages/"))):
         assert after[name] == before[name], name

@@ -118,6 +118,11 @@ async def finish(
     # After the report: the event carries the exit code the process ends with.
     log.info("run_finished", **fields())
     print_summary(
-        console, snapshot, failures=failures, outputs=outputs, incomplete=ending.incomplete
+        console,
+        snapshot,
+        failures=failures,
+        outputs=outputs,
+        incomplete=ending.incomplete,
+        not_written=exit_code == EXIT_OUTPUTS,
     )
     return exit_code

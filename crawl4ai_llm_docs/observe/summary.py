@@ -27,8 +27,18 @@ def _ms(value: float | None) -> str:
 Row = tuple[str, tuple[str, ...]]  # a label and its value's phrases, kept whole when wrapped
 
 
+def _result(incomplete: bool, not_written: bool) -> tuple[str, ...]:
+    if not_written:  # exit 4: the error above says what was written and what was not
+        return ("OUTPUTS NOT WRITTEN", "(see the error above)")
+    return ("INCOMPLETE", "(see failures)") if incomplete else ("complete",)
+
+
 def _rows(
-    s: MetricsSnapshot, *, outputs: Sequence[str | PathLike[str]], incomplete: bool
+    s: MetricsSnapshot,
+    *,
+    outputs: Sequence[str | PathLike[str]],
+    incomplete: bool,
+    not_written: bool = False,
 ) -> list[Row]:
     speedup = (
         ("--",)
@@ -39,7 +49,7 @@ def _rows(
         )
     )
     rows: list[Row] = [
-        ("Result", ("INCOMPLETE", "(see failures)") if incomplete else ("complete",)),
+        ("Result", _result(incomplete, not_written)),
         (
             "Pages",
             (f"{s.pages_crawled} crawled,", f"{s.pages_failed} failed,", f"of {s.pages_total}"),
@@ -104,12 +114,14 @@ def summary_renderable(
     failures: Sequence[Failure],
     outputs: Sequence[str | PathLike[str]],
     incomplete: bool = False,
+    not_written: bool = False,
 ) -> RenderableType:
     table = Table(title="Run summary", show_header=False, title_justify="left")
     table.add_column(style="bold", overflow="fold")  # kept whole: the values wrap first
     table.add_column()
-    for label, phrases in _rows(snapshot, outputs=outputs, incomplete=incomplete):
-        style = "bold red" if label == "Result" and incomplete else ""
+    rows = _rows(snapshot, outputs=outputs, incomplete=incomplete, not_written=not_written)
+    for label, phrases in rows:
+        style = "bold red" if label == "Result" and (incomplete or not_written) else ""
         # A narrow terminal wraps a value between its phrases ("HTTP 429: 1" stays whole).
         table.add_row(label, Flow((Text(p, style=style) for p in phrases), gap=1))
     if not failures:
@@ -131,8 +143,9 @@ def summary_text(
     failures: Sequence[Failure],
     outputs: Sequence[str | PathLike[str]],
     incomplete: bool = False,
+    not_written: bool = False,
 ) -> str:
-    rows = _rows(snapshot, outputs=outputs, incomplete=incomplete)
+    rows = _rows(snapshot, outputs=outputs, incomplete=incomplete, not_written=not_written)
     width = max(len(label) for label, _ in rows)
     lines = ["Run summary"]
     lines += [
@@ -155,14 +168,14 @@ def print_summary(
     failures: Sequence[Failure],
     outputs: Sequence[str | PathLike[str]],
     incomplete: bool = False,
+    not_written: bool = False,
 ) -> None:
     """A table on a terminal; plain text (easy to grep and diff) anywhere else."""
+    flags = {"incomplete": incomplete, "not_written": not_written}
     if console.is_terminal:
-        console.print(
-            summary_renderable(snapshot, failures=failures, outputs=outputs, incomplete=incomplete)
-        )
+        console.print(summary_renderable(snapshot, failures=failures, outputs=outputs, **flags))
     else:
-        text = summary_text(snapshot, failures=failures, outputs=outputs, incomplete=incomplete)
+        text = summary_text(snapshot, failures=failures, outputs=outputs, **flags)
         console.print(Text(text), soft_wrap=True)
 
 
