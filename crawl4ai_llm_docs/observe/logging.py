@@ -192,6 +192,8 @@ _CONSOLE_TEXT = {
     "batch_progress": "batch {batch_id} {status}: {completed}/{total} done, {failed} failed, "
     "{elapsed_s:.0f} s",
     "batch_finished": "batch {batch_id} {status}: {completed} done, {failed} failed",
+    "index_updated": "docs index: set {docs_set}: {new_pages} new, {changed_pages} changed, "
+    "{unchanged_pages} unchanged, {removed_pages} removed pages ({path})",
 }
 
 

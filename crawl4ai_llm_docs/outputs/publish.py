@@ -17,9 +17,16 @@ from msgspec import Struct
 
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.consolidated import write_consolidated
-from crawl4ai_llm_docs.outputs.llms_txt import default_summary, reiterable, write_llms_txt
+from crawl4ai_llm_docs.outputs.descriptions import describe
+from crawl4ai_llm_docs.outputs.llms_txt import (
+    default_summary,
+    page_title,
+    reiterable,
+    write_llms_txt,
+)
 from crawl4ai_llm_docs.outputs.pages_dir import write_pages_dir
 from crawl4ai_llm_docs.outputs.site_structure import survey
+from crawl4ai_llm_docs.search.update import IndexRequest, write_index
 
 log = structlog.get_logger()
 
@@ -36,6 +43,7 @@ class OutputRequest(Struct, frozen=True, kw_only=True):
     failed: Sequence[tuple[str, str]] = ()
     incomplete: bool = False
     incomplete_reason: str = ""
+    index: IndexRequest | None = None  # the docs index and --chunks-jsonl (search/)
 
 
 def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list[str]:
@@ -77,4 +85,13 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
             reserved=[Path(p) for p in written] + [request.markdown.with_suffix(".report.json")],
         )
         written.append(str(request.pages_dir))
+    if request.index is not None:
+        written += write_index(
+            documents,
+            request.index,
+            site_name=title,
+            title_of=lambda document: page_title(document, site),
+            describe=lambda document, title: describe(document, title=title),
+            generated_at=request.generated_at,
+        )[0]
     return written
