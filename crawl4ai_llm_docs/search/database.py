@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS sections(
     body TEXT NOT NULL,
     text TEXT NOT NULL,
     tokens INTEGER NOT NULL,
+    link_share REAL NOT NULL,
     UNIQUE(page_id, position)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(

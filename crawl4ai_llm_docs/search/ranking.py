@@ -28,6 +28,10 @@ SECTION_WEIGHTS = (2.0, 1.0)  # heading path, text
 PAGE_FIELDS_SHARE = 0.5  # the page fields' score, against its sections'
 # How much a page's 2nd, 3rd ... best sections add to its best one's score.
 PAGE_DECAY = (1.0, 0.5, 0.25)
+# A section that is mostly link text (a table of contents, a "see also" list) names many
+# topics and explains none: its score is scaled down, to LINK_LIST_FLOOR for one all links.
+LINK_SHARE_FROM = 0.5
+LINK_LIST_FLOOR = 0.3
 SECTION_CANDIDATES = 400  # best sections ranked before grouping them by page
 PAGE_CANDIDATES = 100
 
@@ -47,6 +51,13 @@ def _weights(weights: Sequence[float]) -> str:
     return ", ".join(str(weight) for weight in weights)
 
 
+# 1 up to LINK_SHARE_FROM, then down in a straight line to LINK_LIST_FLOOR at all links.
+_LINK_PRIOR = (
+    f"(CASE WHEN s.link_share <= {LINK_SHARE_FROM} THEN 1.0 ELSE 1.0 - "
+    f"(s.link_share - {LINK_SHARE_FROM}) / {1 - LINK_SHARE_FROM} * {1 - LINK_LIST_FLOOR} END)"
+)
+
+
 def ranked_sections(
     db: sqlite3.Connection, expression: str, docs_sets: Sequence[str], limit: int
 ) -> list[tuple[int, int, float]]:
@@ -54,9 +65,9 @@ def ranked_sections(
     bm25 = f"bm25(sections_fts, {_weights(SECTION_WEIGHTS)})"
     join = "JOIN pages p ON p.id = s.page_id" if docs_sets else ""
     rows = db.execute(
-        f"SELECT s.id, s.page_id, -{bm25} FROM sections_fts "
+        f"SELECT s.id, s.page_id, -{bm25} * {_LINK_PRIOR} FROM sections_fts "
         f"JOIN sections s ON s.id = sections_fts.rowid {join} "
-        f"WHERE sections_fts MATCH ? {_in_sets(docs_sets, 'p')} ORDER BY {bm25} LIMIT ?",
+        f"WHERE sections_fts MATCH ? {_in_sets(docs_sets, 'p')} ORDER BY 3 DESC LIMIT ?",
         (expression, *docs_sets, limit),
     ).fetchall()
     return [(int(row[0]), int(row[1]), float(row[2])) for row in rows]

@@ -48,6 +48,7 @@ class Section:
     text: str  # the Markdown, heading line included
     body: str  # what is indexed: ``text`` line for line, as plain words
     tokens: int  # cl100k tokens of ``text``
+    link_share: float = 0.0  # of its words, the share that are link text (1.0: a link list)
 
     def heading_path(self, title: str) -> str:
         return (
@@ -82,6 +83,23 @@ def heading_text(line: str) -> str:
     text = match.group(1) if match else line
     text = _DECORATION.sub("", plain_line(text)).replace("[", "").replace("]", "")
     return " ".join(text.split())
+
+
+_LINK_TEXT = re.compile(r"(?<!!)\[([^\]]*)\]\(")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def link_share(lines: list[str]) -> float:
+    """The share of a text's words (outside code) that are the text of links: close to 1 for
+    a table of contents or a list of links, which say little of their own."""
+    code = fence_mask(lines)
+    linked = total = 0
+    for line, in_code in zip(lines, code, strict=True):
+        if in_code or heading_level(line):
+            continue
+        total += len(_LETTERS.findall(plain_line(line)))
+        linked += sum(len(_LETTERS.findall(text)) for text in _LINK_TEXT.findall(line))
+    return min(linked / total, 1.0) if total else 0.0
 
 
 def _plain_body(lines: list[str]) -> str:
@@ -177,11 +195,14 @@ def split_sections(
                 continue
             sections.append(
                 Section(
-                    anchor=anchor if number == 0 else anchors.unique(anchor or "part"),
+                    anchor=anchor
+                    if number == 0
+                    else anchors.unique(f"{anchor or 'part'}-{number + 1}"),
                     headings=raw.headings,
                     text=part,
                     body=_plain_body(part.split("\n")),
                     tokens=tokens,
+                    link_share=link_share(part.split("\n")),
                 )
             )
     return sections

@@ -143,11 +143,11 @@ class _Writer:
             )
             self.stats.changed_pages += 1
         self.db.executemany(
-            "INSERT INTO sections(page_id, position, anchor, headings, body, text, tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sections(page_id, position, anchor, headings, body, text, tokens, "
+            "link_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (page, position, s.anchor, PATH_SEPARATOR.join(s.headings), s.body, s.text,
-                 s.tokens)
+                 s.tokens, round(s.link_share, 3))
                 for position, s in enumerate(sections)
             ],
         )  # fmt: skip
