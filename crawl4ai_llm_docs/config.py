@@ -24,9 +24,9 @@ from msgspec import Meta
 from crawl4ai_llm_docs.config_schema import (
     APP_NAME,
     DEFAULTS_ORIGIN,
+    DOCS_SET_RULE,
     ENV_PREFIX,
     PROJECT_FILE_NAME,
-    DOCS_SET_RULE,
     SECTIONS,
     SERVE_TOKEN_ENV,
     AppConfig,

@@ -34,7 +34,9 @@ IndexFile = Annotated[
 
 def index_location(index: Path | None, config: Path | None) -> Path:
     """The index a command reads: ``--index``, else the one runs write (``output.index_path``)."""
-    overrides = flag_overrides(index=("output.index_path", "--index", str(index) if index else None))
+    overrides = flag_overrides(
+        index=("output.index_path", "--index", str(index) if index else None)
+    )
     return load_config(config_file=config, overrides=overrides).config.index_file()
 
 

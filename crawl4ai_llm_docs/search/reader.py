@@ -112,7 +112,9 @@ def unknown_set_message(error: UnknownDocsSet, path: Path) -> str:
     )
 
 
-def open_docs_index(path: Path, *, docs_sets: Sequence[str] = (), pool_size: int = POOL_SIZE) -> DocsIndex:
+def open_docs_index(
+    path: Path, *, docs_sets: Sequence[str] = (), pool_size: int = POOL_SIZE
+) -> DocsIndex:
     """The index at ``path`` for reading; a missing, foreign or unusable file, or an unknown
     docs set, is an ``InputError`` that says what to do."""
     if not path.is_file():
@@ -141,6 +143,7 @@ class ConnectionPool:
 
     def __init__(self, path: Path, size: int = POOL_SIZE) -> None:
         self.path = path
+        self.size = size
         self._free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._all: list[sqlite3.Connection] = []
