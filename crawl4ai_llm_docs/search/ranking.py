@@ -25,7 +25,7 @@ from crawl4ai_llm_docs.search.query import Query
 # bm25() weights, one per FTS column in declaration order.
 PAGE_WEIGHTS = (2.0, 1.0, 1.0)  # title, description, URL words
 SECTION_WEIGHTS = (2.0, 1.0)  # heading path, text
-PAGE_FIELDS_SHARE = 0.5  # the page fields' score, against its sections'
+PAGE_FIELDS_SHARE = 1.0  # the page fields' score, against its sections'
 # How much a page's 2nd, 3rd ... best sections add to its best one's score.
 PAGE_DECAY = (1.0, 0.5, 0.25)
 # A section that is mostly link text (a table of contents, a "see also" list) names many
