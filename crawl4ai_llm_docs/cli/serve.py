@@ -106,11 +106,15 @@ async def _http(
             auth = " (bearer token required)" if token else ""
             _announce(path, sets, f"at {url}{auth}; Ctrl-C stops it")
     except* OSError as group:
-        first = group.exceptions[0]
-        assert isinstance(first, OSError)
+        first = _first_os_error(group)
         if first.errno == errno.EADDRINUSE:
             raise InputError(
                 f"--http {host}:{port}: the port is in use by another program. Give another "
                 "port (or 0 for any free one)."
             ) from None
         raise InputError(f"--http {host}:{port}: cannot listen there ({first}).") from None
+
+
+def _first_os_error(group: BaseExceptionGroup[OSError]) -> OSError:
+    first = group.exceptions[0]
+    return _first_os_error(first) if isinstance(first, BaseExceptionGroup) else first
