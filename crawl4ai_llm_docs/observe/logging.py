@@ -39,6 +39,7 @@ _CONSOLE_AT_INFO = frozenset(
     {"page_failed", "retry", "rate_limit", "circuit_breaker", "faithfulness_fallback"}
     | {"warning", "error", "run_started"}
     | {"batch_created", "batch_resumed", "batch_progress", "batch_finished"}
+    | {"index_updated"}  # names the docs set: what `search` and `serve` know it by
 )
 _THROTTLED = frozenset({"retry", "rate_limit"})  # can come in storms under a 429 burst
 _CONSOLE_ONLY_KEYS = ("exception",)  # tracebacks are for people; not in the JSON contract
