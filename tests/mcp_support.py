@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from mcp import ClientSession, MCPError
 from mcp import types as mcp_types
 
@@ -91,12 +92,9 @@ async def check_errors(session: ClientSession) -> None:
         session.read_resource("docs://no-such-set/x.html"),
         session.list_resources(params=mcp_types.PaginatedRequestParams(cursor="forged")),
     ):
-        try:
+        with pytest.raises(MCPError) as raised:
             await attempt
-        except MCPError as exc:
-            assert exc.error.code == mcp_types.INVALID_PARAMS
-        else:
-            raise AssertionError("expected an MCP error")
+        assert raised.value.error.code == mcp_types.INVALID_PARAMS
     assert (await session.list_tools()).tools  # still serving
 
 

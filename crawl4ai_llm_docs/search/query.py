@@ -53,7 +53,8 @@ _WORD = re.compile(r"[^\W_]+")
 _IDENTIFIER = re.compile(r"[^\W_]+(?:(?:\.|_+|::|->|/)[^\W_]+)+")
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """``text`` as one FTS5 string (a phrase when it has several words)."""
     return '"' + text.replace('"', '""') + '"'
 
 
@@ -81,14 +82,26 @@ class Query:
         """The FTS5 query: every required phrase, and any of the optional parts."""
         if prefix:
             long_enough = [term for term in self.terms if len(term) >= MIN_PREFIX]
-            optional = [_quote(term) + "*" for term in long_enough or self.terms]
+            optional = [quote(term) + "*" for term in long_enough or self.terms]
         else:
-            optional = [_quote(part) for part in (*self.terms, *self.extras)]
-        required = [_quote(phrase) for phrase in self.phrases]
+            optional = [quote(part) for part in (*self.terms, *self.extras)]
+        required = [quote(phrase) for phrase in self.phrases]
         if not optional:
             return " AND ".join(required)
         either = " OR ".join(optional)
         return " AND ".join([*required, f"({either})"]) if required else either
+
+    def parts(self) -> tuple[str, ...]:
+        """The optional words and phrases, each of which can make a section match."""
+        return (*self.terms, *self.extras)
+
+    def narrowed(self, keep: frozenset[str]) -> Query:
+        """The same query with only the optional parts in ``keep``."""
+        return Query(
+            terms=tuple(t for t in self.terms if t in keep),
+            extras=tuple(e for e in self.extras if e in keep),
+            phrases=self.phrases,
+        )
 
     def words(self) -> frozenset[str]:
         """Every word searched for (to pick the part of a long text that matched)."""

@@ -8,10 +8,19 @@ Two BM25 rankings (FTS5's ``bm25``), added up per page:
   is about, the same word in running text may be an aside). The best section counts whole
   and the next ones less and less (``PAGE_DECAY``): a page that answers from several sections
   edges out one lucky paragraph elsewhere, but one strong section still beats many weak ones.
+  A section that is mostly link text (a table of contents) is scaled down: it names many
+  topics and explains none.
 
 Scoring the title once per page, not once per section, keeps a page whose title has a query
 word from filling every place with its sections. Results are each page's best section
 (its first, when only the page's own fields matched), best page first.
+
+Speed: FTS5 computes bm25 for every row that matches, so the cost grows with how many
+sections hold the query's words. The words are therefore taken rarest first while the
+sections holding them add up to at most ``MAX_SCORED_SECTIONS``; the most common words,
+whose BM25 weight is the smallest (near none for a word in half the sections), are left out
+of a query that would otherwise score most of a large index. On an index smaller than that
+bound nothing is left out.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from crawl4ai_llm_docs.search.query import Query
+from crawl4ai_llm_docs.search.query import Query, quote
 
 # bm25() weights, one per FTS column in declaration order.
 PAGE_WEIGHTS = (2.0, 1.0, 1.0)  # title, description, URL words
@@ -28,12 +37,13 @@ SECTION_WEIGHTS = (2.0, 1.0)  # heading path, text
 PAGE_FIELDS_SHARE = 1.0  # the page fields' score, against its sections'
 # How much a page's 2nd, 3rd ... best sections add to its best one's score.
 PAGE_DECAY = (1.0, 0.5, 0.25)
-# A section that is mostly link text (a table of contents, a "see also" list) names many
-# topics and explains none: its score is scaled down, to LINK_LIST_FLOOR for one all links.
+# Link lists: 1 up to LINK_SHARE_FROM of a section's words in links, then down in a
+# straight line to LINK_LIST_FLOOR for a section of links only.
 LINK_SHARE_FROM = 0.5
 LINK_LIST_FLOOR = 0.3
-SECTION_CANDIDATES = 400  # best sections ranked before grouping them by page
+SECTION_CANDIDATES = 200  # best sections ranked before grouping them by page
 PAGE_CANDIDATES = 100
+MAX_SCORED_SECTIONS = 4_000  # bound on the sections bm25 scores per query (see above)
 
 
 @dataclass
@@ -43,19 +53,56 @@ class PageHit:
     sections: list[tuple[int, float]] = field(default_factory=list)  # best first
 
 
-def _in_sets(docs_sets: Sequence[str], alias: str) -> str:
-    return f"AND {alias}.docs_set IN ({', '.join('?' * len(docs_sets))})" if docs_sets else ""
+class TermCounts:
+    """How many sections hold each query part, per connection, until the index changes."""
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._counts: dict[str, int] = {}
+
+    def refresh(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:  # another connection committed: counts may differ
+            self._counts.clear()
+            self._version = version
+
+    def get(self, db: sqlite3.Connection, part: str) -> int:
+        count = self._counts.get(part)
+        if count is None:
+            row = db.execute(
+                "SELECT count(*) FROM sections_fts WHERE sections_fts MATCH ?", (quote(part),)
+            ).fetchone()
+            count = self._counts[part] = int(row[0])
+        return count
+
+
+def bounded(db: sqlite3.Connection, query: Query, counts: TermCounts) -> Query:
+    """``query`` with its most common parts left out, so that the sections to score stay
+    within ``MAX_SCORED_SECTIONS`` (the rarest part is always kept)."""
+    counts.refresh(db)
+    held = sorted((counts.get(db, part), part) for part in query.parts())
+    keep: set[str] = set()
+    total = 0
+    for count, part in held:
+        if count == 0:
+            continue  # matches nothing: no cost, no score
+        if keep and total + count > MAX_SCORED_SECTIONS:
+            break
+        keep.add(part)
+        total += count
+    if not keep and held:
+        keep.add(held[0][1])
+    return query.narrowed(frozenset(keep))
 
 
 def _weights(weights: Sequence[float]) -> str:
     return ", ".join(str(weight) for weight in weights)
 
 
-# 1 up to LINK_SHARE_FROM, then down in a straight line to LINK_LIST_FLOOR at all links.
-_LINK_PRIOR = (
-    f"(CASE WHEN s.link_share <= {LINK_SHARE_FROM} THEN 1.0 ELSE 1.0 - "
-    f"(s.link_share - {LINK_SHARE_FROM}) / {1 - LINK_SHARE_FROM} * {1 - LINK_LIST_FLOOR} END)"
-)
+def _link_prior(share: float) -> float:
+    if share <= LINK_SHARE_FROM:
+        return 1.0
+    return 1.0 - (share - LINK_SHARE_FROM) / (1 - LINK_SHARE_FROM) * (1 - LINK_LIST_FLOOR)
 
 
 def ranked_sections(
@@ -63,14 +110,32 @@ def ranked_sections(
 ) -> list[tuple[int, int, float]]:
     """(section id, page id, score) of the best ``limit`` sections, best first."""
     bm25 = f"bm25(sections_fts, {_weights(SECTION_WEIGHTS)})"
-    join = "JOIN pages p ON p.id = s.page_id" if docs_sets else ""
-    rows = db.execute(
-        f"SELECT s.id, s.page_id, -{bm25} * {_LINK_PRIOR} FROM sections_fts "
-        f"JOIN sections s ON s.id = sections_fts.rowid {join} "
-        f"WHERE sections_fts MATCH ? {_in_sets(docs_sets, 'p')} ORDER BY 3 DESC LIMIT ?",
-        (expression, *docs_sets, limit),
+    if docs_sets:
+        marks = ", ".join("?" * len(docs_sets))
+        rows = db.execute(
+            f"SELECT f.rowid, -{bm25} FROM sections_fts f JOIN sections s ON s.id = f.rowid "
+            f"JOIN pages p ON p.id = s.page_id WHERE sections_fts MATCH ? "
+            f"AND p.docs_set IN ({marks}) ORDER BY 2 DESC LIMIT ?",
+            (expression, *docs_sets, limit),
+        ).fetchall()
+    else:
+        rows = db.execute(
+            f"SELECT rowid, -{bm25} FROM sections_fts WHERE sections_fts MATCH ? "
+            "ORDER BY 2 DESC LIMIT ?",
+            (expression, limit),
+        ).fetchall()
+    if not rows:
+        return []
+    scores = {int(row[0]): float(row[1]) for row in rows}
+    marks = ", ".join("?" * len(scores))
+    details = db.execute(
+        f"SELECT id, page_id, link_share FROM sections WHERE id IN ({marks})", tuple(scores)
     ).fetchall()
-    return [(int(row[0]), int(row[1]), float(row[2])) for row in rows]
+    ranked = [
+        (int(row[0]), int(row[1]), scores[int(row[0])] * _link_prior(float(row[2])))
+        for row in details
+    ]
+    return sorted(ranked, key=lambda item: (-item[2], item[0]))
 
 
 def ranked_pages(
@@ -78,9 +143,10 @@ def ranked_pages(
 ) -> list[tuple[int, float]]:
     """(page id, score) of the ``limit`` pages whose own fields match best."""
     bm25 = f"bm25(pages_fts, {_weights(PAGE_WEIGHTS)})"
+    in_sets = f"AND p.docs_set IN ({', '.join('?' * len(docs_sets))})" if docs_sets else ""
     rows = db.execute(
         f"SELECT p.id, -{bm25} FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
-        f"WHERE pages_fts MATCH ? {_in_sets(docs_sets, 'p')} ORDER BY {bm25} LIMIT ?",
+        f"WHERE pages_fts MATCH ? {in_sets} ORDER BY 2 DESC LIMIT ?",
         (expression, *docs_sets, limit),
     ).fetchall()
     return [(int(row[0]), float(row[1])) for row in rows]
@@ -101,13 +167,20 @@ def _combine(
 
 
 def rank_pages(
-    db: sqlite3.Connection, query: Query, docs_sets: Sequence[str], limit: int
+    db: sqlite3.Connection,
+    query: Query,
+    docs_sets: Sequence[str],
+    limit: int,
+    counts: TermCounts | None = None,
 ) -> tuple[list[PageHit], bool]:
     """The best ``limit`` pages for ``query``, and whether the prefix fallback found them."""
     if query.empty:
         return [], False
+    narrowed = bounded(db, query, counts or TermCounts())
     for prefix in (False, True):  # words as prefixes only when they found nothing
-        expression = query.expression(prefix=prefix)
+        expression = (query if prefix else narrowed).expression(prefix=prefix)
+        if not expression:
+            continue
         sections = ranked_sections(db, expression, docs_sets, SECTION_CANDIDATES)
         pages = ranked_pages(db, expression, docs_sets, PAGE_CANDIDATES)
         if sections or pages:

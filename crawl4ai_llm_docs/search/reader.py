@@ -29,7 +29,7 @@ from crawl4ai_llm_docs.search.names import (
     section_id,
 )
 from crawl4ai_llm_docs.search.query import parse_query
-from crawl4ai_llm_docs.search.ranking import rank_pages
+from crawl4ai_llm_docs.search.ranking import TermCounts, rank_pages
 from crawl4ai_llm_docs.search.sections import PATH_SEPARATOR
 
 MIN_SHARE_TOKENS = 48  # a search result's text is never cut below this
@@ -147,6 +147,7 @@ class ConnectionPool:
         self._free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._all: list[sqlite3.Connection] = []
+        self._counts: dict[int, TermCounts] = {}  # per connection: its own cache
         self._lock = threading.Lock()
         self._free.put(self._open())  # fail now, not at the first request
 
@@ -154,7 +155,11 @@ class ConnectionPool:
         connection = open_for_reading(self.path)
         with self._lock:
             self._all.append(connection)
+            self._counts[id(connection)] = TermCounts()
         return connection
+
+    def term_counts(self, connection: sqlite3.Connection) -> TermCounts:
+        return self._counts[id(connection)]
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -173,6 +178,7 @@ class ConnectionPool:
             for connection in self._all:
                 connection.close()
             self._all.clear()
+            self._counts.clear()
 
 
 class DocsIndex:
@@ -232,7 +238,7 @@ class DocsIndex:
         self.check_sets(docs_sets)
         query = parse_query(text)
         with self.pool.connection() as db:
-            pages, fallback = rank_pages(db, query, docs_sets, limit)
+            pages, fallback = rank_pages(db, query, docs_sets, limit, self.pool.term_counts(db))
             hits = [self._hit(db, page.sections, page.page_id, page.score) for page in pages]
         share = None
         if max_tokens is not None and hits:
