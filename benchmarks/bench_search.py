@@ -61,17 +61,29 @@ NOW = datetime(2026, 12, 7, tzinfo=UTC)
 # ---------------------------------------------------------------- a generated docs set
 
 
+# The most frequent words of English text, in order (Fry's first hundred): as in any English
+# text, they make the top of the made-up pages' vocabulary. (Not the search's stopword list:
+# it drops some of these, not all; "time", "number" and "water" stay content words.)
+_ENGLISH_TOP_TEXT = """the of and a to in is you that it he was for on are as with his they I at be
+this have from or one had by word but not what all were we when your can said there use an
+each which she do how their if will up other about out many then them these so some her
+would make like him into time has look two more write go see number no way could people my
+than first water been call who oil its now find long down day did get come made may part"""
+ENGLISH_TOP = _ENGLISH_TOP_TEXT.split()
+
+
 def _vocabulary(rng: random.Random, size: int) -> list[str]:
+    """English's commonest words first (they take the top ranks), then made-up words."""
     letters = "abcdefghijklmnopqrstuvwxyz"
-    words: set[str] = set()
-    while len(words) < size:
-        words.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 11))))
-    return sorted(words)
+    made_up: set[str] = set()
+    while len(made_up) < size - len(ENGLISH_TOP):
+        made_up.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 11))))
+    return [word.lower() for word in ENGLISH_TOP] + sorted(made_up - set(ENGLISH_TOP))
 
 
 class Generator:
-    """Pages of a made-up library: Zipf-distributed words, so a few are everywhere and most
-    are rare, as in real documentation."""
+    """Pages of a made-up library: Zipf-distributed words (English's commonest on top), so a
+    few are everywhere and most are rare, as in real documentation."""
 
     def __init__(self, seed: int = 7) -> None:
         self.rng = random.Random(seed)

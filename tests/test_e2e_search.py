@@ -228,3 +228,20 @@ def test_removed_pages_leave_the_index_and_no_index_or_dry_run_write_none(
         bad = setup.run(*setup.args("--no-llm", "--docs-set", "Not A Slug", llm=False))
         assert bad.code == 2
         assert "output.docs_set" in bad.stderr
+
+
+def test_an_index_path_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    urls = write_urls(tmp_path / "urls.txt", ["http://127.0.0.1:9/never-fetched.html"])
+    env = cli_env(tmp_path, api_key=None)
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "notes.txt").write_text("not an index\n")
+    for index, problem in (("a-directory", "is a directory"), ("notes.txt", "is not a SQLite")):
+        result = run_cli([str(urls), "--no-llm", "--index", index], cwd=tmp_path, env=env)
+        assert result.code == 2, result
+        assert problem in result.stderr
+        assert "--no-index" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "not an index\n"
+    assert not (tmp_path / "urls.md").exists()

@@ -274,3 +274,16 @@ def test_a_foreign_file_or_another_schema_is_refused_by_name(tmp_path: Path) -> 
         open_docs_index(other)
     with pytest.raises(InputError, match=r"No docs index at .* yet"):
         open_docs_index(tmp_path / "missing.sqlite")
+
+
+def test_a_reader_sees_what_a_later_run_committed(index: Path) -> None:
+    """``serve`` keeps its connections open across runs: word counts it cached for ranking
+    are dropped when another connection commits, and new pages are found."""
+    update(index, [page(n) for n in range(8)])
+    docs = open_docs_index(index)
+    try:
+        assert {hit.url for hit in docs.search("archives").results} == {page(3).url}
+        update(index, [page(n) for n in range(12)])  # pages 8-11 new; 11 is about archives
+        assert {hit.url for hit in docs.search("archives").results} == {page(3).url, page(11).url}
+    finally:
+        docs.close()

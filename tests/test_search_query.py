@@ -263,3 +263,29 @@ def test_a_path_beyond_the_fixture_is_refused(docs: DocsIndex, tmp_path: Path) -
     assert docs.fetch("lib/d.example/lib/nope.html") is None
     assert docs.fetch("https://elsewhere.example/x.html") is None
     assert docs.fetch("docs://lib/d.example/lib/tempfile.html") is not None
+
+
+def test_common_words_are_left_out_rarest_first_and_pages_answer_all_common_queries(
+    docs: DocsIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound on sections scored, exercised on the small index with a small bound: the
+    rarer words decide, and a query of only common words is answered page by page."""
+    from crawl4ai_llm_docs.search import ranking
+
+    baseline = _urls(docs, "temporary directory record", limit=1)
+    monkeypatch.setattr(ranking, "MAX_SCORED_SECTIONS", 12)
+    with docs.pool.connection() as db:
+        counts = ranking.TermCounts()
+        narrowed = ranking.bounded(db, parse_query("temporary directory record"), counts)
+        assert narrowed is not None
+        assert "record" not in narrowed.terms  # in every filler page: left out
+        assert "temporary" in narrowed.terms
+        assert ranking.bounded(db, parse_query("values record"), counts) is None
+    assert _urls(docs, "temporary directory record", limit=1) == baseline
+    # "values record" is in 40 filler pages: their titles do not have it, so the first
+    # matching sections answer, one per page, and nothing fails.
+    hits = docs.search("values record", limit=3).results
+    assert len(hits) == 3
+    assert all("/filler/" in hit.url for hit in hits)
+    # "reading" is in the filler pages' headings; "charlie" names some of them.
+    assert _urls(docs, "charlie record", limit=1)[0].startswith("charlie-")

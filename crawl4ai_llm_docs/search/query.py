@@ -95,12 +95,13 @@ class Query:
         """The optional words and phrases, each of which can make a section match."""
         return (*self.terms, *self.extras)
 
-    def narrowed(self, keep: frozenset[str]) -> Query:
-        """The same query with only the optional parts in ``keep``."""
+    def narrowed(self, keep: frozenset[str], required: tuple[str, ...] = ()) -> Query:
+        """The same query with only the optional parts in ``keep``, and ``required`` parts
+        added to its required phrases."""
         return Query(
             terms=tuple(t for t in self.terms if t in keep),
             extras=tuple(e for e in self.extras if e in keep),
-            phrases=self.phrases,
+            phrases=(*self.phrases, *required),
         )
 
     def words(self) -> frozenset[str]:

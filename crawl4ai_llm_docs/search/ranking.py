@@ -25,10 +25,12 @@ bound nothing is left out.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from crawl4ai_llm_docs.search.excerpts import stems
 from crawl4ai_llm_docs.search.query import Query, quote
 
 # bm25() weights, one per FTS column in declaration order.
@@ -44,6 +46,7 @@ LINK_LIST_FLOOR = 0.3
 SECTION_CANDIDATES = 200  # best sections ranked before grouping them by page
 PAGE_CANDIDATES = 100
 MAX_SCORED_SECTIONS = 4_000  # bound on the sections bm25 scores per query (see above)
+_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass
@@ -67,31 +70,37 @@ class TermCounts:
             self._version = version
 
     def get(self, db: sqlite3.Connection, part: str) -> int:
+        """Sections holding ``part``, counted up to one past ``MAX_SCORED_SECTIONS`` (past
+        that, only "too many" matters, and counting on would cost what bounding saves)."""
         count = self._counts.get(part)
         if count is None:
             row = db.execute(
-                "SELECT count(*) FROM sections_fts WHERE sections_fts MATCH ?", (quote(part),)
+                "SELECT count(*) FROM (SELECT rowid FROM sections_fts WHERE sections_fts "
+                "MATCH ? LIMIT ?)",
+                (quote(part), MAX_SCORED_SECTIONS + 1),
             ).fetchone()
             count = self._counts[part] = int(row[0])
         return count
 
 
-def bounded(db: sqlite3.Connection, query: Query, counts: TermCounts) -> Query:
+def bounded(db: sqlite3.Connection, query: Query, counts: TermCounts) -> Query | None:
     """``query`` with its most common parts left out, so that the sections to score stay
-    within ``MAX_SCORED_SECTIONS`` (the rarest part is always kept)."""
+    within ``MAX_SCORED_SECTIONS`` (the rarest part is always kept); None when even its
+    rarest part is in more sections than that (see ``rank_pages``)."""
     counts.refresh(db)
     held = sorted((counts.get(db, part), part) for part in query.parts())
+    held = [(count, part) for count, part in held if count]  # no match: no cost, no score
+    if not held:
+        return query
+    if held[0][0] > MAX_SCORED_SECTIONS:
+        return None
     keep: set[str] = set()
     total = 0
     for count, part in held:
-        if count == 0:
-            continue  # matches nothing: no cost, no score
-        if keep and total + count > MAX_SCORED_SECTIONS:
+        if total + count > MAX_SCORED_SECTIONS:
             break
         keep.add(part)
         total += count
-    if not keep and held:
-        keep.add(held[0][1])
     return query.narrowed(frozenset(keep))
 
 
@@ -106,11 +115,25 @@ def _link_prior(share: float) -> float:
 
 
 def ranked_sections(
-    db: sqlite3.Connection, expression: str, docs_sets: Sequence[str], limit: int
+    db: sqlite3.Connection,
+    expression: str,
+    docs_sets: Sequence[str],
+    limit: int,
+    page: int | None = None,
 ) -> list[tuple[int, int, float]]:
-    """(section id, page id, score) of the best ``limit`` sections, best first."""
+    """(section id, page id, score) of the best ``limit`` sections (of ``page`` only, when
+    given), best first."""
     bm25 = f"bm25(sections_fts, {_weights(SECTION_WEIGHTS)})"
-    if docs_sets:
+    if page is not None:  # a page's sections have consecutive ids: FTS5 seeks to the range
+        low, high = db.execute(
+            "SELECT min(id), max(id) FROM sections WHERE page_id = ?", (page,)
+        ).fetchone()
+        rows = db.execute(
+            f"SELECT rowid, -{bm25} FROM sections_fts WHERE sections_fts MATCH ? "
+            "AND rowid BETWEEN ? AND ? ORDER BY 2 DESC LIMIT ?",
+            (expression, low or 0, high or -1, limit),
+        ).fetchall()
+    elif docs_sets:
         marks = ", ".join("?" * len(docs_sets))
         rows = db.execute(
             f"SELECT f.rowid, -{bm25} FROM sections_fts f JOIN sections s ON s.id = f.rowid "
@@ -134,6 +157,7 @@ def ranked_sections(
     ranked = [
         (int(row[0]), int(row[1]), scores[int(row[0])] * _link_prior(float(row[2])))
         for row in details
+        if page is None or int(row[1]) == page
     ]
     return sorted(ranked, key=lambda item: (-item[2], item[0]))
 
@@ -177,6 +201,8 @@ def rank_pages(
     if query.empty:
         return [], False
     narrowed = bounded(db, query, counts or TermCounts())
+    if narrowed is None:
+        return _by_page_fields(db, query, docs_sets, limit), False
     for prefix in (False, True):  # words as prefixes only when they found nothing
         expression = (query if prefix else narrowed).expression(prefix=prefix)
         if not expression:
@@ -186,3 +212,37 @@ def rank_pages(
         if sections or pages:
             return _combine(sections, pages)[:limit], prefix
     return [], False
+
+
+def _by_page_fields(
+    db: sqlite3.Connection, query: Query, docs_sets: Sequence[str], limit: int
+) -> list[PageHit]:
+    """A query of words that many sections have: scoring all those sections would cost
+    more than the answer is worth. Pages whose title or URL has the words (a page's name
+    says what it is about) are ranked instead, each answered by its section that holds most
+    of the words; failing any, the first ``MAX_SCORED_SECTIONS`` sections that match."""
+    parts = " OR ".join(quote(part) for part in query.parts())
+    pages = ranked_pages(db, f"{{title url_words}} : ({parts})", docs_sets, limit)
+    if not pages:
+        rows = db.execute(
+            "SELECT f.rowid, s.page_id FROM sections_fts f JOIN sections s ON s.id = f.rowid "
+            "WHERE sections_fts MATCH ? LIMIT ?",
+            (query.expression(), MAX_SCORED_SECTIONS),
+        ).fetchall()
+        return _combine([(int(r[0]), int(r[1]), 0.0) for r in rows], [])[:limit]
+    wanted = stems(query.words())
+    sections = []
+    for page, score in pages:
+        rows = db.execute(
+            "SELECT id, headings, body FROM sections WHERE page_id = ? ORDER BY position",
+            (page,),
+        ).fetchall()
+        if rows:
+            best = max(rows, key=lambda row: _overlap(f"{row[1]} {row[1]} {row[2]}", wanted))
+            sections.append((int(best[0]), page, score))
+    return _combine(sections, [])[:limit]
+
+
+def _overlap(text: str, wanted: frozenset[str]) -> int:
+    """How many of the wanted words ``text`` has (distinct), for choosing a section."""
+    return len(wanted & stems(_WORD.findall(text.lower())))
