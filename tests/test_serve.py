@@ -209,3 +209,23 @@ def test_serve_says_when_the_port_is_taken(cli: Path, index: Path) -> None:
         code, message = _run("serve", "--index", str(index), "--http", f"127.0.0.1:{port}")
     assert code == 2
     assert "port is in use" in message
+
+
+async def test_a_server_limited_to_some_sets_answers_from_those_only(index: Path) -> None:
+    from crawl4ai_llm_docs.search.mcp_server import DocsTools
+    from crawl4ai_llm_docs.search.mcp_tools import FetchDocArgs, ListDocsSetsArgs, SearchDocsArgs
+
+    docs = DocsIndex(index)
+    try:
+        limited = DocsTools(docs, ["other-set"])
+        listed = await limited.list_docs_sets(ListDocsSetsArgs())
+        assert listed.structured_content == {"docs_sets": []}
+        with pytest.raises(Exception, match="this server serves other-set"):
+            await limited.search_docs(SearchDocsArgs(query="backoff", docs_set="lib-2.0"))
+        with pytest.raises(Exception, match="No indexed page"):
+            await limited.fetch_doc(FetchDocArgs(url_or_id=TARGET.url))
+        served = DocsTools(docs, ["lib-2.0"])
+        found = await served.fetch_doc(FetchDocArgs(url_or_id=TARGET.url))
+        assert found.structured_content["url"] == TARGET.url  # type: ignore[index]
+    finally:
+        docs.close()

@@ -40,6 +40,7 @@ async def serve(
         list[str] | None,
         Parameter(
             name="--docs-set",
+            negative="",
             help="Serve only this docs set (repeat for several) [default: every set].",
         ),
     ] = None,

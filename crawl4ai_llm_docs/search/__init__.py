@@ -9,7 +9,7 @@ query.py          what is typed, as a safe FTS5 query (thesaurus.py: words docs 
 ranking.py        BM25 over pages and sections, combined per page
 excerpts.py       text cut to a token budget at line boundaries, code blocks kept whole
 reader.py         search, pages, docs sets and listings for ``search`` and ``serve``
-mcp_server.py     the MCP tools and resources (imported by ``serve`` only: the SDK is slow
-                  to import)
+mcp_server.py     the MCP server: tool calls and resources (imported by ``serve`` only: the
+                  SDK is slow to import); mcp_tools.py: the tools' arguments, results, texts
 mcp_transports.py stdio and streamable HTTP under trio (endpoints.py: HOST:PORT, loopback)
 """
