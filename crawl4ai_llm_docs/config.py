@@ -27,10 +27,12 @@ from msgspec import Meta
 from crawl4ai_llm_docs.config_schema import (
     APP_NAME,
     DEFAULTS_ORIGIN,
+    DOCS_SET_RULE,
     ENV_PREFIX,
     PROJECT_FILE_NAME,
     SECRET_ROUTING_KEYS,
     SECTIONS,
+    SERVE_TOKEN_ENV,
     TRUST_KEY,
     AppConfig,
     Base,
@@ -181,8 +183,8 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
     data: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
     for variable, raw in sorted(environ.items()):
-        if not variable.startswith(ENV_PREFIX):
-            continue
+        if not variable.startswith(ENV_PREFIX) or variable == SERVE_TOKEN_ENV:
+            continue  # the serve token is a credential, read by `serve` only
         section, sep, key = variable[len(ENV_PREFIX) :].lower().partition("__")
         dotted = f"{section}.{key}"
         if not sep or section not in SECTIONS or key not in SECTIONS[section].__struct_fields__:
@@ -251,6 +253,8 @@ def describe_allowed(section: str, key: str) -> str:
             bounds.append("not empty")
         if meta.pattern and key == "base_url":
             bounds.append("starting with http:// or https://")
+        elif meta.pattern and key == "docs_set":
+            text = f"{DOCS_SET_RULE}, or empty for the site's name"
         elif meta.pattern:
             bounds.append(f"matching {meta.pattern}")
         if bounds:

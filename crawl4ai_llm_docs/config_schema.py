@@ -19,6 +19,15 @@ APP_NAME = "crawl4ai-llm-docs"
 ENV_PREFIX = "CRAWL4AI_LLM_DOCS_"
 PROJECT_FILE_NAME = "crawl4ai-llm-docs.toml"
 DEFAULTS_ORIGIN = "default"
+# The bearer token of `serve --http`: a credential, so never a setting (and never in a file).
+SERVE_TOKEN_ENV = f"{ENV_PREFIX}SERVE_TOKEN"
+INDEX_FILE_NAME = "docs-index.sqlite"
+# A docs set's name: a slug, safe as the SET of docs://SET/PATH ("python-3.11", "trio").
+DOCS_SET_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+DOCS_SET_RULE = (
+    "a slug of lower-case letters, digits, '.', '_' and '-' (at most 64 characters, starting "
+    "and ending with a letter or digit)"
+)
 
 # Settings that decide where a secret goes. A project file in the working directory (anyone
 # can leave one in a checkout) may set them only when the user trusts it: the flag
@@ -130,6 +139,11 @@ class OutputConfig(Base, frozen=True):
     cache_dir: str = ""
     pages_dir: str = ""
     max_file_tokens: Annotated[int, Meta(ge=0)] = 0
+    # The docs index (search/): searchable by `search` and by agents through `serve`.
+    index: bool = True
+    index_path: str = ""
+    docs_set: Annotated[str, Meta(pattern=f"{DOCS_SET_PATTERN}|^$")] = ""
+    chunks_jsonl: str = ""
 
 
 class LoggingConfig(Base, frozen=True):
@@ -179,6 +193,12 @@ class AppConfig(Base, frozen=True):
         if self.output.cache_dir:
             return Path(self.output.cache_dir).expanduser()
         return Path(platformdirs.user_cache_dir(APP_NAME))
+
+    def index_file(self) -> Path:
+        """The docs index: ``output.index_path``, else in the user data directory."""
+        if self.output.index_path:
+            return Path(self.output.index_path).expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME)) / INDEX_FILE_NAME
 
 
 SECTIONS: dict[str, type[Base]] = {

@@ -82,6 +82,7 @@ def cli_env(tmp: Path, *, api_key: str | None = API_KEY, **extra: str) -> dict[s
     env.update(
         XDG_CACHE_HOME=str(tmp / "xdg-cache"),
         XDG_CONFIG_HOME=str(tmp / "xdg-config"),
+        XDG_DATA_HOME=str(tmp / "xdg-data"),  # where runs keep the docs index
         CRAWL4AI_NO_CLOUD_NOTICE="1",
         PYTHONUNBUFFERED="1",
         # The non-terminal console would wrap long lines at 80 columns.

@@ -116,6 +116,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "prompt_tokens": 0,
         "completion_tokens": 0,
     },
+    "index_updated": {
+        "path": "/data/docs-index.sqlite",
+        "docs_set": "python-3.11",
+        "new_pages": 3,
+        "changed_pages": 1,
+        "unchanged_pages": 16,
+        "removed_pages": 0,
+        "sections": 42,
+    },
     "warning": {"message": "robots.txt could not be read"},
     "error": {"message": "provider unreachable"},
 }

@@ -56,6 +56,16 @@ app.command(
     name="batch",
     help="List or cancel the Batch API batches stored by runs with --batch.",
 )
+app.command(
+    "crawl4ai_llm_docs.cli.search:search",
+    name="search",
+    help="Search the docs index that runs keep.",
+)
+app.command(
+    "crawl4ai_llm_docs.cli.serve:serve",
+    name="serve",
+    help="Serve the docs index to coding agents over MCP (stdio, or HTTP with --http).",
+)
 register_discover(app)
 app.default(run)
 app.command(check, name="check")

@@ -205,6 +205,40 @@ class RunFlags:
             help="Split the document at page boundaries into NAME.part-01.md ... each under N tokens; 0 = one file [default: 0].",
         ),
     ] = None
+    no_index: Annotated[
+        bool,
+        Parameter(
+            name="--no-index",
+            negative="",
+            group=OUTPUT,
+            help="Do not update the docs index that `search` and `serve` read (output.index).",
+        ),
+    ] = False
+    index: Annotated[
+        Path | None,
+        Parameter(
+            name="--index",
+            group=OUTPUT,
+            help="The docs index file [default: docs-index.sqlite in the user data directory].",
+        ),
+    ] = None
+    docs_set: Annotated[
+        str | None,
+        Parameter(
+            name="--docs-set",
+            group=OUTPUT,
+            help="Docs set to index the pages into, a slug such as python-3.11 "
+            "[default: from the site's name].",
+        ),
+    ] = None
+    chunks_jsonl: Annotated[
+        Path | None,
+        Parameter(
+            name="--chunks-jsonl",
+            group=OUTPUT,
+            help="Also write the pages' heading-path sections as JSON lines (for a vector store).",
+        ),
+    ] = None
     batch: Annotated[
         bool,
         Parameter(
@@ -245,6 +279,14 @@ class RunFlags:
                 str(self.pages_dir) if self.pages_dir else None,
             ),
             max_file_tokens=("output.max_file_tokens", "--max-file-tokens", self.max_file_tokens),
+            no_index=("output.index", "--no-index", False if self.no_index else None),
+            index=("output.index_path", "--index", str(self.index) if self.index else None),
+            docs_set=("output.docs_set", "--docs-set", self.docs_set),
+            chunks_jsonl=(
+                "output.chunks_jsonl",
+                "--chunks-jsonl",
+                str(self.chunks_jsonl) if self.chunks_jsonl else None,
+            ),
             max_concurrent=(
                 "parallel.max_concurrent_requests",
                 "--max-concurrent",

@@ -26,6 +26,7 @@ from crawl4ai_llm_docs.observe.summary import print_summary, run_finished_fields
 from crawl4ai_llm_docs.outputs import publish
 from crawl4ai_llm_docs.outputs.consolidated import write_report
 from crawl4ai_llm_docs.outputs.publish import OutputRequest
+from crawl4ai_llm_docs.search.update import IndexRequest
 
 log = structlog.get_logger()
 
@@ -41,6 +42,7 @@ async def write_outputs(
     ending: Ending,
     *,
     pages: int,
+    index: IndexRequest | None = None,
 ) -> tuple[list[str], Ending]:
     """The consolidated Markdown (or its parts) and, when asked for, llms.txt and
     llms-full.txt and one file per page (``publish``): the files written, and how the run
@@ -58,6 +60,7 @@ async def write_outputs(
         failed=failures,
         incomplete=ending.incomplete,
         incomplete_reason=ending.note,
+        index=index,
     )
 
     try:

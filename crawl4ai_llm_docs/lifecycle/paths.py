@@ -9,6 +9,8 @@ from typing import NamedTuple
 from crawl4ai_llm_docs.config import AppConfig
 from crawl4ai_llm_docs.errors import InputError
 from crawl4ai_llm_docs.lifecycle.options import RunOptions
+from crawl4ai_llm_docs.search.database import check_index_file
+from crawl4ai_llm_docs.search.update import IndexRequest, source_key
 
 LLMS_FILES = ("llms.txt", "llms-full.txt")
 
@@ -27,6 +29,40 @@ def output_paths(options: RunOptions, config: AppConfig) -> OutputPaths:
     llms_dir = Path(config.output.llms_txt_dir) if config.output.llms_txt_dir else None
     report = markdown.with_suffix(".report.json") if config.output.report else None
     return OutputPaths(markdown, llms_dir, report)
+
+
+def index_request(
+    options: RunOptions, config: AppConfig, *, urls: list[str], complete: bool
+) -> IndexRequest | None:
+    """What the run writes into the docs index and ``--chunks-jsonl``; None: neither."""
+    out = config.output
+    if not out.index and not out.chunks_jsonl:
+        return None
+    return IndexRequest(
+        path=config.index_file() if out.index else None,
+        chunks_jsonl=Path(out.chunks_jsonl) if out.chunks_jsonl else None,
+        docs_set=out.docs_set,
+        source=source_key(None if options.roots else options.urls_file, options.roots),
+        urls=urls,
+        complete=complete,
+    )
+
+
+def _check_index_locations(config: AppConfig) -> None:
+    if config.output.index:
+        index = config.index_file()
+        problem = check_index_file(index)
+        if problem:
+            raise InputError(
+                f"The docs index {index} {problem}. Give another --index FILE "
+                "(output.index_path), or turn the index off with --no-index."
+            )
+        _writable_directory(index.parent, "docs index directory", "--index")
+    if config.output.chunks_jsonl:
+        jsonl = Path(config.output.chunks_jsonl)
+        if jsonl.is_dir():
+            raise InputError(f"--chunks-jsonl {jsonl} is a directory. Give a file name.")
+        _writable_directory(jsonl.parent, "--chunks-jsonl directory", "--chunks-jsonl")
 
 
 def _writable_directory(directory: Path, what: str, flag: str) -> None:
@@ -55,6 +91,10 @@ def _written_files(
         files += [(llms_dir / name, "--llms-txt") for name in LLMS_FILES]
     if config.logging.json_file:
         files.append((Path(config.logging.json_file), "--log-json"))
+    if config.output.index:
+        files.append((config.index_file(), "--index"))
+    if config.output.chunks_jsonl:
+        files.append((Path(config.output.chunks_jsonl), "--chunks-jsonl"))
     return files
 
 
@@ -108,4 +148,5 @@ def check_output_locations(options: RunOptions, config: AppConfig) -> None:
             f"The run report {report} (written beside the output) is a directory. Remove it, "
             "choose another -o/--output, or turn the report off with output.report = false."
         )
+    _check_index_locations(config)
     _check_distinct(options, config, paths)

@@ -37,7 +37,7 @@ from crawl4ai_llm_docs.lifecycle.ending import Ending, signal_exit_code
 from crawl4ai_llm_docs.lifecycle.estimate import Estimate
 from crawl4ai_llm_docs.lifecycle.finish import finish, write_outputs
 from crawl4ai_llm_docs.lifecycle.options import RunOptions
-from crawl4ai_llm_docs.lifecycle.paths import output_paths
+from crawl4ai_llm_docs.lifecycle.paths import index_request, output_paths
 from crawl4ai_llm_docs.models import Chunk, Page, UrlEntry
 from crawl4ai_llm_docs.observe.live import run_live_view
 from crawl4ai_llm_docs.observe.metrics import RunMetrics, report_metrics
@@ -153,6 +153,12 @@ class Run:
                     failures,
                     self.ending,
                     pages=len(self.entries),
+                    index=index_request(
+                        self.options,
+                        self.config,
+                        urls=[entry.url for entry in self.entries],
+                        complete=not self.ending.incomplete,
+                    ),
                 )
                 await self._note_removed_pages()
             # A run shorter than the progress interval was never sampled.

@@ -189,6 +189,16 @@ class BatchResult(Event, tag="batch_result"):
     completion_tokens: int
 
 
+class IndexUpdated(Event, tag="index_updated"):
+    path: str  # the docs index file
+    docs_set: str
+    new_pages: int
+    changed_pages: int
+    unchanged_pages: int
+    removed_pages: int  # left the set: no source of it lists them any more
+    sections: int  # sections written (of new and changed pages)
+
+
 class Warning_(Event, tag="warning"):
     message: str
 
@@ -217,6 +227,7 @@ AnyEvent = (
     | BatchProgress
     | BatchFinished
     | BatchResult
+    | IndexUpdated
     | Warning_
     | Error
 )
@@ -243,6 +254,7 @@ EVENT_NAMES: tuple[str, ...] = tuple(
         BatchProgress,
         BatchFinished,
         BatchResult,
+        IndexUpdated,
         Warning_,
         Error,
     )

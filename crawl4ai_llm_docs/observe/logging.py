@@ -39,6 +39,7 @@ _CONSOLE_AT_INFO = frozenset(
     {"page_failed", "retry", "rate_limit", "circuit_breaker", "faithfulness_fallback"}
     | {"warning", "error", "run_started"}
     | {"batch_created", "batch_resumed", "batch_progress", "batch_finished"}
+    | {"index_updated"}  # names the docs set: what `search` and `serve` know it by
 )
 _THROTTLED = frozenset({"retry", "rate_limit"})  # can come in storms under a 429 burst
 _CONSOLE_ONLY_KEYS = ("exception",)  # tracebacks are for people; not in the JSON contract
@@ -192,6 +193,8 @@ _CONSOLE_TEXT = {
     "batch_progress": "batch {batch_id} {status}: {completed}/{total} done, {failed} failed, "
     "{elapsed_s:.0f} s",
     "batch_finished": "batch {batch_id} {status}: {completed} done, {failed} failed",
+    "index_updated": "docs index: set {docs_set}: {new_pages} new, {changed_pages} changed, "
+    "{unchanged_pages} unchanged, {removed_pages} removed pages ({path})",
 }
 
 

@@ -20,10 +20,17 @@ from crawl4ai_llm_docs.errors import OutputWriteError
 from crawl4ai_llm_docs.files import Staging
 from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.outputs.consolidated import write_consolidated
-from crawl4ai_llm_docs.outputs.llms_txt import default_summary, reiterable, write_llms_txt
+from crawl4ai_llm_docs.outputs.descriptions import describe
+from crawl4ai_llm_docs.outputs.llms_txt import (
+    default_summary,
+    page_title,
+    reiterable,
+    write_llms_txt,
+)
 from crawl4ai_llm_docs.outputs.llms_txt_sections import write_section_llms_txt
 from crawl4ai_llm_docs.outputs.pages_dir import write_pages_dir
 from crawl4ai_llm_docs.outputs.site_structure import survey
+from crawl4ai_llm_docs.search.update import IndexRequest, write_index
 
 log = structlog.get_logger()
 
@@ -41,6 +48,7 @@ class OutputRequest(Struct, frozen=True, kw_only=True):
     failed: Sequence[tuple[str, str]] = ()
     incomplete: bool = False
     incomplete_reason: str = ""
+    index: IndexRequest | None = None  # the docs index and --chunks-jsonl (search/)
 
 
 def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list[str]:
@@ -57,7 +65,17 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
             staging.commit()
         except (OSError, UnicodeError) as exc:
             raise _not_written(exc, request, staging, doing[-1:]) from exc
-    return written
+    try:
+        return written + _write_index(documents, request)
+    except (OSError, UnicodeError) as exc:
+        where = request.index.path or request.index.chunks_jsonl if request.index else None
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputWriteError(
+            f"The docs index could not be updated ({cause}: {where}); the previous index is "
+            f"whole. Written: {', '.join(written)}. Every LLM answer is cached: fix the problem "
+            "and run the same command again.",
+            written=written,
+        ) from exc
 
 
 def _stage_outputs(
@@ -120,6 +138,24 @@ def _stage_outputs(
         )
         written.append(str(request.pages_dir))
     return written
+
+
+def _write_index(documents: Iterable[Document], request: OutputRequest) -> list[str]:
+    """The docs index and --chunks-jsonl, once the files are in place: one SQLite transaction,
+    so a failure leaves the previous index whole."""
+    if request.index is None:
+        return []
+    documents = reiterable(documents)
+    site = survey(documents, title=request.title)
+    title = site.name or request.fallback_title
+    return write_index(
+        documents,
+        request.index,
+        site_name=title,
+        title_of=lambda document: page_title(document, site),
+        describe=lambda document, title: describe(document, title=title),
+        generated_at=request.generated_at,
+    )[0]
 
 
 def _named(paths: Sequence[Path], pages_dir: Path | None) -> list[str]:
