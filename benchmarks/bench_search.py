@@ -10,7 +10,10 @@
    on ``benchmarks/search/python311_queries.json`` (40 questions written before any ranking
    code, see QUERIES.md): recall@1 and recall@5 (a query counts when one of its expected
    pages is the first result, or among the first five), with and without the thesaurus.
-3. ``serve`` memory: the real command over stdio, driven by the MCP SDK's client, over the
+3. A held-out set: the Rust book (Debian rust-doc), with 30 questions in
+   ``benchmarks/search/rust_book_queries.json`` written after the ranking was done by someone
+   who never saw it: recall@1 and recall@5, to show whether the ranking generalises.
+4. ``serve`` memory: the real command over stdio, driven by the MCP SDK's client, over the
    generated set at 1/10 and at full size: every resource listed (cursor after cursor), 100
    searches, 50 fetches; the server's peak RSS at each size.
 
@@ -53,6 +56,8 @@ from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 DOCS = Path("/usr/share/doc/python3.11/html")
 REAL_SECTIONS = ("tutorial", "howto", "library")
 QUERIES = Path(__file__).resolve().parent / "search" / "python311_queries.json"
+HELDOUT_DOCS = Path("/usr/share/doc/rust-doc/html/book")
+HELDOUT = Path(__file__).resolve().parent / "search" / "rust_book_queries.json"
 SEARCH_BUDGET = 2000  # tokens of section text per answer, as search_docs' default
 GENERATED_QUERIES = 300
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -150,12 +155,17 @@ def generated_set(workdir: Path, pages: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the real docs set
 
 
-def _crawl_real(workdir: Path) -> tuple[Path, list[str], float]:
-    paths = sorted(
-        f"/{path.relative_to(DOCS).as_posix()}"
-        for section in REAL_SECTIONS
-        for path in (DOCS / section).glob("*.html")
-    )
+def _crawl_real(
+    workdir: Path, docs: Path = DOCS, paths: list[str] | None = None, name: str = "python"
+) -> tuple[Path, list[str], float]:
+    if paths is None:
+        paths = sorted(
+            f"/{path.relative_to(docs).as_posix()}"
+            for section in REAL_SECTIONS
+            for path in (docs / section).glob("*.html")
+        )
+    workdir = workdir / name
+    workdir.mkdir(parents=True, exist_ok=True)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("CRAWL4AI_LLM_DOCS_", "OPENAI_"))
     }
@@ -165,13 +175,13 @@ def _crawl_real(workdir: Path) -> tuple[Path, list[str], float]:
         XDG_DATA_HOME=str(workdir / "data"),
         CRAWL4AI_NO_CLOUD_NOTICE="1",
     )
-    with run_site_in_thread(SiteConfig(directory=str(DOCS))) as site:
+    with run_site_in_thread(SiteConfig(directory=str(docs))) as site:
         urls = [site.url(path) for path in paths]
-        urls_file = workdir / "python.txt"
+        urls_file = workdir / f"{name}.txt"
         urls_file.write_text("\n".join(urls) + "\n")
         command = [sys.executable, "-m", "crawl4ai_llm_docs", str(urls_file), "--no-llm"]
-        command += ["-o", str(workdir / "python.md"), "--crawler", "http", "--no-progress"]
-        progress(f"crawling {len(urls)} pages of the Python docs with the real CLI (--no-llm)")
+        command += ["-o", str(workdir / f"{name}.md"), "--crawler", "http", "--no-progress"]
+        progress(f"crawling {len(urls)} pages of {docs} with the real CLI (--no-llm)")
         started = time.perf_counter()
         done = subprocess.run(
             command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800
@@ -264,6 +274,33 @@ def real_set(workdir: Path) -> dict[str, Any]:
     finally:
         index.close()
     return figures
+
+
+def heldout_set(workdir: Path) -> dict[str, Any]:
+    """Recall on a second set the ranking was never tuned on: the Rust book (Debian rust-doc)
+    and 30 questions written for it after the ranking was done, by someone who never saw it."""
+    paths = sorted(
+        f"/{page.name}"
+        for page in HELDOUT_DOCS.glob("*.html")
+        if page.name.startswith(("ch", "appendix-0")) and page.name != "appendix-00.html"
+    )
+    cache, urls, _ = _crawl_real(workdir, HELDOUT_DOCS, paths, "rust-book")
+    documents = _documents_from_cache(cache, urls)
+    site = survey(documents)
+    path = workdir / "rust-book.sqlite"
+    write_index(
+        documents,
+        IndexRequest(path=path, source="bench", urls=urls),
+        site_name=site.name,
+        title_of=lambda d: page_title(d, site),
+        describe=lambda d, title: describe(d, title=title),
+        generated_at=NOW,
+    )
+    index = DocsIndex(path)
+    try:
+        return {"pages": len(documents), **_recall(index, json.loads(HELDOUT.read_text()))}
+    finally:
+        index.close()
 
 
 # ---------------------------------------------------------------- serve's memory
@@ -402,6 +439,23 @@ def _markdown(data: dict[str, Any]) -> str:
                 ],
             ),
         ]
+    heldout = data.get("heldout")
+    if heldout:
+        lines += [
+            "",
+            f"## Held-out retrieval (the Rust book, {heldout['pages']} pages, "
+            f"{heldout['queries']} questions written after the ranking was done)",
+            "",
+            md_table(["recall@1", "recall@5"], [[heldout["recall_at_1"], heldout["recall_at_5"]]]),
+            "",
+            md_table(
+                ["question", "expected", "rank", "first results"],
+                [
+                    [m["query"], ", ".join(m["expected"]), m["rank"] or "-", ", ".join(m["got"])]
+                    for m in heldout["not_first"]
+                ],
+            ),
+        ]
     lines += [
         "",
         "## serve: memory against pages served",
@@ -433,6 +487,8 @@ def main() -> None:
         data["generated"] = generated_set(workdir, pages)
         if not args.no_real and (DOCS / "library" / "index.html").is_file():
             data["real"] = real_set(workdir)
+        if not args.no_real and HELDOUT_DOCS.is_dir():
+            data["heldout"] = heldout_set(workdir)
         data["serve"] = serve_memory(workdir, pages, workdir / "generated.sqlite")
     after = machine()
     data["machine"] = {"before": before, "after": after}
