@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 NOISE_TAGS = frozenset(
     (
@@ -111,7 +112,7 @@ _NUMBERS = re.compile(r"\b[\dA-Z]?[\d.]*\d\.?(?=\s|$)")
 _PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693", "¤", "∞", "link", "permalink"))
 _SOURCE_WORDS = frozenset(("source", "src", "view source", "show source", "source code", "code"))
 _SOURCE_TARGET = re.compile(
-    r"(?:^|/)(?:src|source|_modules|_source|blob|tree)/|#L\d|\.(?:c|h|cc|cpp|hpp|py|rb|rs|hs|ml|"
+    r"(?:^|/)(?:src|source|_modules|_source|blob|tree)(?:/|#|$)|#L\d|\.(?:c|h|cc|cpp|hpp|py|rb|rs|hs|ml|"
     r"go|java|js|ts|pl|php|ex|erl|lua|scala|kt)(?:\.html?|\.source\.html)?(?:#|$)",
     re.IGNORECASE,
 )
@@ -129,7 +130,7 @@ _FOOTER = re.compile(
     re.IGNORECASE,
 )
 _CONTENTS_LABEL = re.compile(
-    r"^(?:table of contents|contents|page contents|on this page|in this (?:article|page|"
+    r"^(?:table of contents|contents|page contents|on this page|index|in this (?:article|page|"
     r"section|chapter)|sections|local contents|topics)\s*:?$",
     re.IGNORECASE,
 )
@@ -182,8 +183,9 @@ def remove_noise(container: Any, *, whole_body: bool) -> None:
         drop(element)
 
 
-def remove_chrome(container: Any) -> None:
-    """Every structural rule of the module docstring, on one main container."""
+def remove_chrome(container: Any, page_url: str = "") -> None:
+    """Every structural rule of the module docstring, on one main container of the page at
+    ``page_url`` (a link to it with a fragment is a link to one of its own anchors)."""
     ids = {
         value: element
         for element in container.iter()
@@ -205,11 +207,11 @@ def remove_chrome(container: Any) -> None:
             text = one_line(element.text_content())
             if text and len(text) < 60 and _TOGGLE_LABEL.match(text):
                 drop(element)
+    _local_contents(container, page_url)
+    _edges(container)
     for block in list(container.iter("table", "tr", "div", "p", "ul", "ol", "center", "span")):
         if block.getparent() is not None and _navigation_only(block):
             drop(block)
-    _local_contents(container)
-    _edges(container)
     _repeated_headings(container)
 
 
@@ -342,9 +344,9 @@ def _edge_candidates(root: Any, *, last: bool) -> Iterator[Any]:
         element = chosen
 
 
-def _edge_chrome(element: Any, total_words: int) -> bool:
-    if element.tag == "hr":
-        return True
+def _edge_chrome(element: Any, total_words: int, *, last: bool) -> bool:
+    if element.tag == "hr" or (last and element.tag in _HEADINGS):
+        return True  # a rule at an edge; a heading with nothing under it
     text = one_line(element.text_content())
     if 2 * words(text) > total_words:
         return False  # most of the page: content, however it ends
@@ -364,25 +366,57 @@ def _edge_chrome(element: Any, total_words: int) -> bool:
     return _only_labels(outside)
 
 
+def _trailing_footer(element: Any) -> bool:
+    """Inline text after the last block of ``element`` that is a generator's footer
+    (man2html's "<hr>This document was created by man2html …" straight in the body)."""
+    children = [c for c in element if isinstance(c.tag, str)]
+    last_block = next(
+        (i for i in range(len(children) - 1, -1, -1) if children[i].tag in _BLOCK_TAGS | {"hr"}),
+        None,
+    )
+    after = children[last_block + 1 :] if last_block is not None else children
+    if last_block is None and (element.text or "").strip():
+        return False
+    start = children[last_block].tail or "" if last_block is not None else ""
+    text = one_line(start + " ".join((c.text_content() or "") + (c.tail or "") for c in after))
+    if not text or words(text) > _FOOTER_MAX_WORDS or not _FOOTER.match(text):
+        return False
+    for child in after:
+        element.remove(child)
+    if last_block is not None:
+        if children[last_block].tag == "hr":
+            children[last_block].tail = None
+            drop(children[last_block])
+        else:
+            children[last_block].tail = None
+    return True
+
+
 def _edges(container: Any) -> None:
     """Chrome at the top and the bottom of the content, peeled off one block at a time."""
+    for element in (container, *_edge_candidates(container, last=True)):
+        if _trailing_footer(element):
+            break
     for last in (False, True):
         for _ in range(20):
             total = words(container.text_content())
             candidates = _edge_candidates(container, last=last)
-            doomed = next((e for e in candidates if _edge_chrome(e, total)), None)
+            doomed = next((e for e in candidates if _edge_chrome(e, total, last=last)), None)
             if doomed is None:
                 break
             drop(doomed)
 
 
-def _local_contents(container: Any) -> None:
+def _local_contents(container: Any, page_url: str) -> None:
     """A list of links to this page's own anchors (with its "Contents" label) goes."""
-    for listing in list(container.iter("ul", "ol")):
-        if listing.getparent() is None or any(a.tag in ("ul", "ol") for a in listing.iterancestors()):
+    page = urldefrag(page_url)[0]
+    for listing in list(container.iter("ul", "ol", "dl")):
+        if listing.getparent() is None or any(
+            a.tag in ("ul", "ol", "dl") for a in listing.iterancestors()
+        ):
             continue
         links = list(listing.iter("a"))
-        if len(links) < 2 or not all((a.get("href") or "").startswith("#") for a in links):
+        if len(links) < 2 or not all(_in_page(a.get("href") or "", page) for a in links):
             continue
         if not _only_labels(_text_outside_links(listing), numbers=True):
             continue
@@ -395,6 +429,17 @@ def _local_contents(container: Any) -> None:
             text = one_line(parent.text_content())
             if not text or _CONTENTS_LABEL.match(text):
                 drop(parent)
+
+
+def _in_page(href: str, page: str) -> bool:
+    """Whether ``href`` is a link to an anchor of the page at ``page`` itself."""
+    href = href.strip()
+    if href.startswith("#"):
+        return len(href) > 1
+    if "#" not in href or not page:
+        return False
+    target, fragment = urldefrag(urljoin(page, href))
+    return bool(fragment) and target == page
 
 
 def _repeated_headings(container: Any) -> None:

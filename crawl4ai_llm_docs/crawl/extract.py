@@ -81,13 +81,13 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
     base = _base_url(doc, url)
     profile = detect(doc)
     try:
-        containers = _prepare(doc, css_selector, profile)
+        containers = _prepare(doc, css_selector, profile, base)
     except _LAYOUT_ERRORS:
         if profile is None:
             raise
         # A layout of the generator's that its profile did not foresee: clean generically.
         doc = _parse(html)
-        containers = _prepare(doc, css_selector, None)
+        containers = _prepare(doc, css_selector, None, base)
     title, site_name = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
@@ -134,8 +134,8 @@ def _why_empty(doc: Any, css_selector: str) -> str:
     )
 
 
-def _prepare(doc: Any, css_selector: str, profile: Profile | None) -> list[Any]:
-    """The main containers of ``doc``, cleaned in place."""
+def _prepare(doc: Any, css_selector: str, profile: Profile | None, url: str) -> list[Any]:
+    """The main containers of ``doc`` (the page at ``url``), cleaned in place."""
     containers = _select(doc, css_selector, profile.main if profile else ())
     is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
     for container in containers:
@@ -144,7 +144,7 @@ def _prepare(doc: Any, css_selector: str, profile: Profile | None) -> list[Any]:
         _languages(container)
         chrome.remove_noise(container, whole_body=is_body)
         _signatures(container)
-        chrome.remove_chrome(container)
+        chrome.remove_chrome(container, url)
         shapes.normalise(container)
         fix_links(container)
     return containers
