@@ -171,7 +171,8 @@ def remove_noise(container: Any, *, whole_body: bool) -> None:
         if not isinstance(tag, str):
             continue
         if tag in tags or element.get("role") in roles:
-            doomed.append(element)
+            if not (tag == "header" and _holds_title(element)):
+                doomed.append(element)
             continue
         classes = element.get("class")
         if classes:
@@ -181,6 +182,14 @@ def remove_noise(container: Any, *, whole_body: bool) -> None:
                 doomed.append(element)
     for element in doomed:
         drop(element)
+
+
+def _holds_title(header: Any) -> bool:
+    """A ``<header>`` holding the page's own title (odoc's preamble), not a site banner."""
+    return any(
+        not any(a.tag == "a" for a in heading.iterancestors()) and heading.find(".//a") is None
+        for heading in header.iter("h1")
+    )
 
 
 def remove_chrome(container: Any, page_url: str = "") -> None:
@@ -193,11 +202,13 @@ def remove_chrome(container: Any, page_url: str = "") -> None:
         for value in (element.get("id"), element.get("name") if element.tag == "a" else None)
         if value
     }
+    # Code is never chrome: its links and words ("copied", a grammar's own anchors) stay.
+    in_code = {e for code in container.iter("pre", "code") for e in code.iter()}
     for anchor in list(container.iter("a")):
-        if anchor.getparent() is not None:
+        if anchor.getparent() is not None and anchor not in in_code:
             _link(anchor, ids)
     for element in list(container.iter()):
-        if element.getparent() is None or not isinstance(element.tag, str):
+        if element.getparent() is None or not isinstance(element.tag, str) or element in in_code:
             continue
         if element.get("onclick") is not None and element.tag not in ("pre", "code", *_HEADINGS):
             if words(element.text_content()) <= _CONTROL_MAX_WORDS:
@@ -227,14 +238,14 @@ def _link(anchor: Any, ids: dict[str, Any]) -> None:
             anchor.attrib.pop("href", None)
         return
     if href.startswith("#"):
-        if text in _PERMALINK_MARKS or _self_link(anchor, ids.get(href[1:])):
+        if text.lower() in _PERMALINK_MARKS:
+            drop(anchor)
+        elif _self_link(anchor, ids.get(href[1:])):
             heading = next((a for a in anchor.iterancestors(*_HEADINGS)), None)
-            if heading is not None and text and text == one_line(heading.text_content()):
-                anchor.drop_tag()  # the heading's own words: keep them, without the link
-            elif words(text) <= _CONTROL_MAX_WORDS or text in _PERMALINK_MARKS:
-                drop(anchor)
+            if heading is not None and text != one_line(heading.text_content()) and words(text) <= 2:
+                drop(anchor)  # a permalink beside the heading's words, whatever its text
             else:
-                anchor.drop_tag()
+                anchor.drop_tag()  # the words are content (a heading's, a member's name)
         return
     if text.strip("[]() ").lower() in _SOURCE_WORDS and _SOURCE_TARGET.search(href):
         drop(anchor)  # "[src]", "Source": a view of the source file, not documentation

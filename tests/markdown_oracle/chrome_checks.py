@@ -84,7 +84,12 @@ def _chrome_reason(block: Block) -> str | None:
         and _collapse(" ".join(block.link_texts)).lower() == low
     ):
         return "nav link alone"
-    if not cell and (text in PERMALINK_MARKS or text.strip("[]()") in PERMALINK_MARKS):
+    styled_term = _collapse(" ".join(block.styled)) == text  # "**#**": a term, not a mark
+    if (
+        not cell
+        and not styled_term
+        and (text in PERMALINK_MARKS or text.strip("[]()") in PERMALINK_MARKS)
+    ):
         return "permalink"
     for link in block.link_texts:
         if _collapse(link) in PERMALINK_MARKS:
@@ -122,16 +127,17 @@ def check_chrome(md: ParsedMarkdown, page_code: set[str] | frozenset = frozenset
             if following is None or following.kind != "li" or not following.link_texts:
                 reason = None  # a section of that name, not a list of contents
         text = _collapse(block.plain)
+        shape = [span.kind for span in block.spans]  # "**x**" then "`x`": a term and its code
         if (
             reason is None
             and previous is not None
             and text
-            and text == previous
+            and (text, shape) == previous
             and len(text) > 3
             and block.kind in ("p", "h1", "h2", "h3", "h4", "h5", "h6")
         ):
             reason = "repeated"
-        previous = text if text else previous
+        previous = (text, shape) if text else previous
         if reason:
             check.fail(reason, f"line {block.line + 1} {_snip(text, 80)}")
         else:

@@ -190,8 +190,11 @@ def check_spurious_spans(
 # Glued words ---------------------------------------------------------------------------------
 
 
-def _flatten_html(root: Any, excluded: set[Any]) -> tuple[str, list[tuple[str, str, int, int]]]:
-    """Plain text of ``root`` with block boundaries as newlines, and the code/link spans in it."""
+def _flatten_html(
+    root: Any, excluded: set[Any], code_tags: tuple[str, ...] = INLINE_CODE_TAGS
+) -> tuple[str, list[tuple[str, str, int, int]]]:
+    """Plain text of ``root`` with block boundaries as newlines, and the code/link spans in it
+    (``code_tags``: the elements that may come out as code spans)."""
     buf: list[str] = []
     size = [0]
     spans: list[tuple[str, str, int, int]] = []
@@ -213,7 +216,7 @@ def _flatten_html(root: Any, excluded: set[Any]) -> tuple[str, list[tuple[str, s
             put("\n")
         start = size[0]
         put(el.text)
-        is_code = el.tag in INLINE_CODE_TAGS and not inside_code
+        is_code = el.tag in code_tags and not inside_code
         for child in el:
             visit(child, inside_code or is_code or el.tag == "pre")
         end = size[0]
@@ -235,7 +238,8 @@ _WORD = re.compile(r"\w")
 def _glue_keys_html(roots: list[Any], excluded: set[Any]) -> set[tuple[str, str, str]]:
     keys: set[tuple[str, str, str]] = set()
     for root in roots:
-        flat, spans = _flatten_html(root, excluded)
+        # <var> may be written as code too (the issue asks for it), so its neighbours count.
+        flat, spans = _flatten_html(root, excluded, (*INLINE_CODE_TAGS, "var"))
         for _kind, text, start, end in spans:
             norm = _collapse(text)
             if not norm:

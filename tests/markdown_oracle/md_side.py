@@ -47,7 +47,7 @@ class ParsedMarkdown:
     code_spans: list[str]
     blocks: list[Block]
     tables: list[MdTable]
-    lists: list[list[str]]  # plain text of each top-level item, per list
+    lists: list[list[str]]  # plain text of each item (all its blocks), per list
 
 
 def _walk_inline(children: list[Any]) -> tuple[str, str, list[Span], list[str], list[str]]:
@@ -113,6 +113,8 @@ def parse_markdown(markdown: str) -> ParsedMarkdown:
         t = tok.type
         if t in ("fence", "code_block"):
             code_blocks.append((tok.info.strip() if t == "fence" else "", tok.content))
+            if list_stack and list_stack[-1]:  # an item's text runs on through its blocks
+                list_stack[-1][-1] += " " + tok.content
         elif t.endswith("_open") and t != "inline":
             container.append(tok.tag)
             if t == "table_open":
@@ -153,6 +155,6 @@ def parse_markdown(markdown: str) -> ParsedMarkdown:
             blocks.append(Block(kind, flat, plain, spans, links, (tok.map or [0])[0], styled))
             if row is not None and kind in ("td", "th"):
                 row.append(plain)
-            if list_stack and list_stack[-1] and not list_stack[-1][-1]:
-                list_stack[-1][-1] = plain
+            if list_stack and list_stack[-1]:
+                list_stack[-1][-1] += " " + plain
     return ParsedMarkdown(tokens, code_blocks, code_spans, blocks, tables, lists)
