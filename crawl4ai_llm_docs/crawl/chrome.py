@@ -356,11 +356,13 @@ def _edge_candidates(root: Any, *, last: bool) -> Iterator[Any]:
 
 
 def _edge_chrome(element: Any, total_words: int, *, last: bool) -> bool:
-    if element.tag == "hr" or (last and element.tag in _HEADINGS):
-        return True  # a rule at an edge; a heading with nothing under it
+    if element.tag == "hr":
+        return True
     text = one_line(element.text_content())
     if 2 * words(text) > total_words:
-        return False  # most of the page: content, however it ends
+        return False  # most of the content (a title container's title): content
+    if last and element.tag in _HEADINGS:
+        return True  # a heading with nothing under it: its section was chrome
     if element.tag == "address" or (
         words(text) <= _FOOTER_MAX_WORDS and _FOOTER.match(text) and element.tag not in _HEADINGS
     ):

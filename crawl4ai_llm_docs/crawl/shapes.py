@@ -164,6 +164,16 @@ def _to_list(table: Any, rows: list[Any], has_header: bool) -> None:
         headers = [" ".join(c.text_content().split()) for c in _cells(rows[0])]
         rows = rows[1:]
     listing = lxml.html.Element("ul")
+    if any(headers):  # the header row as a line of its own: the first column's name stays too
+        names = lxml.html.Element("p")
+        for position, name in enumerate(h for h in headers if h):
+            lxml.etree.SubElement(names, "strong").text = name
+            if position:
+                names[-1].addprevious(lxml.html.Element("span"))
+                names[-2].text = " · "
+        _replace(table, names)
+        names.addnext(listing)
+        listing.tail, names.tail = names.tail, None
     for row in rows:
         item = lxml.etree.SubElement(listing, "li")
         for position, cell in enumerate(_cells(row)):
@@ -178,7 +188,8 @@ def _to_list(table: Any, rows: list[Any], has_header: bool) -> None:
             else:
                 block.text = cell.text
             block.extend(list(cell))
-    _replace(table, listing)
+    if listing.getparent() is None:
+        _replace(table, listing)
 
 
 def _replace(old: Any, new: Any) -> None:
