@@ -1,4 +1,4 @@
-"""Prepared HTML -> Markdown: the one conversion both crawl modes use.
+r"""Prepared HTML -> Markdown: the one conversion both crawl modes use.
 
 The converter is html-to-markdown (Rust, MIT), chosen on measurements: on 120 pages of the
 Python library docs it converts a page in ~4 ms where crawl4ai's scraping and html2text fork
@@ -7,12 +7,18 @@ CommonMark parser reads back as intended: a fence longer than any backtick run i
 ``|`` escaped in table cells, the spaces around inline code and links kept, ``<kbd>`` and
 ``<samp>`` as code (``benchmarks/bench_crawl.py --extract``, ``tests/test_fidelity_corpus.py``).
 
+Prose keeps its characters, and only those that would be read as Markdown are escaped:
+``protect_text`` swaps them in the tree for private-use placeholders before the conversion
+and ``to_markdown`` writes them back escaped (a backtick, ``<`` before a tag name, ``[``
+before ``](``, ``&`` of an entity, ``_`` outside a word, ``~~``). The converter escapes the
+rest itself (``*``, a list or heading marker at a line's start, ``\`` before punctuation,
+``|`` in a table cell). Its own ``escape_misc`` would also escape every ``.``, ``-``, ``+``
+and ``)`` ("Since 1\.0\.0\)"): correct, but noise in every line a reader or a model reads.
+
 Options, and why:
 
-- ``escape_misc``: backticks, brackets, ``<`` and ``#`` in prose stay text (without it, a
-  man page's ``quotes'' become code spans and ``Array<Base>`` reads as HTML);
-  ``escape_asterisks`` (``3*4*5`` is not emphasis); ``escape_underscores`` off (``snake_case``
-  stays readable: an underscore inside a word is not emphasis in CommonMark);
+- ``escape_asterisks`` (``3*4*5`` is not emphasis); ``escape_misc`` and
+  ``escape_underscores`` off (see above: ``snake_case`` stays as it is);
 - no preprocessing and no metadata: the main content was chosen and cleaned already
   (``extract``), the head was read by ``metadata``;
 - ``compact_tables``: no padding of cells to the column width (fewer tokens);
@@ -22,14 +28,17 @@ Options, and why:
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
 from html_to_markdown import ConversionOptions, PreprocessingOptions, convert
 
 from crawl4ai_llm_docs.crawl.codelinks import scrub_markdown
+from crawl4ai_llm_docs.markdown.blocks import fence_mask
 
 OPTIONS = ConversionOptions(
     extract_metadata=False,
-    escape_misc=True,
+    escape_misc=False,
     escape_asterisks=True,
     escape_underscores=False,
     preprocessing=PreprocessingOptions(enabled=False),
@@ -41,9 +50,66 @@ OPTIONS = ConversionOptions(
 )
 
 
+# Characters of prose that Markdown would read as syntax, each with its placeholder.
+_PLACEHOLDERS = {"`": "\ue001", "<": "\ue002", "[": "\ue003", "&": "\ue004", "_": "\ue005"}
+_PLACEHOLDERS["~"] = "\ue006"
+_PLACEHOLDERS["\\"] = "\ue007"  # a backslash before one of them: the converter cannot see it
+_ESCAPED = {placeholder: "\\" + char for char, placeholder in _PLACEHOLDERS.items()}
+_RESTORE = re.compile("[\ue001-\ue007]")
+_SYNTAX = re.compile(
+    r"\\(?=[`<\[&_~])"  # a backslash that would escape the character after it
+    r"|`"  # a code span
+    r"|<(?=[A-Za-z/!?])"  # a tag, a comment, an autolink
+    r"|\[(?=[^\]]*\](?:[(\[:]|$))"  # a link or a reference definition
+    r"|&(?=#?[A-Za-z0-9]+;)"  # an entity
+    r"|(?<![^\W_])_|_(?![^\W_])"  # an underscore that is not inside a word: emphasis
+    r"|~(?=~)|(?<=~)~"  # strikethrough
+)
+_CODE = frozenset(("pre", "code", "script", "style"))
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def protect_text(container: Any) -> None:
+    """Swap the prose characters Markdown would read as syntax for placeholders (in place;
+    code is left alone: the converter fences it)."""
+    stack = [(container, container.tag in _CODE)]
+    while stack:
+        element, in_code = stack.pop()
+        if element.text and not in_code and (text := _protect(element.text)) is not None:
+            element.text = text
+        for child in element:
+            if isinstance(child.tag, str):
+                stack.append((child, in_code or child.tag in _CODE))
+            if child.tail and not in_code and (text := _protect(child.tail)) is not None:
+                child.tail = text
+
+
+def _protect(text: str) -> str | None:
+    """``text`` with placeholders; None when it has nothing to protect (left as it is)."""
+    protected = _SYNTAX.sub(lambda found: _PLACEHOLDERS[found.group(0)], text)
+    if protected == text:
+        return None
+    return _CONTROL.sub("", protected)  # lxml takes no control characters back
+
+
 def to_markdown(html: str, base_url: str) -> str:
-    """Markdown of the HTML fragment ``html``; relative links resolved against ``base_url``."""
+    """Markdown of the HTML fragment ``html`` (placeholders from ``protect_text`` become
+    escapes); relative links resolved against ``base_url``."""
     result = convert(html, dataclasses.replace(OPTIONS, base_url=base_url))
-    markdown = scrub_markdown(result.content or "")
-    markdown = markdown.strip()
+    markdown = _RESTORE.sub(lambda found: _ESCAPED[found.group(0)], result.content or "")
+    markdown = _blank_lines(scrub_markdown(markdown))
     return markdown + "\n" if markdown else ""
+
+
+def _blank_lines(markdown: str) -> str:
+    """Outside code, a line of spaces (non-breaking ones too) is blank, and blank lines
+    come one at a time."""
+    lines = markdown.split("\n")
+    out: list[str] = []
+    for line, in_code in zip(lines, fence_mask(lines), strict=True):
+        if not in_code and not line.strip():
+            if out and not out[-1]:
+                continue
+            line = ""
+        out.append(line)
+    return "\n".join(out).strip("\n")

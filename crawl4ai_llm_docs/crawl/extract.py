@@ -20,7 +20,7 @@ from msgspec import Struct
 
 from crawl4ai_llm_docs.crawl import chrome, shapes
 from crawl4ai_llm_docs.crawl.codelinks import fix_links
-from crawl4ai_llm_docs.crawl.convert import to_markdown
+from crawl4ai_llm_docs.crawl.convert import protect_text, to_markdown
 from crawl4ai_llm_docs.crawl.generators.detect import detect
 from crawl4ai_llm_docs.crawl.generators.dom import Profile, select
 from crawl4ai_llm_docs.crawl.languages import code_language
@@ -147,6 +147,7 @@ def _prepare(doc: Any, css_selector: str, profile: Profile | None, url: str) -> 
         chrome.remove_chrome(container, url)
         shapes.normalise(container)
         fix_links(container)
+        protect_text(container)
     return containers
 def _base_url(doc: Any, url: str) -> str:
     for base in doc.iter("base"):
