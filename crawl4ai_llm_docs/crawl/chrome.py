@@ -277,11 +277,13 @@ def _self_link(anchor: Any, target: Any) -> bool:
     )
 
 
-def _is_nav_link(anchor: Any) -> bool:
+def _marked_nav_link(anchor: Any) -> bool:
     rels = set((anchor.get("rel") or "").lower().split())
-    if rels & _NAV_RELS or anchor.get("accesskey"):
-        return True
-    return _nav_text(_link_text(anchor))
+    return bool(rels & _NAV_RELS or anchor.get("accesskey"))
+
+
+def _is_nav_link(anchor: Any) -> bool:
+    return _marked_nav_link(anchor) or _nav_text(_link_text(anchor))
 
 
 def _nav_text(text: str) -> bool:
@@ -370,11 +372,13 @@ def _edge_chrome(element: Any, total_words: int, *, last: bool) -> bool:
     if element.find(".//pre") is not None or element.tag in _HEADINGS:
         return False
     links = list(element.iter("a"))
-    navigation = [a for a in links if _is_nav_link(a)]
-    if not navigation:
+    if not any(_is_nav_link(a) for a in links):
         return False
     outside = _text_outside_links(element)
-    if len(navigation) >= 2 and words(outside) <= _EDGE_MAX_WORDS:
+    # Marked navigation (rel, accesskey) beside a few words of titles: DocBook's Prev/Up/Next
+    # tables. Words alone only count in a block that is links and labels, never in prose.
+    marked = sum(1 for a in links if _marked_nav_link(a))
+    if marked >= 2 and words(outside) <= _EDGE_MAX_WORDS:
         return True
     return _only_labels(outside)
 
