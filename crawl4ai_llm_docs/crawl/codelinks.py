@@ -29,7 +29,7 @@ _JS_HREF = re.compile(r"^\s*(?:javascript|vbscript):", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # A Markdown link target: ( url "optional title" ), with html2text's backslash escapes.
 _TARGET_REST = r"(?:\\.|[^()\\\n]|\((?:\\.|[^()\\\n])*\))*\)"
-_EMPTY_OPEN = re.compile(r"!?\[\s*\]\(")
+_EMPTY_OPEN = re.compile(r"(?<!\\)!?\[\s*\]\(")  # not an escaped "\\["
 _TARGET_BODY = re.compile(_TARGET_REST)
 _REAL_TARGET = re.compile(r"\s*<?\s*(?:[a-zA-Z][\w+.-]*:|#|/|\.)")
 _CODE_SPAN = re.compile(r"(`+[^`]*?`+)")

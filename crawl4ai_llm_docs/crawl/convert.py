@@ -53,11 +53,17 @@ OPTIONS = ConversionOptions(
 # Characters of prose that Markdown would read as syntax, each with its placeholder.
 _PLACEHOLDERS = {"`": "\ue001", "<": "\ue002", "[": "\ue003", "&": "\ue004", "_": "\ue005"}
 _PLACEHOLDERS["~"] = "\ue006"
-_PLACEHOLDERS["\\"] = "\ue007"  # a backslash before one of them: the converter cannot see it
+_PLACEHOLDERS["\\"] = "\ue007"  # before punctuation (the converter's own escaping of it
+# misreads runs of backslashes)
 _ESCAPED = {placeholder: "\\" + char for char, placeholder in _PLACEHOLDERS.items()}
-_RESTORE = re.compile("[\ue001-\ue007]")
+# In a table cell's code, a backslash before "|": the converter then escapes the pipe, which a
+# GFM table needs even inside code ("\\|" reads as the code "\|").
+_CELL_BACKSLASH = "\ue008"
+_ESCAPED[_CELL_BACKSLASH] = "\\"
+_RESTORE = re.compile("[\ue001-\ue008]")
+_BACKSLASH_PIPE = re.compile(r"\\(?=\|)")
 _SYNTAX = re.compile(
-    r"\\(?=[`<\[&_~])"  # a backslash that would escape the character after it
+    r"\\(?=[!-/:-@\[-`{-~])"  # a backslash before punctuation: it would escape it
     r"|`"  # a code span
     r"|<(?=[A-Za-z/!?])"  # a tag, a comment, an autolink
     r"|\[(?=[^\]]*\](?:[(\[:]|$))"  # a link or a reference definition
@@ -71,17 +77,26 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 def protect_text(container: Any) -> None:
     """Swap the prose characters Markdown would read as syntax for placeholders (in place;
-    code is left alone: the converter fences it)."""
-    stack = [(container, container.tag in _CODE)]
+    code is left alone, the converter fences it, but for a backslash before a pipe in a table
+    cell)."""
+    stack = [(container, container.tag in _CODE, False)]
     while stack:
-        element, in_code = stack.pop()
-        if element.text and not in_code and (text := _protect(element.text)) is not None:
+        element, in_code, in_cell = stack.pop()
+        in_cell = in_cell or element.tag in ("td", "th")
+        protect = _protect if not in_code else _protect_cell_code if in_cell else None
+        if protect is not None and element.text and (text := protect(element.text)) is not None:
             element.text = text
         for child in element:
             if isinstance(child.tag, str):
-                stack.append((child, in_code or child.tag in _CODE))
-            if child.tail and not in_code and (text := _protect(child.tail)) is not None:
+                stack.append((child, in_code or child.tag in _CODE, in_cell))
+            if protect is not None and child.tail and (text := protect(child.tail)) is not None:
                 child.tail = text
+
+
+def _protect_cell_code(text: str) -> str | None:
+    if "\\|" not in text:
+        return None
+    return _CONTROL.sub("", _BACKSLASH_PIPE.sub(_CELL_BACKSLASH, text))
 
 
 def _protect(text: str) -> str | None:
