@@ -1,4 +1,5 @@
-"""Crawl throughput and memory: our HTTP mode vs our browser mode vs crawl4ai's own arun_many.
+"""Crawl throughput and memory: our HTTP mode vs our browser mode vs crawl4ai's own arun_many;
+and the CPU the extraction (HTML -> Markdown) costs per real page.
 
 All three crawl the same generated pages from the local docs site at concurrency 1, 4 and 8.
 Each run is a separate process, so its peak RSS (the process plus every child, Chromium's
@@ -9,6 +10,13 @@ browser runs include starting Chromium.
 
 Writes benchmarks/results/crawl.json and benchmarks/results/crawl.md (crawl-T.* with --tag).
 With --repeats, each point is run R times and the median is reported, with the spread.
+
+    uv run python benchmarks/bench_crawl.py --extract [--docs DIR] [--compare-with TREE]
+
+measures ``extract()`` alone on the real pages of DIR (default: the Python 3.11 library
+reference, python3.11-doc), the CPU time of each page's call in one thread, every page once
+per run after a warm-up page; with --compare-with, the same pages through another checkout's
+extractor, the two alternating run by run. Writes benchmarks/results/extract.json and .md.
 """
 
 from __future__ import annotations
@@ -231,8 +239,29 @@ def main() -> None:
         help="also run each point with the package imported from DIR (another checkout), "
         "alternating run by run",
     )
+    parser.add_argument(
+        "--extract", action="store_true", help="the extraction's CPU per real page instead"
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path("/usr/share/doc/python3.11/html/library"),
+        help="the real pages --extract converts (default: the Python library reference)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--extract-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.extract_child:
+        from bench_extract import extract_child
+
+        pages_file, cache_dir = args.extract_child
+        print(json.dumps(extract_child(Path(pages_file), Path(cache_dir))), flush=True)
+        return
+    if args.extract:
+        from bench_extract import run_extract
+
+        run_extract(args.docs, args.compare_with, args.repeats, Path(__file__))
+        return
     if args.child:
         method, concurrency, urls_file, cache_dir = args.child
         urls = Path(urls_file).read_text().split()

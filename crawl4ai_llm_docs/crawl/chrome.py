@@ -141,6 +141,9 @@ _BLOCK_TAGS = frozenset(
     + ("ol", "dl", "body", "main", "figure", "details")
 )
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_NAV_BLOCKS = frozenset(("table", "tr", "tbody", "div", "p", "ul", "ol", "center", "span"))
+_LABEL_TAGS = ("span", "div", "a", "p", "summary", "label", "small")
+_LABEL_MAX_CHARS = 80
 _EDGE_MAX_WORDS = 30  # titles beside navigation links, not a paragraph of content
 _FOOTER_MAX_WORDS = 40
 _CONTROL_MAX_WORDS = 4
@@ -195,35 +198,55 @@ def _holds_title(header: Any) -> bool:
 def remove_chrome(container: Any, page_url: str = "") -> None:
     """Every structural rule of the module docstring, on one main container of the page at
     ``page_url`` (a link to it with a fragment is a link to one of its own anchors)."""
-    ids = {
-        value: element
-        for element in container.iter()
-        if isinstance(element.tag, str)
-        for value in (element.get("id"), element.get("name") if element.tag == "a" else None)
-        if value
-    }
     # Code is never chrome: its links and words ("copied", a grammar's own anchors) stay.
     in_code = {e for code in container.iter("pre", "code") for e in code.iter()}
-    for anchor in list(container.iter("a")):
-        if anchor.getparent() is not None and anchor not in in_code:
+    anchors = [a for a in container.iter("a") if a not in in_code]
+    in_page = any((a.get("href") or "").startswith("#") for a in anchors)
+    ids = _ids(container) if in_page else {}
+    for anchor in anchors:
+        if anchor.getparent() is not None:
             _link(anchor, ids)
-    for element in list(container.iter()):
-        if element.getparent() is None or not isinstance(element.tag, str) or element in in_code:
+    for element in container.xpath(".//*[@onclick]"):
+        if element.tag in ("pre", "code", *_HEADINGS) or element in in_code:
             continue
-        if element.get("onclick") is not None and element.tag not in ("pre", "code", *_HEADINGS):
-            if words(element.text_content()) <= _CONTROL_MAX_WORDS:
-                drop(element)
-                continue
-        if element.tag in ("span", "div", "a", "p", "summary", "label", "small"):
-            text = one_line(element.text_content())
-            if text and len(text) < 60 and _TOGGLE_LABEL.match(text):
-                drop(element)
+        if element.getparent() is not None and words(element.text_content()) <= _CONTROL_MAX_WORDS:
+            drop(element)
+    for element in list(container.iter(*_LABEL_TAGS)):
+        text = element.text
+        if len(element) or not text or len(text) > _LABEL_MAX_CHARS or element in in_code:
+            continue  # a label is a leaf of a few words
+        if _TOGGLE_LABEL.match(one_line(text)):
+            drop(element)
     _local_contents(container, page_url)
     _edges(container)
-    for block in list(container.iter("table", "tr", "div", "p", "ul", "ol", "center", "span")):
-        if block.getparent() is not None and _navigation_only(block):
-            drop(block)
+    _navigation_blocks(container, in_code)
     _repeated_headings(container)
+
+
+def _ids(container: Any) -> dict[str, Any]:
+    found = {str(e.get("name")): e for e in container.xpath(".//a[@name]")}
+    found.update((str(e.get("id")), e) for e in container.xpath(".//*[@id]"))
+    return found
+
+
+def _navigation_blocks(container: Any, in_code: set[Any]) -> None:
+    """From each navigation link up: the largest block made only of navigation goes."""
+    for anchor in list(container.iter("a")):
+        if anchor.getparent() is None or anchor in in_code or not _is_nav_link(anchor):
+            continue
+        largest = None
+        for ancestor in anchor.iterancestors():
+            if ancestor is container or ancestor.tag in ("body", "html"):
+                break
+            if ancestor.tag not in _NAV_BLOCKS:
+                continue
+            verdict = _navigation_only(ancestor)
+            if verdict is False:
+                break
+            if verdict:
+                largest = ancestor
+        if largest is not None:
+            drop(largest)
 
 
 def _link(anchor: Any, ids: dict[str, Any]) -> None:
@@ -322,14 +345,17 @@ def _only_labels(text: str, *, numbers: bool = False) -> bool:
     return _NO_WORDS.match(rest.replace(" ", "")) is not None
 
 
-def _navigation_only(block: Any) -> bool:
-    """Two or more links, all navigation, and nothing else but labels: a navigation bar."""
-    links = list(block.iter("a"))
-    if len(links) < 2 or block.find(".//pre") is not None:
+def _navigation_only(block: Any) -> bool | None:
+    """True: two or more links, all navigation, nothing else but labels (a navigation bar).
+    None: nothing but navigation yet too few links to tell. False: anything else."""
+    if block.find(".//pre") is not None:
         return False
+    links = list(block.iter("a"))
     if not all(_is_nav_link(a) for a in links):
         return False
-    return _only_labels(_text_outside_links(block))
+    if not _only_labels(_text_outside_links(block)):
+        return False
+    return True if len(links) >= 2 else None
 
 
 def _edge_candidates(root: Any, *, last: bool) -> Iterator[Any]:
@@ -414,13 +440,14 @@ def _edges(container: Any) -> None:
     for element in (container, *_edge_candidates(container, last=True)):
         if _trailing_footer(element):
             break
+    total = words(container.text_content())
     for last in (False, True):
         for _ in range(20):
-            total = words(container.text_content())
             candidates = _edge_candidates(container, last=last)
             doomed = next((e for e in candidates if _edge_chrome(e, total, last=last)), None)
             if doomed is None:
                 break
+            total -= words(doomed.text_content())
             drop(doomed)
 
 
@@ -480,6 +507,9 @@ def _repeated_headings(container: Any) -> None:
                 walk(child)
             between = between or bool((child.tail or "").strip())
 
+    texts = [one_line(h.text_content()).casefold() for h in container.iter(*_HEADINGS)]
+    if len(set(texts)) == len(texts):
+        return  # no two headings alike: nothing to walk for
     walk(container)
     for heading in doomed:
         drop(heading)

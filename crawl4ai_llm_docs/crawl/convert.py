@@ -53,6 +53,7 @@ OPTIONS = ConversionOptions(
 # Characters of prose that Markdown would read as syntax, each with its placeholder.
 _PLACEHOLDERS = {"`": "\ue001", "<": "\ue002", "[": "\ue003", "&": "\ue004", "_": "\ue005"}
 _PLACEHOLDERS["~"] = "\ue006"
+_PLACEHOLDERS["]"] = "\ue009"
 _PLACEHOLDERS["\\"] = "\ue007"  # before punctuation (the converter's own escaping of it
 # misreads runs of backslashes)
 _ESCAPED = {placeholder: "\\" + char for char, placeholder in _PLACEHOLDERS.items()}
@@ -60,13 +61,13 @@ _ESCAPED = {placeholder: "\\" + char for char, placeholder in _PLACEHOLDERS.item
 # GFM table needs even inside code ("\\|" reads as the code "\|").
 _CELL_BACKSLASH = "\ue008"
 _ESCAPED[_CELL_BACKSLASH] = "\\"
-_RESTORE = re.compile("[\ue001-\ue008]")
+_RESTORE = re.compile("[\ue001-\ue009]")
 _BACKSLASH_PIPE = re.compile(r"\\(?=\|)")
 _SYNTAX = re.compile(
     r"\\(?=[!-/:-@\[-`{-~])"  # a backslash before punctuation: it would escape it
     r"|`"  # a code span
     r"|<(?=[A-Za-z/!?])"  # a tag, a comment, an autolink
-    r"|\[(?=[^\]]*\](?:[(\[:]|$))"  # a link or a reference definition
+    r"|\[(?=[^\]]*\](?:[(\[:]|$))|\](?=\()"  # a link or a reference definition
     r"|&(?=#?[A-Za-z0-9]+;)"  # an entity
     r"|(?<![^\W_])_|_(?![^\W_])"  # an underscore that is not inside a word: emphasis
     r"|~(?=~)|(?<=~)~"  # strikethrough

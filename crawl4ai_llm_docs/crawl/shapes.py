@@ -83,9 +83,7 @@ def _classes(element: Any) -> set[str]:
 
 
 def _gutters(container: Any) -> None:
-    doomed = [
-        e for e in container.iter() if isinstance(e.tag, str) and _classes(e) & GUTTER_CLASSES
-    ]
+    doomed = [e for e in container.xpath(".//*[@class]") if _classes(e) & GUTTER_CLASSES]
     for element in doomed:
         if element.getparent() is not None and _LINE_NUMBERS.match(element.text_content() or "1"):
             element.drop_tree()
