@@ -26,10 +26,13 @@ stays. The rules for the generators with profiles (rustdoc, Javadoc, Doxygen) li
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urldefrag, urljoin
+
+import lxml.etree  # type: ignore[import-untyped]
 
 NOISE_TAGS = frozenset(
     (
@@ -164,27 +167,36 @@ def drop(element: Any) -> None:
 
 
 def remove_noise(container: Any, *, whole_body: bool) -> None:
-    """One pass over the tree: interface elements and known themes' chrome go."""
+    """Interface elements and known themes' chrome go (found by lxml's own filters: the
+    Python loop only sees elements whose class may be one of the themes')."""
     tags, roles = NOISE_TAGS, NOISE_ROLES
     if whole_body:
         tags, roles = tags | BODY_NOISE_TAGS, roles | BODY_NOISE_ROLES
-    doomed = []
-    for element in container.iter():
-        tag = element.tag
-        if not isinstance(tag, str):
-            continue
-        if tag in tags or element.get("role") in roles:
-            if not (tag == "header" and _holds_title(element)):
-                doomed.append(element)
-            continue
-        classes = element.get("class")
-        if classes:
-            names = set(classes.split())
-            found = names & _THEME_CLASSES
-            if any((tag, name) in THEME_NOISE or ("*", name) in THEME_NOISE for name in found) or (whole_body and (names & BODY_NOISE_CLASSES or element.get("id") == "sidebar")):
-                doomed.append(element)
+    doomed = [e for e in container.iter(*tags) if not (e.tag == "header" and _holds_title(e))]
+    doomed += [e for e in container.xpath(".//*[@role]") if e.get("role") in roles]
+    classes = _THEME_CLASSES | (BODY_NOISE_CLASSES if whole_body else frozenset())
+    for element in _with_class_like(container, classes):
+        names = set(str(element.get("class")).split())
+        if any((element.tag, n) in THEME_NOISE or ("*", n) in THEME_NOISE for n in names):
+            doomed.append(element)
+        elif whole_body and names & BODY_NOISE_CLASSES:
+            doomed.append(element)
+    if whole_body:
+        doomed += container.xpath(".//*[@id='sidebar']")
     for element in doomed:
         drop(element)
+
+
+def _with_class_like(container: Any, names: frozenset[str]) -> list[Any]:
+    """Elements whose class attribute contains one of ``names`` (as a substring: the caller
+    checks the exact class names)."""
+    return list(_class_query(names)(container))
+
+
+@functools.lru_cache(maxsize=8)
+def _class_query(names: frozenset[str]) -> Any:
+    tests = " or ".join(f"contains(@class, '{name}')" for name in sorted(names))
+    return lxml.etree.XPath(f".//*[{tests}]")
 
 
 def _holds_title(header: Any) -> bool:
@@ -315,7 +327,7 @@ def _nav_text(text: str) -> bool:
 
 
 def _link_text(anchor: Any) -> str:
-    text = one_line(anchor.text_content())
+    text = one_line((anchor.text or "") if not len(anchor) else anchor.text_content())
     if not text:  # an image link: its alternative text ("Prev", "Up")
         text = " ".join(one_line(img.get("alt") or "") for img in anchor.iter("img"))
     return text

@@ -88,7 +88,7 @@ def protect_text(container: Any) -> None:
         if protect is not None and element.text and (text := protect(element.text)) is not None:
             element.text = text
         for child in element:
-            if isinstance(child.tag, str):
+            if isinstance(child.tag, str) and not (in_code and not in_cell):
                 stack.append((child, in_code or child.tag in _CODE, in_cell))
             if protect is not None and child.tail and (text := protect(child.tail)) is not None:
                 child.tail = text

@@ -11,6 +11,7 @@ browser mode fetches the rendered HTML only and comes here too.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import urljoin
@@ -58,6 +59,7 @@ SIGNATURE_SELECTOR = "dt.sig, dl.function > dt, dl.class > dt, dl.method > dt, d
 _XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
 _LAYOUT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, lxml.etree.LxmlError)
 _UNSEEN = frozenset(("script", "style", "noscript", "template"))
+_SELECTOR_NAMES = re.compile(r"[.#]([\w-]+)|\[[\w-]+=['\"]?([\w-]+)")
 
 
 class Extracted(Struct, frozen=True, kw_only=True):
@@ -85,14 +87,14 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
     base = _base_url(doc, url)
     profile = detect(doc)
     try:
-        containers = _prepare(doc, css_selector, profile, base)
+        containers = _prepare(doc, css_selector, profile, base, html)
     except _LAYOUT_ERRORS:
         if profile is None:
             raise
         # A layout of the generator's that its profile did not foresee: clean generically.
         doc = _parse(html)
         alive = list(doc.iter())
-        containers = _prepare(doc, css_selector, None, base)
+        containers = _prepare(doc, css_selector, None, base, html)
     title, site_name = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
@@ -144,9 +146,11 @@ def _why_empty(doc: Any, css_selector: str) -> str:
     )
 
 
-def _prepare(doc: Any, css_selector: str, profile: Profile | None, url: str) -> list[Any]:
-    """The main containers of ``doc`` (the page at ``url``), cleaned in place."""
-    containers = _select(doc, css_selector, profile.main if profile else ())
+def _prepare(
+    doc: Any, css_selector: str, profile: Profile | None, url: str, html: str
+) -> list[Any]:
+    """The main containers of ``doc`` (the page at ``url``, ``html``), cleaned in place."""
+    containers = _select(doc, css_selector, profile.main if profile else (), html)
     is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
     for container in containers:
         if profile is not None:
@@ -167,9 +171,11 @@ def _base_url(doc: Any, url: str) -> str:
     return url
 
 
-def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any]:
+def _select(doc: Any, css_selector: str, preferred: tuple[str, ...], html: str) -> list[Any]:
     selectors = (css_selector,) if css_selector else (*preferred, *MAIN_SELECTORS)
     for selector in selectors:
+        if not all(name in html for name in _names_in(selector)):
+            continue  # a class or id the page never mentions: no need to search the tree
         found = [el for el in select(doc, selector) if el.text_content().strip()]
         if found:
             chosen = set(found)
@@ -177,6 +183,15 @@ def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any
             return [el for el in found if not any(a in chosen for a in el.iterancestors())]
     body = doc.find("body")
     return [body if body is not None else doc]
+
+
+@functools.lru_cache(maxsize=256)
+def _names_in(selector: str) -> tuple[str, ...]:
+    """The class names, ids and attribute values every match of ``selector`` carries (for a
+    union, none: each alternative may match without the others' names)."""
+    if "," in selector:
+        return ()
+    return tuple(a or b for a, b in _SELECTOR_NAMES.findall(selector))
 
 
 def _languages(container: Any) -> None:

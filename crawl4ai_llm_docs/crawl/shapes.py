@@ -42,6 +42,10 @@ GUTTER_CLASSES = frozenset(
         "hljs-ln-numbers",
     )
 )
+_GUTTER_QUERY = lxml.etree.XPath(
+    ".//*[contains(@class, 'line') or contains(@class, 'gutter') or contains(@class, 'ln-')"
+    " or contains(@class, 'Line')]"
+)
 _BLOCKS_IN_CELLS = ("pre", "ul", "ol", "dl", "table", "blockquote", "h1", "h2", "h3", "h4", "h5")
 _LINE_NUMBERS = re.compile(r"^[\s\d]*\d[\s\d]*$")
 _WORD = re.compile(r"\w")
@@ -83,7 +87,8 @@ def _classes(element: Any) -> set[str]:
 
 
 def _gutters(container: Any) -> None:
-    doomed = [e for e in container.xpath(".//*[@class]") if _classes(e) & GUTTER_CLASSES]
+    maybe = _GUTTER_QUERY(container)  # lxml filters; the exact class names are checked here
+    doomed = [e for e in maybe if _classes(e) & GUTTER_CLASSES]
     for element in doomed:
         if element.getparent() is not None and _LINE_NUMBERS.match(element.text_content() or "1"):
             element.drop_tree()
