@@ -93,14 +93,16 @@ class Tally:
             "languages": 0.95,
             "tables": 0.95,
         }
-        missed = [f"{n} {self.share(n):.1%} < {w:.0%}" for n, w in wanted.items() if self.share(n) < w]
+        missed = [
+            f"{n} {self.share(n):.1%} < {w:.0%}" for n, w in wanted.items() if self.share(n) < w
+        ]
         missed += [f"{n}: {self.failed(n)}" for n in ("glued", "chrome") if self.failed(n)]
         return missed
 
     def row(self, name: str, pages: int) -> str:
         def cell(check: str) -> str:
             total, ok = self.counts[check]
-            return "–" if not total else f"{ok}/{total}"
+            return "-" if not total else f"{ok}/{total}"
 
         return (
             f"| {name} | {pages} | {cell('content')} | {cell('code_blocks')} "

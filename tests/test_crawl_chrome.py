@@ -139,7 +139,7 @@ def test_view_source_links_go(link: str, gone: bool) -> None:
 @pytest.mark.parametrize(
     "control",
     [
-        '<a href="javascript:void(0)">[−]</a>',
+        '<a href="javascript:void(0)">[\u2212]</a>',
         '<a href="#">collapse</a>',
         '<span onclick="toggle(this)">Show all</span>',
         '<span class="method-click-advice">click to toggle source</span>',

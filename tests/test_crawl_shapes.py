@@ -140,10 +140,16 @@ def test_numbers_that_are_the_code_stay() -> None:
     [
         ('<pre><code class="language-rust">x</code></pre>', "rust"),
         ('<pre class="lang-go">x</pre>', "go"),
-        ('<div class="highlight-python3 notranslate"><div class="highlight"><pre>x</pre></div>'
-         "</div>", "python"),
-        ('<div class="highlight-default notranslate"><div class="highlight"><pre>x</pre></div>'
-         "</div>", ""),  # the project's default lexer: not in the page, so unknown
+        (
+            '<div class="highlight-python3 notranslate"><div class="highlight"><pre>x</pre></div>'
+            "</div>",
+            "python",
+        ),
+        (
+            '<div class="highlight-default notranslate"><div class="highlight"><pre>x</pre></div>'
+            "</div>",
+            "",
+        ),  # the project's default lexer: not in the page, so unknown
         ('<div class="highlight-none"><pre>x</pre></div>', ""),
         ('<pre class="brush: js; gutter: false">x</pre>', "js"),
         ('<pre class="cpp">x</pre>', "cpp"),  # qdoc

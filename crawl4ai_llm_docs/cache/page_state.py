@@ -31,7 +31,6 @@ import trio
 from crawl4ai_llm_docs.files import mkdir_private, write_atomic
 from crawl4ai_llm_docs.models import Freshness, Page, PageLinks
 
-
 # The version of the code that turns a page into Markdown (crawl/extract.py and the modules it
 # drives). A page stored by another version is fetched and converted again, once: a 304 must
 # not stand for Markdown the old code made. Bump it with any change to what a page gives.

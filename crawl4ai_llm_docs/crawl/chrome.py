@@ -28,11 +28,20 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urldefrag, urljoin
 
-import lxml.etree  # type: ignore[import-untyped]
+from crawl4ai_llm_docs.crawl.edges import remove_edges
+from crawl4ai_llm_docs.crawl.navigation import (
+    BLOCK_TAGS,
+    HEADINGS,
+    drop,
+    one_line,
+    remove_local_contents,
+    remove_navigation_blocks,
+    words,
+)
+from crawl4ai_llm_docs.crawl.shapes import GUTTER_PATTERN as _GUTTER
+from crawl4ai_llm_docs.crawl.shapes import is_gutter
 
 NOISE_TAGS = frozenset(
     (
@@ -77,41 +86,6 @@ BODY_NOISE_TAGS = frozenset(("header", "aside"))
 BODY_NOISE_ROLES = frozenset(("banner", "contentinfo", "complementary"))
 BODY_NOISE_CLASSES = frozenset(("sidebar",))
 
-_NAV_RELS = frozenset(
-    ("prev", "previous", "next", "up", "start", "first", "last", "top", "home", "index")
-    + ("contents", "toc", "parent", "chapter", "section", "subsection")
-)
-# Words of navigation: a supporting signal only (see module docstring).
-_NAV_WORDS = frozenset(
-    (
-        "prev",
-        "previous",
-        "next",
-        "up",
-        "home",
-        "top",
-        "index",
-        "contents",
-        "table of contents",
-        "toc",
-        "back",
-        "forward",
-        "about",
-        "previous page",
-        "next page",
-        "previous topic",
-        "next topic",
-        "go to top",
-        "back to top",
-        "top of page",
-    )
-)
-_LABEL_WORDS = re.compile(
-    r"\b(?:(?:previous|next) (?:page|topic|chapter|section)|next|prev(?:ious)?|up|home|top|"
-    r"index|contents|back|forward|chapter|section|page)\b\s*:?",
-    re.IGNORECASE,
-)
-_NUMBERS = re.compile(r"\b[\dA-Z]?[\d.]*\d\.?(?=\s|$)")
 _PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693", "¤", "∞", "link", "permalink"))
 _SOURCE_WORDS = frozenset(("source", "src", "view source", "show source", "source code", "code"))
 _SOURCE_TARGET = re.compile(
@@ -125,61 +99,32 @@ _TOGGLE_LABEL = re.compile(
     r"description|sidebar|menu|navigation|contents|sections?))?|copy(?: to clipboard)?|copied!?)$",
     re.IGNORECASE,
 )
-_FOOTER = re.compile(
-    r"^(?:this (?:document|page|manual|file|documentation) was (?:generated|created|produced)|"
-    r"(?:generated|produced|created|built|made|rendered|formatted)(?: on .{1,40}?)?"
-    r" (?:by|with|using)|documentation (?:generated|built|created) (?:by|with|using)|"
-    r"powered by|page generated)\b",
-    re.IGNORECASE,
-)
-_CONTENTS_LABEL = re.compile(
-    r"^(?:table of contents|contents|page contents|on this page|index|in this (?:article|page|"
-    r"section|chapter)|sections|local contents|topics)\s*:?$",
-    re.IGNORECASE,
-)
-_NO_WORDS = re.compile(r"^[\W_]*$")
-_BLOCK_TAGS = frozenset(
-    ("p", "div", "section", "article", "li", "dd", "dt", "td", "th", "tr", "table", "pre")
-    + ("h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "header", "center", "address", "ul")
-    + ("ol", "dl", "body", "main", "figure", "details")
-)
-_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-_NAV_BLOCKS = frozenset(("table", "tr", "tbody", "div", "p", "ul", "ol", "center", "span"))
 _LABEL_TAGS = ("span", "div", "a", "p", "summary", "label", "small")
 _LABEL_MAX_CHARS = 80
-_EDGE_MAX_WORDS = 30  # titles beside navigation links, not a paragraph of content
-_FOOTER_MAX_WORDS = 40
 _CONTROL_MAX_WORDS = 4
 
 
-def words(text: str) -> int:
-    return len(text.split())
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.replace("\xa0", " ").split())
-
-
-def drop(element: Any) -> None:
-    """Remove ``element`` and its content; the text after it stays."""
-    if element.getparent() is not None:
-        element.drop_tree()
-
-
 def remove_noise(container: Any, *, whole_body: bool) -> None:
-    """Interface elements and known themes' chrome go (found by lxml's own filters: the
-    Python loop only sees elements whose class may be one of the themes')."""
+    """Interface elements, known themes' chrome and line-number gutters go, in one pass."""
     tags, roles = NOISE_TAGS, NOISE_ROLES
     if whole_body:
         tags, roles = tags | BODY_NOISE_TAGS, roles | BODY_NOISE_ROLES
-    doomed = [e for e in container.iter(*tags) if not (e.tag == "header" and _holds_title(e))]
-    doomed += [e for e in container.xpath(".//*[@role]") if e.get("role") in roles]
-    classes = _THEME_CLASSES | (BODY_NOISE_CLASSES if whole_body else frozenset())
-    for element in _with_class_like(container, classes):
-        names = set(str(element.get("class")).split())
-        if any((element.tag, n) in THEME_NOISE or ("*", n) in THEME_NOISE for n in names):
-            doomed.append(element)
-        elif whole_body and names & BODY_NOISE_CLASSES:
+    theme = _theme_pattern(whole_body)
+    doomed = []
+    for element in container.iter():
+        tag = element.tag
+        if not isinstance(tag, str):
+            continue
+        if tag in tags or element.get("role") in roles:
+            if not (tag == "header" and _holds_title(element)):
+                doomed.append(element)
+            continue
+        classes = element.get("class")
+        if not classes:
+            continue
+        if (theme.search(classes) and _theme_noise(tag, classes, whole_body)) or (
+            _GUTTER.search(classes) and is_gutter(element)
+        ):
             doomed.append(element)
     if whole_body:
         doomed += container.xpath(".//*[@id='sidebar']")
@@ -187,16 +132,17 @@ def remove_noise(container: Any, *, whole_body: bool) -> None:
         drop(element)
 
 
-def _with_class_like(container: Any, names: frozenset[str]) -> list[Any]:
-    """Elements whose class attribute contains one of ``names`` (as a substring: the caller
-    checks the exact class names)."""
-    return list(_class_query(names)(container))
+@functools.lru_cache(maxsize=2)
+def _theme_pattern(whole_body: bool) -> re.Pattern[str]:
+    names = _THEME_CLASSES | (BODY_NOISE_CLASSES if whole_body else frozenset())
+    return re.compile(r"(?<![\w-])(?:" + "|".join(sorted(map(re.escape, names))) + r")(?![\w-])")
 
 
-@functools.lru_cache(maxsize=8)
-def _class_query(names: frozenset[str]) -> Any:
-    tests = " or ".join(f"contains(@class, '{name}')" for name in sorted(names))
-    return lxml.etree.XPath(f".//*[{tests}]")
+def _theme_noise(tag: str, classes: str, whole_body: bool) -> bool:
+    names = set(classes.split())
+    if any((tag, n) in THEME_NOISE or ("*", n) in THEME_NOISE for n in names):
+        return True
+    return whole_body and bool(names & BODY_NOISE_CLASSES)
 
 
 def _holds_title(header: Any) -> bool:
@@ -219,7 +165,7 @@ def remove_chrome(container: Any, page_url: str = "") -> None:
         if anchor.getparent() is not None:
             _link(anchor, ids)
     for element in container.xpath(".//*[@onclick]"):
-        if element.tag in ("pre", "code", *_HEADINGS) or element in in_code:
+        if element.tag in ("pre", "code", *HEADINGS) or element in in_code:
             continue
         if element.getparent() is not None and words(element.text_content()) <= _CONTROL_MAX_WORDS:
             drop(element)
@@ -229,9 +175,9 @@ def remove_chrome(container: Any, page_url: str = "") -> None:
             continue  # a label is a leaf of a few words
         if _TOGGLE_LABEL.match(one_line(text)):
             drop(element)
-    _local_contents(container, page_url)
-    _edges(container)
-    _navigation_blocks(container, in_code)
+    remove_local_contents(container, page_url)
+    remove_edges(container)
+    remove_navigation_blocks(container, in_code)
     _repeated_headings(container)
 
 
@@ -239,26 +185,6 @@ def _ids(container: Any) -> dict[str, Any]:
     found = {str(e.get("name")): e for e in container.xpath(".//a[@name]")}
     found.update((str(e.get("id")), e) for e in container.xpath(".//*[@id]"))
     return found
-
-
-def _navigation_blocks(container: Any, in_code: set[Any]) -> None:
-    """From each navigation link up: the largest block made only of navigation goes."""
-    for anchor in list(container.iter("a")):
-        if anchor.getparent() is None or anchor in in_code or not _is_nav_link(anchor):
-            continue
-        largest = None
-        for ancestor in anchor.iterancestors():
-            if ancestor is container or ancestor.tag in ("body", "html"):
-                break
-            if ancestor.tag not in _NAV_BLOCKS:
-                continue
-            verdict = _navigation_only(ancestor)
-            if verdict is False:
-                break
-            if verdict:
-                largest = ancestor
-        if largest is not None:
-            drop(largest)
 
 
 def _link(anchor: Any, ids: dict[str, Any]) -> None:
@@ -276,8 +202,12 @@ def _link(anchor: Any, ids: dict[str, Any]) -> None:
         if text.lower() in _PERMALINK_MARKS:
             drop(anchor)
         elif _self_link(anchor, ids.get(href[1:])):
-            heading = next((a for a in anchor.iterancestors(*_HEADINGS)), None)
-            if heading is not None and text != one_line(heading.text_content()) and words(text) <= 2:
+            heading = next((a for a in anchor.iterancestors(*HEADINGS)), None)
+            if (
+                heading is not None
+                and text != one_line(heading.text_content())
+                and words(text) <= 2
+            ):
                 drop(anchor)  # a permalink beside the heading's words, whatever its text
             else:
                 anchor.drop_tag()  # the words are content (a heading's, a member's name)
@@ -288,7 +218,7 @@ def _link(anchor: Any, ids: dict[str, Any]) -> None:
 
 def _block_of(element: Any) -> Any:
     for candidate in (element, *element.iterancestors()):
-        if candidate.tag in _BLOCK_TAGS:
+        if candidate.tag in BLOCK_TAGS:
             return candidate
     return None
 
@@ -300,9 +230,9 @@ def _self_link(anchor: Any, target: Any) -> bool:
     if target is anchor or any(target is a for a in anchor.iterancestors()):
         return True
     block = _block_of(anchor)
-    if block is not None and block.tag not in ("body", "main", "section", "article", "div"):
-        if _block_of(target) is block:
-            return True
+    wide = ("body", "main", "section", "article", "div")  # too wide to call "its own block"
+    if block is not None and block.tag not in wide and _block_of(target) is block:
+        return True
     # <a name="x"></a><h2>Title <a href="#x">¶</a></h2>: the target is an empty marker before it.
     following = target.getnext()
     return (
@@ -310,192 +240,6 @@ def _self_link(anchor: Any, target: Any) -> bool:
         and following is not None
         and any(following is a for a in anchor.iterancestors())
     )
-
-
-def _marked_nav_link(anchor: Any) -> bool:
-    rels = set((anchor.get("rel") or "").lower().split())
-    return bool(rels & _NAV_RELS or anchor.get("accesskey"))
-
-
-def _is_nav_link(anchor: Any) -> bool:
-    return _marked_nav_link(anchor) or _nav_text(_link_text(anchor))
-
-
-def _nav_text(text: str) -> bool:
-    text = text.strip().strip("[]()").strip().lower()
-    return text in _NAV_WORDS or (bool(text) and _NO_WORDS.match(text) is not None)
-
-
-def _link_text(anchor: Any) -> str:
-    text = one_line((anchor.text or "") if not len(anchor) else anchor.text_content())
-    if not text:  # an image link: its alternative text ("Prev", "Up")
-        text = " ".join(one_line(img.get("alt") or "") for img in anchor.iter("img"))
-    return text
-
-
-def _text_outside_links(block: Any) -> str:
-    parts: list[str] = []
-
-    def walk(element: Any) -> None:
-        parts.append(element.text or "")
-        for child in element:
-            if isinstance(child.tag, str) and child.tag != "a":
-                walk(child)
-            parts.append(child.tail or "")
-
-    if block.tag != "a":
-        walk(block)
-    return one_line(" ".join(parts))
-
-
-def _only_labels(text: str, *, numbers: bool = False) -> bool:
-    """Text outside links made of navigation labels and punctuation only ("Next: , Up:");
-    with ``numbers``, section numbers too ("1.2")."""
-    rest = _LABEL_WORDS.sub(" ", text)
-    if numbers:
-        rest = _NUMBERS.sub(" ", rest)
-    return _NO_WORDS.match(rest.replace(" ", "")) is not None
-
-
-def _navigation_only(block: Any) -> bool | None:
-    """True: two or more links, all navigation, nothing else but labels (a navigation bar).
-    None: nothing but navigation yet too few links to tell. False: anything else."""
-    if block.find(".//pre") is not None:
-        return False
-    links = list(block.iter("a"))
-    if not all(_is_nav_link(a) for a in links):
-        return False
-    if not _only_labels(_text_outside_links(block)):
-        return False
-    return True if len(links) >= 2 else None
-
-
-def _edge_candidates(root: Any, *, last: bool) -> Iterator[Any]:
-    """The chain of elements that start (or end) the content: outermost first."""
-    element = root
-    for _ in range(12):
-        children = [c for c in element if isinstance(c.tag, str)]
-        if not last and (element.text or "").strip():
-            return
-        chosen = None
-        for child in reversed(children) if last else children:
-            if last and (child.tail or "").strip():
-                return
-            if one_line(child.text_content()) or child.find(".//img") is not None:
-                chosen = child
-                break
-            if child.tag == "hr":
-                chosen = child
-                break
-            if not last and (child.tail or "").strip():
-                return
-        if chosen is None:
-            return
-        yield chosen
-        element = chosen
-
-
-def _edge_chrome(element: Any, total_words: int, *, last: bool) -> bool:
-    if element.tag == "hr":
-        return True
-    text = one_line(element.text_content())
-    if 2 * words(text) > total_words:
-        return False  # most of the content (a title container's title): content
-    if last and element.tag in _HEADINGS:
-        return True  # a heading with nothing under it: its section was chrome
-    if element.tag == "address" or (
-        words(text) <= _FOOTER_MAX_WORDS and _FOOTER.match(text) and element.tag not in _HEADINGS
-    ):
-        return True
-    if element.find(".//pre") is not None or element.tag in _HEADINGS:
-        return False
-    links = list(element.iter("a"))
-    if not any(_is_nav_link(a) for a in links):
-        return False
-    outside = _text_outside_links(element)
-    # Marked navigation (rel, accesskey) beside a few words of titles: DocBook's Prev/Up/Next
-    # tables. Words alone only count in a block that is links and labels, never in prose.
-    marked = sum(1 for a in links if _marked_nav_link(a))
-    if marked >= 2 and words(outside) <= _EDGE_MAX_WORDS:
-        return True
-    return _only_labels(outside)
-
-
-def _trailing_footer(element: Any) -> bool:
-    """Inline text after the last block of ``element`` that is a generator's footer
-    (man2html's "<hr>This document was created by man2html …" straight in the body)."""
-    children = [c for c in element if isinstance(c.tag, str)]
-    last_block = next(
-        (i for i in range(len(children) - 1, -1, -1) if children[i].tag in _BLOCK_TAGS | {"hr"}),
-        None,
-    )
-    after = children[last_block + 1 :] if last_block is not None else children
-    if last_block is None and (element.text or "").strip():
-        return False
-    start = children[last_block].tail or "" if last_block is not None else ""
-    text = one_line(start + " ".join((c.text_content() or "") + (c.tail or "") for c in after))
-    if not text or words(text) > _FOOTER_MAX_WORDS or not _FOOTER.match(text):
-        return False
-    for child in after:
-        element.remove(child)
-    if last_block is not None:
-        if children[last_block].tag == "hr":
-            children[last_block].tail = None
-            drop(children[last_block])
-        else:
-            children[last_block].tail = None
-    return True
-
-
-def _edges(container: Any) -> None:
-    """Chrome at the top and the bottom of the content, peeled off one block at a time."""
-    for element in (container, *_edge_candidates(container, last=True)):
-        if _trailing_footer(element):
-            break
-    total = words(container.text_content())
-    for last in (False, True):
-        for _ in range(20):
-            candidates = _edge_candidates(container, last=last)
-            doomed = next((e for e in candidates if _edge_chrome(e, total, last=last)), None)
-            if doomed is None:
-                break
-            total -= words(doomed.text_content())
-            drop(doomed)
-
-
-def _local_contents(container: Any, page_url: str) -> None:
-    """A list of links to this page's own anchors (with its "Contents" label) goes."""
-    page = urldefrag(page_url)[0]
-    for listing in list(container.iter("ul", "ol", "dl")):
-        if listing.getparent() is None or any(
-            a.tag in ("ul", "ol", "dl") for a in listing.iterancestors()
-        ):
-            continue
-        links = list(listing.iter("a"))
-        if len(links) < 2 or not all(_in_page(a.get("href") or "", page) for a in links):
-            continue
-        if not _only_labels(_text_outside_links(listing), numbers=True):
-            continue
-        label = listing.getprevious()
-        if label is not None and _CONTENTS_LABEL.match(one_line(label.text_content())):
-            drop(label)
-        parent = listing.getparent()
-        drop(listing)
-        if parent is not None and parent.getparent() is not None and parent is not container:
-            text = one_line(parent.text_content())
-            if not text or _CONTENTS_LABEL.match(text):
-                drop(parent)
-
-
-def _in_page(href: str, page: str) -> bool:
-    """Whether ``href`` is a link to an anchor of the page at ``page`` itself."""
-    href = href.strip()
-    if href.startswith("#"):
-        return len(href) > 1
-    if "#" not in href or not page:
-        return False
-    target, fragment = urldefrag(urljoin(page, href))
-    return bool(fragment) and target == page
 
 
 def _repeated_headings(container: Any) -> None:
@@ -507,7 +251,7 @@ def _repeated_headings(container: Any) -> None:
     def walk(element: Any) -> None:
         nonlocal previous, between
         for child in element:
-            if isinstance(child.tag, str) and child.tag in _HEADINGS:
+            if isinstance(child.tag, str) and child.tag in HEADINGS:
                 text = one_line(child.text_content()).casefold()
                 if text and text == previous and not between:
                     doomed.append(child)
@@ -519,7 +263,7 @@ def _repeated_headings(container: Any) -> None:
                 walk(child)
             between = between or bool((child.tail or "").strip())
 
-    texts = [one_line(h.text_content()).casefold() for h in container.iter(*_HEADINGS)]
+    texts = [one_line(h.text_content()).casefold() for h in container.iter(*HEADINGS)]
     if len(set(texts)) == len(texts):
         return  # no two headings alike: nothing to walk for
     walk(container)

@@ -127,8 +127,7 @@ def _why_empty(doc: Any, css_selector: str) -> str:
     if body is None:
         return ""
     visible = sum(
-        len(((e.text or "") if e.tag not in _UNSEEN else "").split())
-        + len((e.tail or "").split())
+        len(((e.text or "") if e.tag not in _UNSEEN else "").split()) + len((e.tail or "").split())
         for e in body.iter()
         if isinstance(e.tag, str)
     )
@@ -163,6 +162,8 @@ def _prepare(
         fix_links(container)
         protect_text(container)
     return containers
+
+
 def _base_url(doc: Any, url: str) -> str:
     for base in doc.iter("base"):
         href = base.get("href")

@@ -2,8 +2,9 @@
 
 - ``<tt>``, ``<kbd>``, ``<samp>`` and ``<var>`` are inline code like ``<code>`` (nested
   ``<kbd>`` keys make one span: ``Control-A``).
-- Line-number gutters go: elements classed as line numbers, and a cell of bare line numbers
-  beside a cell holding the code (Sphinx, gtk-doc, YARD, Pygments tables).
+- Line-number gutters go: a cell of bare line numbers beside a cell holding the code (YARD,
+  Pygments tables), and elements classed as line numbers (``is_gutter``, applied in the
+  noise pass of ``chrome``).
 - A table of one row, or of one column without a header, is layout: its cells become blocks
   (texi2html wraps every example in ``<table><tr><td>&nbsp;</td><td><pre>``).
 - A data table whose cells hold blocks (code, lists, nested tables, several paragraphs) cannot
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -42,10 +44,8 @@ GUTTER_CLASSES = frozenset(
         "hljs-ln-numbers",
     )
 )
-_GUTTER_QUERY = lxml.etree.XPath(
-    ".//*[contains(@class, 'line') or contains(@class, 'gutter') or contains(@class, 'ln-')"
-    " or contains(@class, 'Line')]"
-)
+# A class attribute that may name a gutter (the exact names are checked by ``is_gutter``).
+GUTTER_PATTERN = re.compile(r"(?i)line|gutter|ln-")
 _BLOCKS_IN_CELLS = ("pre", "ul", "ol", "dl", "table", "blockquote", "h1", "h2", "h3", "h4", "h5")
 _LINE_NUMBERS = re.compile(r"^[\s\d]*\d[\s\d]*$")
 _WORD = re.compile(r"\w")
@@ -86,12 +86,15 @@ def _classes(element: Any) -> set[str]:
     return set((element.get("class") or "").lower().split())
 
 
+def is_gutter(element: Any) -> bool:
+    """An element classed as line numbers that holds nothing but numbers."""
+    return bool(_classes(element) & GUTTER_CLASSES) and bool(
+        _LINE_NUMBERS.match(element.text_content() or "1")
+    )
+
+
 def _gutters(container: Any) -> None:
-    maybe = _GUTTER_QUERY(container)  # lxml filters; the exact class names are checked here
-    doomed = [e for e in maybe if _classes(e) & GUTTER_CLASSES]
-    for element in doomed:
-        if element.getparent() is not None and _LINE_NUMBERS.match(element.text_content() or "1"):
-            element.drop_tree()
+    """Numbers beside code in a table (the classed ones went with the page's noise)."""
     for row in list(container.iter("tr")):
         cells = [c for c in row if c.tag in ("td", "th")]
         if len(cells) < 2 or not any(c.find(".//pre") is not None for c in cells):
@@ -108,7 +111,7 @@ def _is_line_numbers(text: str) -> bool:
     if not numbers or not all(n.isdigit() for n in numbers):
         return False
     values = [int(n) for n in numbers]
-    return all(b == a + 1 for a, b in zip(values, values[1:], strict=False))
+    return all(b == a + 1 for a, b in itertools.pairwise(values))
 
 
 def _rows(table: Any) -> list[Any]:

@@ -72,8 +72,7 @@ def clean(container: Any) -> None:
             title.tag = "h1"
     for fragment in select(container, "div.fragment"):
         lines = [
-            line.text_content().replace("\n", "").rstrip()
-            for line in select(fragment, "div.line")
+            line.text_content().replace("\n", "").rstrip() for line in select(fragment, "div.line")
         ]
         text = "\n".join(lines) if lines else fragment.text_content()
         replace_with(fragment, pre_element(text.replace("\xa0", " ")))
