@@ -45,6 +45,7 @@ BLOCK_TAGS = frozenset(
     )
 )
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_LABEL_MAX_CHARS = 60
 _NAV_RELS = frozenset(
     (
         "prev",
@@ -210,7 +211,9 @@ def remove_navigation_blocks(container: Any, in_code: set[Any]) -> None:
 
 
 def remove_local_contents(container: Any, page_url: str) -> None:
-    """A list of links to this page's own anchors (with its "Contents" label) goes."""
+    """A list of links to this page's own anchors under a "Contents" label goes, label too.
+
+    Without the label such a list is content ("See also" links to members of the page)."""
     page = urldefrag(page_url)[0]
     for listing in list(container.iter("ul", "ol", "dl")):
         if listing.getparent() is None or any(
@@ -222,15 +225,27 @@ def remove_local_contents(container: Any, page_url: str) -> None:
             continue
         if not only_labels(text_outside_links(listing), numbers=True):
             continue
-        label = listing.getprevious()
-        if label is not None and _CONTENTS_LABEL.match(one_line(label.text_content())):
-            drop(label)
+        label = _label_of(listing)
+        if label is None:
+            continue
+        drop(label)
         parent = listing.getparent()
         drop(listing)
         if parent is not None and parent.getparent() is not None and parent is not container:
             text = one_line(parent.text_content())
             if not text or _CONTENTS_LABEL.match(text):
                 drop(parent)
+
+
+def _label_of(listing: Any) -> Any:
+    """The "Contents" / "Table of Contents" / "On this page" label right before ``listing``
+    (a heading, a caption paragraph, a summary), or None."""
+    label = listing.getprevious()
+    while label is not None and not isinstance(label.tag, str):
+        label = label.getprevious()
+    if label is None or len(label.text_content()) > _LABEL_MAX_CHARS:
+        return None
+    return label if _CONTENTS_LABEL.match(one_line(label.text_content())) else None
 
 
 def _in_page(href: str, page: str) -> bool:

@@ -11,6 +11,7 @@
   be a GFM table, whose cells are one line: it becomes a list, one item per row, each cell a
   block labelled by its column header.
 - ``<summary>`` is a plain block (Markdown's bold would wrap headings and paragraphs).
+- A ``<blockquote>`` holding nothing but code is indentation: the code stands on its own.
 - Emphasis around nothing but code, glued to a word (``<em><code>n</code></em>th``), goes:
   CommonMark cannot close the emphasis there, and the code span is the markup that matters.
 - A definition list's term is a bold line of its own (unless it is code already), so that term
@@ -63,6 +64,10 @@ def normalise(container: Any) -> None:
             _table(table)
     for summary in container.iter("summary"):
         summary.tag = "div"
+    for quote in list(container.iter("blockquote")):
+        children = [c for c in quote if isinstance(c.tag, str)]
+        if children and all(c.tag == "pre" for c in children) and not (quote.text or "").strip():
+            quote.drop_tag()  # code indented for display (Javadoc): a code block of its own
     _glued_emphasis(container)
     _terms(container)
     for heading in container.iter(*_HEADINGS):
