@@ -87,12 +87,21 @@ def write_extract(rows: list[dict[str, Any]], docs: Path, repeats: int) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
     load = ", ".join(f"{value:.1f}" for value in psutil.getloadavg())
+    commit = subprocess.run(
+        ["git", "-C", str(RESULTS.parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     (RESULTS / "extract.json").write_text(
-        json.dumps({"machine": machine, "docs": str(docs), "load": load, "rows": rows}, indent=2)
+        json.dumps(
+            {"machine": machine, "commit": commit, "docs": str(docs), "load": load, "rows": rows},
+            indent=2,
+        )
         + "\n"
     )
     lines = [
-        f"extract() on the {rows[0]['pages']} pages of {docs} ({machine}).",
+        f"extract() on the {rows[0]['pages']} pages of {docs} ({machine}), commit {commit}.",
         f"CPU time of each page's call, one thread; the fastest of {repeats} runs per tree "
         "(every run's mean in the last column), the trees alternating run by run.",
         f"Load average (1, 5, 15 min) at the end: {load}.",
