@@ -352,3 +352,40 @@ def test_contents_heading_is_chrome_only_before_a_list_of_links():
 def test_one_line_gutter_beside_code_not_expected():
     html = "<table><tr><td><pre class='lines'>38</pre></td><td><pre class='code'>def x; end</pre></td></tr></table>"
     assert ok(run(html, "```\ndef x; end\n```\n"), "code_blocks")
+
+
+# the oracle's own refinements, each with a case it accepts and one it still catches ------------
+
+
+def test_var_neighbours_count_for_glue():
+    html = "<p>const char *<var>msgid1</var>, int</p>"
+    assert ok(run(html, "const char \\*`msgid1`, int\n"), "glued")
+    # No "*" before the var in the HTML: a literal one beside the span is a stray delimiter.
+    assert run("<p>const char <var>msgid1</var>, int</p>", "const char *`msgid1`, int\n")[
+        "glued"
+    ].failed
+
+
+def test_a_list_item_is_read_whole_for_the_list_form_of_a_table():
+    html = (
+        "<table><tr><td><pre>code</pre></td><td>first</td></tr>"
+        "<tr><td>x</td><td>second</td></tr></table>"
+    )
+    assert ok(run(html, "- ```\n  code\n  ```\n\n  first\n- x\n\n  second\n"), "tables")
+    assert run(html, "- ```\n  other\n  ```\n- y\n")["tables"].failed
+
+
+def test_a_styled_mark_is_a_term_and_a_bare_one_a_permalink():
+    assert (
+        run("<dl><dt><b>#</b></dt><dd>Comment.</dd></dl>", "**\\#**\n\nComment.\n")[
+            "chrome"
+        ].failures
+        == []
+    )
+    assert run("<p>x</p>", "x\n\n¶\n")["chrome"].failed
+
+
+def test_a_term_and_its_code_are_not_a_repeat_but_two_equal_paragraphs_are():
+    html = "<dl><dt>textdomain</dt><dd><p><code>textdomain</code></p></dd></dl>"
+    assert ok(run(html, "**textdomain**\n\n`textdomain`\n"), "chrome")
+    assert run(html, "**textdomain**\n\n**textdomain**\n")["chrome"].failed
