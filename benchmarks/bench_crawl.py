@@ -7,6 +7,7 @@ included, sampled every 20 ms) is its own. crawl4ai is imported before the clock
 browser runs include starting Chromium.
 
     uv run python benchmarks/bench_crawl.py [--quick] [--methods http ...] [--repeats R] [--tag T]
+        [--site-dir DIR]   # real pages instead of generated ones
 
 Writes benchmarks/results/crawl.json and benchmarks/results/crawl.md (crawl-T.* with --tag).
 With --repeats, each point is run R times and the median is reported, with the spread.
@@ -248,6 +249,13 @@ def main() -> None:
         default=Path("/usr/share/doc/python3.11/html/library"),
         help="the real pages --extract converts (default: the Python library reference)",
     )
+    parser.add_argument(
+        "--site-dir",
+        type=Path,
+        default=None,
+        help="crawl the real pages of DIR (e.g. /usr/share/doc/python3.11/html/library) "
+        "instead of generated ones",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--extract-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,16 +279,24 @@ def main() -> None:
     from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
     pages = 16 if args.quick else 64
+    # Real pages (--site-dir): served as they are, every page of the directory once.
+    site_config = (
+        SiteConfig(directory=str(args.site_dir))
+        if args.site_dir
+        else SiteConfig(pages=pages, sections=5, paragraphs=4)
+    )
     # Each variant is a source tree to import the package from ("" = this one); alternating
     # them run by run spreads the machine's other load over both alike.
     variants = ["", *([str(Path(args.compare_with).resolve())] if args.compare_with else [])]
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        run_site_in_thread(SiteConfig(pages=pages, sections=5, paragraphs=4)) as site,
+        run_site_in_thread(site_config) as site,
     ):
         urls_file = Path(tmp) / "urls.txt"
-        urls_file.write_text("\n".join(site.page_urls()) + "\n")
+        urls = site.page_urls()
+        pages = len(urls)
+        urls_file.write_text("\n".join(urls) + "\n")
         for method in args.methods:
             for concurrency in CONCURRENCY:
                 runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -294,7 +310,8 @@ def main() -> None:
                     row["code"] = variant or "this tree"
                     print(json.dumps(row), flush=True)
                     rows.append(row)
-    write(rows, pages, tag=args.tag, repeats=args.repeats)
+    source = str(args.site_dir) if args.site_dir else "generated Sphinx-like pages"
+    write(rows, pages, tag=args.tag, repeats=args.repeats, source=source)
 
 
 def _summary(runs: list[dict[str, Any]], pages: int) -> dict[str, Any]:
@@ -313,7 +330,14 @@ def _summary(runs: list[dict[str, Any]], pages: int) -> dict[str, Any]:
     return row
 
 
-def write(rows: list[dict[str, Any]], pages: int, *, tag: str = "", repeats: int = 1) -> None:
+def write(
+    rows: list[dict[str, Any]],
+    pages: int,
+    *,
+    tag: str = "",
+    repeats: int = 1,
+    source: str = "generated Sphinx-like pages",
+) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
     name = f"crawl-{tag}" if tag else "crawl"
@@ -328,7 +352,7 @@ def write(rows: list[dict[str, Any]], pages: int, *, tag: str = "", repeats: int
     names = {"http": "ours, http", "browser": "ours, browser", "arun_many": "crawl4ai arun_many"}
     codes = sorted({row.get("code", "this tree") for row in rows})
     lines = [
-        f"Crawl of {pages} generated Sphinx-like pages from the local site ({machine}).",
+        f"Crawl of {pages} {source} from the local site ({machine}).",
         "Seconds include starting Chromium for the browser runs, not importing crawl4ai.",
         "Peak memory sums the process and all its children (Chromium included); RSS counts",
         "shared pages once per process, PSS splits them between the processes sharing them.",
