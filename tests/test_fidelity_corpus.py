@@ -17,6 +17,7 @@ runs ``.ci/run``, has them all).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
@@ -38,6 +39,7 @@ from crawl4ai_llm_docs.testing.site.server import (
 )
 
 CORPUS = corpus()
+HAS_CHROMIUM = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
 MIN_GENERATOR_FAMILIES = 12  # the issue's floor; the corpus has twenty
 
 
@@ -121,4 +123,31 @@ def test_cli_no_llm_over_http_writes_faithful_markdown_for_every_generator(
         assert section.source.endswith(page)
         checks = docset.evaluate(page, section.body)
         for name in ("content", "code_blocks", "glued", "chrome"):
+            assert checks[name].failed == 0, (docset.id, name, checks[name].failures[:5])
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAS_CHROMIUM, reason="no Chromium on PATH (apt-get install chromium)")
+def test_cli_browser_mode_converts_the_rendered_html_the_same_way(tmp_path: Path) -> None:
+    """Chromium's rendering (XHTML included) goes through the same conversion."""
+    chosen = [
+        (CORPUS[name], CORPUS[name].directory(), CORPUS[name].pages[0])
+        for name in ("docbook-postgresql", "texinfo-makeinfo", "qdoc-qtsvg5", "gtkdoc-glib")
+    ]
+    if any(directory is None for _, directory, _ in chosen):
+        pytest.skip("some corpus packages are missing: .ci/run unpacks them")
+    with _sites([directory for _, directory, _ in chosen if directory is not None]) as sites:
+        urls = [sites[directory].url("/" + page) for _, directory, page in chosen if directory]
+        urls_file = write_urls(tmp_path / "urls.txt", urls)
+        output = tmp_path / "docs.md"
+        args = [str(urls_file), "-o", str(output), "--no-llm", "--crawler", "browser"]
+        result = run_cli(
+            [*args, "--no-progress"], cwd=tmp_path, env=cli_env(tmp_path, api_key=None)
+        )
+    assert result.code == 0, result
+    found = sections(output.read_text(encoding="utf-8"))
+    assert len(found) == len(chosen)
+    for section, (docset, _, page) in zip(found, chosen, strict=True):
+        checks = docset.evaluate(page, section.body)
+        for name in ("content", "code_blocks", "languages", "glued", "chrome"):
             assert checks[name].failed == 0, (docset.id, name, checks[name].failures[:5])
