@@ -136,6 +136,14 @@ def test_view_source_links_go(link: str, gone: bool) -> None:
     assert ("ource" not in markdown and "src" not in markdown) is gone, markdown
 
 
+def test_a_source_link_inside_a_sentence_stays() -> None:
+    body = (
+        '<p>You can read the <a href="https://git.example.org/p/blob/main/a.py">source</a> of '
+        "this module on the project's forge.</p>"
+    )
+    assert "read the [source](" in _md(body)
+
+
 @pytest.mark.parametrize(
     "control",
     [
@@ -200,7 +208,7 @@ def test_in_page_contents_go_with_their_label_and_other_pages_lists_stay() -> No
 
 
 def test_a_heading_repeated_right_after_itself_goes_once() -> None:
-    markdown = _md("<h1>Hash Tables</h1><h2>Hash Tables</h2>" + PROSE + "<h2>Hash Tables</h2>")
-    assert markdown.count("Hash Tables") == 1 + 0  # the trailing one has nothing under it
+    markdown = _md("<h1>Hash Tables</h1><div><h2>Hash  tables</h2></div>" + PROSE)
+    assert markdown.count("Hash") == 1
     kept = _md("<h1>Hash Tables</h1>" + PROSE + "<h2>Hash Tables</h2>" + PROSE)
     assert kept.count("Hash Tables") == 2  # text between: a section of that name

@@ -87,7 +87,7 @@ BODY_NOISE_ROLES = frozenset(("banner", "contentinfo", "complementary"))
 BODY_NOISE_CLASSES = frozenset(("sidebar",))
 
 _PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693", "¤", "∞", "link", "permalink"))
-_SOURCE_WORDS = frozenset(("source", "src", "view source", "show source", "source code", "code"))
+_SOURCE_WORDS = frozenset(("source", "src", "view source", "show source", "source code"))
 _SOURCE_TARGET = re.compile(
     r"(?:^|/)(?:src|source|_modules|_source|blob|tree)(?:/|#|$)|#L\d|\.(?:c|h|cc|cpp|hpp|py|rb|rs|hs|ml|"
     r"go|java|js|ts|pl|php|ex|erl|lua|scala|kt)(?:\.html?|\.source\.html)?(?:#|$)",
@@ -102,6 +102,7 @@ _TOGGLE_LABEL = re.compile(
 _LABEL_TAGS = ("span", "div", "a", "p", "summary", "label", "small")
 _LABEL_MAX_CHARS = 80
 _CONTROL_MAX_WORDS = 4
+_NOT_WORDS = " \t\r\n\xa0()[]|·•,;:."
 
 
 def remove_noise(container: Any, *, whole_body: bool) -> None:
@@ -212,8 +213,31 @@ def _link(anchor: Any, ids: dict[str, Any]) -> None:
             else:
                 anchor.drop_tag()  # the words are content (a heading's, a member's name)
         return
-    if text.strip("[]() ").lower() in _SOURCE_WORDS and _SOURCE_TARGET.search(href):
+    if (
+        text.strip("[]() ").lower() in _SOURCE_WORDS
+        and _SOURCE_TARGET.search(href)
+        and not _in_prose(anchor)
+    ):
         drop(anchor)  # "[src]", "Source": a view of the source file, not documentation
+
+
+def _in_prose(anchor: Any) -> bool:
+    """Whether words follow ``anchor`` in its block (a sentence goes on after it); a source
+    link beside a heading, a term or a signature ends its line."""
+    block = _block_of(anchor)
+    if block is None or block.tag in (*HEADINGS, "dt", "td", "th"):
+        return False
+    node = anchor
+    while node is not None and node is not block:
+        if (node.tail or "").strip(_NOT_WORDS):
+            return True
+        for sibling in node.itersiblings():
+            if sibling.tag != "a" and sibling.text_content().strip(_NOT_WORDS):
+                return True
+            if (sibling.tail or "").strip(_NOT_WORDS):
+                return True
+        node = node.getparent()
+    return False
 
 
 def _block_of(element: Any) -> Any:
