@@ -212,3 +212,19 @@ def test_a_heading_repeated_right_after_itself_goes_once() -> None:
     assert markdown.count("Hash") == 1
     kept = _md("<h1>Hash Tables</h1>" + PROSE + "<h2>Hash Tables</h2>" + PROSE)
     assert kept.count("Hash Tables") == 2  # text between: a section of that name
+
+
+def test_unlabelled_in_page_links_go_only_first_thing_under_the_heading() -> None:
+    toc = (
+        '<div class="toc"><dl><dt><a href="#a">9.1. Alpha</a></dt><dt><a href="page.html#b">'
+        "9.2. Beta</a></dt></dl></div>"
+    )
+    sections = f'<h2 id="a">Alpha</h2>{PROSE}<h2 id="b">Beta</h2>{PROSE}'
+    markdown = _md(f'<div class="titlepage"><h1>9. Page</h1></div>{toc}{sections}')
+    assert "9.1. Alpha" not in markdown
+    assert "## Alpha" in markdown
+    # The same links after some prose are content ("See also" a member of the page).
+    see_also = (
+        '<p>See also:</p><ul><li><a href="#a">alpha()</a></li><li><a href="#b">beta()</a></li></ul>'
+    )
+    assert "[alpha()](" in _md(f"<h1>Page</h1>{PROSE}{see_also}{sections}")

@@ -115,6 +115,15 @@ def test_title_from_title_tag_then_first_heading() -> None:
     assert (found.title, found.site_name) == ("I/O", "Site")
     found = extract(_page("<main><h1>Files</h1></main>", title="Input / Output"), URL)
     assert (found.title, found.site_name) == ("Input / Output", "")
+    # One page's own forms, confirmed by its heading (any level, section number aside).
+    found = extract(
+        _page("<main><h2>Error Reporting</h2></main>", title="Error Reporting: GLib"), URL
+    )
+    assert (found.title, found.site_name) == ("Error Reporting", "GLib")
+    found = extract(_page("<main><h3>11.2 Keys</h3></main>", title="Keys (The Manual)"), URL)
+    assert (found.title, found.site_name) == ("Keys", "The Manual")
+    found = extract(_page("<main><h1>Notes</h1></main>", title="Tutorial: Getting started"), URL)
+    assert (found.title, found.site_name) == ("Tutorial: Getting started", "")
     html = "<html><body><main><h1>Only <em>heading</em></h1><p>x</p></main></body></html>"
     assert extract(html, URL).title == "Only heading"
 

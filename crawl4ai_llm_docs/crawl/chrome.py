@@ -176,8 +176,8 @@ def remove_chrome(container: Any, page_url: str = "") -> None:
             continue  # a label is a leaf of a few words
         if _TOGGLE_LABEL.match(one_line(text)):
             drop(element)
-    remove_local_contents(container, page_url)
     remove_edges(container)
+    remove_local_contents(container, page_url)  # after the edges: "at the top" is then true
     remove_navigation_blocks(container, in_code)
     _repeated_headings(container)
 

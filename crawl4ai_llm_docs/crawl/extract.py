@@ -59,6 +59,8 @@ SIGNATURE_SELECTOR = "dt.sig, dl.function > dt, dl.class > dt, dl.method > dt, d
 _XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
 _LAYOUT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, lxml.etree.LxmlError)
 _UNSEEN = frozenset(("script", "style", "noscript", "template"))
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_SECTION_NUMBER = re.compile(r"^(?:[A-Z]|\d+)(?:\.\d+)*\.?\s+")
 _SELECTOR_NAMES = re.compile(r"[.#]([\w-]+)|\[[\w-]+=['\"]?([\w-]+)")
 
 
@@ -226,7 +228,13 @@ def _title(doc: Any, containers: list[Any]) -> tuple[str, str]:
     title = next((text for element in doc.iter("title") if (text := _line(element))), "")
     if not title:
         return heading, ""
-    return split_site_name(title, heading)
+    # The page's own heading, whatever its level, without a section number ("11.2 Keys").
+    first = next((_line(h) for c in containers for h in c.iter(*_HEADINGS) if _line(h)), "")
+    for candidate in dict.fromkeys((heading, first, _SECTION_NUMBER.sub("", first))):
+        name, site_name = split_site_name(title, candidate)
+        if site_name:
+            return name, site_name
+    return title, ""
 
 
 def _line(element: Any) -> str:

@@ -211,9 +211,10 @@ def remove_navigation_blocks(container: Any, in_code: set[Any]) -> None:
 
 
 def remove_local_contents(container: Any, page_url: str) -> None:
-    """A list of links to this page's own anchors under a "Contents" label goes, label too.
+    """A list of links to this page's own anchors goes, under a "Contents" label (label too)
+    or first thing under the page's heading (DocBook's section contents).
 
-    Without the label such a list is content ("See also" links to members of the page)."""
+    Elsewhere and unlabelled such a list is content ("See also" links to members of a page)."""
     page = urldefrag(page_url)[0]
     for listing in list(container.iter("ul", "ol", "dl")):
         if listing.getparent() is None or any(
@@ -226,9 +227,10 @@ def remove_local_contents(container: Any, page_url: str) -> None:
         if not only_labels(text_outside_links(listing), numbers=True):
             continue
         label = _label_of(listing)
-        if label is None:
+        if label is None and not _at_top(listing, container):
             continue
-        drop(label)
+        if label is not None:
+            drop(label)
         parent = listing.getparent()
         drop(listing)
         if parent is not None and parent.getparent() is not None and parent is not container:
@@ -246,6 +248,39 @@ def _label_of(listing: Any) -> Any:
     if label is None or len(label.text_content()) > _LABEL_MAX_CHARS:
         return None
     return label if _CONTENTS_LABEL.match(one_line(label.text_content())) else None
+
+
+def _at_top(listing: Any, container: Any) -> bool:
+    """Whether nothing but headings comes before ``listing`` in the content."""
+    node = listing
+    while node is not None and node is not container:
+        for sibling in node.itersiblings(preceding=True):
+            if (sibling.tail or "").strip():
+                return False
+            if isinstance(sibling.tag, str) and not _only_headings(sibling):
+                return False
+        parent = node.getparent()
+        if parent is not None and (parent.text or "").strip():
+            return False
+        node = parent
+    return True
+
+
+def _only_headings(element: Any) -> bool:
+    """Whether all the text of ``element`` is inside headings (a title block)."""
+    for node in element.iter():
+        if not isinstance(node.tag, str):
+            continue
+        in_heading = node.tag in HEADINGS or any(a.tag in HEADINGS for a in node.iterancestors())
+        if (node.text or "").strip() and not in_heading:
+            return False
+        owner = node.getparent()
+        tail = node is not element and (node.tail or "").strip() and owner is not None
+        if tail and not (
+            owner.tag in HEADINGS or any(a.tag in HEADINGS for a in owner.iterancestors())
+        ):
+            return False
+    return True
 
 
 def _in_page(href: str, page: str) -> bool:

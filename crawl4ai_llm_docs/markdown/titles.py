@@ -56,4 +56,17 @@ def split_site_name(title: str, heading: str) -> tuple[str, str]:
         name = without_affix(title, affix)
         if name and name.casefold() == wanted:
             return name, affix.text
+    # One page can also say "Name: Site" (gtk-doc) or "Name (Site)" (Texinfo): with the
+    # heading to confirm it, these are the site's name too.
+    for name, site in (title.partition(": ")[::2], _parenthesised(title)):
+        if site and name.strip().casefold() == wanted:
+            return name.strip(), site.strip()
     return title, ""
+
+
+def _parenthesised(title: str) -> tuple[str, str]:
+    """("Name", "Site") of "Name (Site)"; ("", "") otherwise."""
+    if not title.endswith(")") or " (" not in title:
+        return "", ""
+    name, _, site = title[:-1].rpartition(" (")
+    return name, site
