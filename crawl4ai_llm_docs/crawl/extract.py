@@ -222,14 +222,15 @@ def _signatures(container: Any) -> None:
 def _title(doc: Any, containers: list[Any]) -> tuple[str, str]:
     """(the page's name, the site's name): the <title> without the site's name when what is
     left is the page's own heading; the first heading when there is no <title>."""
-    heading = next(
-        (text for root in (*containers, doc) for h in root.iter("h1") if (text := _line(h))), ""
-    )
     title = next((text for element in doc.iter("title") if (text := _line(element))), "")
     if not title:
-        return heading, ""
-    # The page's own heading, whatever its level, without a section number ("11.2 Keys").
-    first = next((_line(h) for c in containers for h in c.iter(*_HEADINGS) if _line(h)), "")
+        return next(
+            (t for root in (*containers, doc) for h in root.iter("h1") if (t := _line(h))), ""
+        ), ""
+    # The page's own heading (in its content: a site banner's h1 is not it), whatever its
+    # level, without a section number ("11.2 Keys").
+    heading = next((t for c in containers for h in c.iter("h1") if (t := _line(h))), "")
+    first = next((t for c in containers for h in c.iter(*_HEADINGS) if (t := _line(h))), "")
     for candidate in dict.fromkeys((heading, first, _SECTION_NUMBER.sub("", first))):
         name, site_name = split_site_name(title, candidate)
         if site_name:
