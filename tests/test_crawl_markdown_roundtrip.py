@@ -87,3 +87,46 @@ def test_inline_code_reads_back_as_one_span_even_in_a_table_cell(code: str) -> N
     assert [" ".join(span.split()) for span in spans] == [wanted, wanted], markdown
     cells = [t for t in GFM.parse(markdown) if t.type in ("td_open", "th_open")]
     assert len(cells) == 4, markdown
+
+
+TAGS = ["div", "p", "table", "tr", "td", "th", "ul", "li", "dl", "dt", "dd", "span", "em", "b"]
+TAGS += ["a", "h1", "h2", "h3", "nav", "blockquote", "details", "summary", "kbd", "var", "tt"]
+ATTRIBUTES = [
+    "",
+    ' href="#x"',
+    ' href="javascript:void(0)"',
+    ' href="other.html"',
+    ' id="x"',
+    ' rel="next" href="n.html"',
+    ' accesskey="p" href="p.html"',
+    ' class="linenos"',
+    ' class="language-python"',
+    ' onclick="f()"',
+]
+
+
+@st.composite
+def _trees(draw: st.DrawFn, depth: int = 0) -> str:
+    """Random nesting of the elements the extraction rewrites, with code blocks among them."""
+    parts = []
+    for _ in range(draw(st.integers(0, 3 if depth < 3 else 0))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            parts.append(html_lib.escape(draw(st.text(ALPHABET, max_size=12)), quote=False))
+        elif kind == 1:
+            code = draw(st.sampled_from(["x = 1", "a | b", "```", "1\n2", "fn f() {}"]))
+            parts.append(f"<pre>{html_lib.escape(code, quote=False)}</pre>")
+        else:
+            tag = draw(st.sampled_from(TAGS))
+            attributes = draw(st.sampled_from(ATTRIBUTES))
+            parts.append(f"<{tag}{attributes}>{draw(_trees(depth + 1))}</{tag}>")
+    return "".join(parts)
+
+
+@SETTINGS
+@given(_trees())
+def test_any_nesting_converts_without_error_into_markdown_a_parser_reads(body: str) -> None:
+    markdown = extract(_page(f"<h1>Page</h1><p>Text.</p>{body}"), URL).markdown
+    tokens = GFM.parse(markdown)
+    assert markdown.startswith("# Page")
+    assert all(t.type != "html_block" for t in tokens), markdown
