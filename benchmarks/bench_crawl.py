@@ -1,4 +1,5 @@
-"""Crawl throughput and memory: our HTTP mode vs our browser mode vs crawl4ai's own arun_many.
+"""Crawl throughput and memory: our HTTP mode vs our browser mode vs crawl4ai's own arun_many;
+and the CPU the extraction (HTML -> Markdown) costs per real page.
 
 All three crawl the same generated pages from the local docs site at concurrency 1, 4 and 8.
 Each run is a separate process, so its peak RSS (the process plus every child, Chromium's
@@ -6,9 +7,17 @@ included, sampled every 20 ms) is its own. crawl4ai is imported before the clock
 browser runs include starting Chromium.
 
     uv run python benchmarks/bench_crawl.py [--quick] [--methods http ...] [--repeats R] [--tag T]
+        [--site-dir DIR]   # real pages instead of generated ones
 
 Writes benchmarks/results/crawl.json and benchmarks/results/crawl.md (crawl-T.* with --tag).
 With --repeats, each point is run R times and the median is reported, with the spread.
+
+    uv run python benchmarks/bench_crawl.py --extract [--docs DIR] [--compare-with TREE]
+
+measures ``extract()`` alone on the real pages of DIR (default: the Python 3.11 library
+reference, python3.11-doc), the CPU time of each page's call in one thread, every page once
+per run after a warm-up page; with --compare-with, the same pages through another checkout's
+extractor, the two alternating run by run. Writes benchmarks/results/extract.json and .md.
 """
 
 from __future__ import annotations
@@ -231,8 +240,36 @@ def main() -> None:
         help="also run each point with the package imported from DIR (another checkout), "
         "alternating run by run",
     )
+    parser.add_argument(
+        "--extract", action="store_true", help="the extraction's CPU per real page instead"
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path("/usr/share/doc/python3.11/html/library"),
+        help="the real pages --extract converts (default: the Python library reference)",
+    )
+    parser.add_argument(
+        "--site-dir",
+        type=Path,
+        default=None,
+        help="crawl the real pages of DIR (e.g. /usr/share/doc/python3.11/html/library) "
+        "instead of generated ones",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--extract-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.extract_child:
+        from bench_extract import extract_child
+
+        pages_file, cache_dir = args.extract_child
+        print(json.dumps(extract_child(Path(pages_file), Path(cache_dir))), flush=True)
+        return
+    if args.extract:
+        from bench_extract import run_extract
+
+        run_extract(args.docs, args.compare_with, args.repeats, Path(__file__))
+        return
     if args.child:
         method, concurrency, urls_file, cache_dir = args.child
         urls = Path(urls_file).read_text().split()
@@ -242,16 +279,24 @@ def main() -> None:
     from crawl4ai_llm_docs.testing.site.server import SiteConfig, run_site_in_thread
 
     pages = 16 if args.quick else 64
+    # Real pages (--site-dir): served as they are, every page of the directory once.
+    site_config = (
+        SiteConfig(directory=str(args.site_dir))
+        if args.site_dir
+        else SiteConfig(pages=pages, sections=5, paragraphs=4)
+    )
     # Each variant is a source tree to import the package from ("" = this one); alternating
     # them run by run spreads the machine's other load over both alike.
     variants = ["", *([str(Path(args.compare_with).resolve())] if args.compare_with else [])]
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        run_site_in_thread(SiteConfig(pages=pages, sections=5, paragraphs=4)) as site,
+        run_site_in_thread(site_config) as site,
     ):
         urls_file = Path(tmp) / "urls.txt"
-        urls_file.write_text("\n".join(site.page_urls()) + "\n")
+        urls = site.page_urls()
+        pages = len(urls)
+        urls_file.write_text("\n".join(urls) + "\n")
         for method in args.methods:
             for concurrency in CONCURRENCY:
                 runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -265,7 +310,8 @@ def main() -> None:
                     row["code"] = variant or "this tree"
                     print(json.dumps(row), flush=True)
                     rows.append(row)
-    write(rows, pages, tag=args.tag, repeats=args.repeats)
+    source = str(args.site_dir) if args.site_dir else "generated Sphinx-like pages"
+    write(rows, pages, tag=args.tag, repeats=args.repeats, source=source)
 
 
 def _summary(runs: list[dict[str, Any]], pages: int) -> dict[str, Any]:
@@ -284,7 +330,14 @@ def _summary(runs: list[dict[str, Any]], pages: int) -> dict[str, Any]:
     return row
 
 
-def write(rows: list[dict[str, Any]], pages: int, *, tag: str = "", repeats: int = 1) -> None:
+def write(
+    rows: list[dict[str, Any]],
+    pages: int,
+    *,
+    tag: str = "",
+    repeats: int = 1,
+    source: str = "generated Sphinx-like pages",
+) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
     name = f"crawl-{tag}" if tag else "crawl"
@@ -299,7 +352,7 @@ def write(rows: list[dict[str, Any]], pages: int, *, tag: str = "", repeats: int
     names = {"http": "ours, http", "browser": "ours, browser", "arun_many": "crawl4ai arun_many"}
     codes = sorted({row.get("code", "this tree") for row in rows})
     lines = [
-        f"Crawl of {pages} generated Sphinx-like pages from the local site ({machine}).",
+        f"Crawl of {pages} {source} from the local site ({machine}).",
         "Seconds include starting Chromium for the browser runs, not importing crawl4ai.",
         "Peak memory sums the process and all its children (Chromium included); RSS counts",
         "shared pages once per process, PSS splits them between the processes sharing them.",

@@ -19,8 +19,11 @@ from typing import Any
 
 import lxml.html  # type: ignore[import-untyped]
 
-FENCED = re.compile(r"^```[^\n]*\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
+FENCED = re.compile(
+    r"^[ \t]*```[^\n]*\n(.*?)\n[ \t]*```$", re.MULTILINE | re.DOTALL
+)  # in list items too
 INLINE = re.compile(r"(`+)(.+?)\1")
+QUOTE_MARKERS = re.compile(r"^> ?", re.MULTILINE)
 # Markdown links outside code: "[text](target" — an empty text is the failure looked for.
 EMPTY_LINK = re.compile(r"\[\]\(")
 JS_LINK = re.compile(r"\]\(\s*<?\s*javascript:", re.IGNORECASE)
@@ -139,6 +142,9 @@ def without_code(markdown: str) -> str:
 
 def check(markdown: str, expected: Expected, docset: DocSet) -> Checked:
     fences = [spaces(f) for f in FENCED.findall(markdown)]
+    # Code in a blockquote ("> ```") is a code block too: read it without the quote markers.
+    quoted = "\n".join(line for line in markdown.splitlines() if line.startswith(">"))
+    fences += [spaces(f) for f in FENCED.findall(QUOTE_MARKERS.sub("", quoted))]
     rest = FENCED.sub(" ", markdown)
     spans = [spaces(m.group(2).replace("\\|", "|")) for m in INLINE.finditer(rest)]
     flat = spaces(markdown)

@@ -105,9 +105,25 @@ def test_sphinx_signature_becomes_one_code_span() -> None:
 
 
 def test_title_from_title_tag_then_first_heading() -> None:
+    # The title keeps a separator unless what is left is the page's own heading.
     assert (
         extract(_page("<main><h1>Head</h1></main>", title="Doc — Site"), URL).title == "Doc — Site"
     )
+    found = extract(_page("<main><h1>Doc</h1></main>", title="Doc — Site 1.0"), URL)
+    assert (found.title, found.site_name) == ("Doc", "Site 1.0")
+    found = extract(_page("<main><h1>I/O</h1></main>", title="Site | I/O"), URL)
+    assert (found.title, found.site_name) == ("I/O", "Site")
+    found = extract(_page("<main><h1>Files</h1></main>", title="Input / Output"), URL)
+    assert (found.title, found.site_name) == ("Input / Output", "")
+    # One page's own forms, confirmed by its heading (any level, section number aside).
+    found = extract(
+        _page("<main><h2>Error Reporting</h2></main>", title="Error Reporting: GLib"), URL
+    )
+    assert (found.title, found.site_name) == ("Error Reporting", "GLib")
+    found = extract(_page("<main><h3>11.2 Keys</h3></main>", title="Keys (The Manual)"), URL)
+    assert (found.title, found.site_name) == ("Keys", "The Manual")
+    found = extract(_page("<main><h1>Notes</h1></main>", title="Tutorial: Getting started"), URL)
+    assert (found.title, found.site_name) == ("Tutorial: Getting started", "")
     html = "<html><body><main><h1>Only <em>heading</em></h1><p>x</p></main></body></html>"
     assert extract(html, URL).title == "Only heading"
 
@@ -133,7 +149,8 @@ def test_js_shell_has_few_words_and_garbage_is_empty() -> None:
 
 def test_generated_site_page_keeps_content_and_drops_navigation() -> None:
     result = extract(generated_page(3, pages=10), "http://127.0.0.1/docs/page-003.html")
-    assert result.title == "Commands 3 — Example Docs"
+    assert result.title == "Commands 3"  # the site's name after the page's heading goes
+    assert result.site_name == "Example Docs"
     assert "`configure_3()`" in result.markdown
     assert result.markdown.count("```python") == 3
     for marker in NAV_MARKERS:

@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import trio
 
-from crawl4ai_llm_docs.cache.page_state import PageState, PageStateStore
+from crawl4ai_llm_docs.cache.page_state import EXTRACTION_VERSION, PageState, PageStateStore
 from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.crawl.refresh import stored_page, unchanged_by_lastmod, validators_for
 from crawl4ai_llm_docs.discover.engine import Discovery
@@ -47,6 +47,7 @@ def _state(**fields: object) -> PageState:
         "fetched_at": "2026-01-01T00:00:00Z",
         "changed_at": "2026-01-01T00:00:00Z",
         "etag": '"v1"',
+        "extraction": EXTRACTION_VERSION,  # made by this version of the extraction
     }
     base.update(fields)
     return msgspec.convert(base, PageState)

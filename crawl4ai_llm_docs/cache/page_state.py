@@ -31,6 +31,12 @@ import trio
 from crawl4ai_llm_docs.files import mkdir_private, write_atomic
 from crawl4ai_llm_docs.models import Freshness, Page, PageLinks
 
+# The version of the code that turns a page into Markdown (crawl/extract.py and the modules it
+# drives). A page stored by another version is fetched and converted again, once: a 304 must
+# not stand for Markdown the old code made. Bump it with any change to what a page gives.
+# 1: html-to-markdown, generic chrome removal, declared languages (issue 23).
+EXTRACTION_VERSION = 1
+
 
 class PageState(msgspec.Struct, frozen=True, kw_only=True):
     url: str
@@ -48,6 +54,8 @@ class PageState(msgspec.Struct, frozen=True, kw_only=True):
     # What discovery read from the page (None: not fetched by a discovery run): a 304 or a
     # matching lastmod replays it, so a discovery re-run needs no body to follow links.
     links: PageLinks | None = None
+    # EXTRACTION_VERSION of the code that made ``markdown``; 0 in states from before versions.
+    extraction: int = 0
 
     def complete(self, *, discovering: bool) -> bool:
         """Whether the state can stand for the page without reading it again."""
@@ -169,6 +177,7 @@ class PageStateStore:
                 links=links,
                 site_name=page.site_name,
                 meta_description=page.meta_description,
+                extraction=EXTRACTION_VERSION,
             )
         )
         return msgspec.structs.replace(

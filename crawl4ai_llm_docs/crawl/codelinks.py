@@ -8,8 +8,7 @@ such a link into ``ExprArray[](url)`` inside the code, which corrupts it. Here:
   and lose their target, emphasis goes (no ``_x_`` inside code), a ``<br>`` or a nested block
   is a line break in a block and a space inline;
 - an inline ``<code>`` that is exactly one link becomes ``<a><code>text</code></a>``, which the
-  Markdown writer renders as ``[`text`](url)``; inline code holding backticks gets a longer
-  run of backticks around it, as CommonMark allows;
+  Markdown writer renders as ``[`text`](url)``;
 - ``javascript:`` links lose their target everywhere; links with no text and images with no
   alternative text (which would render as ``[](url)`` or ``![](src)``) go;
 - zero-width spaces, which Javadoc puts between a method name and its parameters, leave code.
@@ -30,7 +29,7 @@ _JS_HREF = re.compile(r"^\s*(?:javascript|vbscript):", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # A Markdown link target: ( url "optional title" ), with html2text's backslash escapes.
 _TARGET_REST = r"(?:\\.|[^()\\\n]|\((?:\\.|[^()\\\n])*\))*\)"
-_EMPTY_OPEN = re.compile(r"!?\[\s*\]\(")
+_EMPTY_OPEN = re.compile(r"(?<!\\)!?\[\s*\]\(")  # not an escaped "\\["
 _TARGET_BODY = re.compile(_TARGET_REST)
 _REAL_TARGET = re.compile(r"\s*<?\s*(?:[a-zA-Z][\w+.-]*:|#|/|\.)")
 _CODE_SPAN = re.compile(r"(`+[^`]*?`+)")
@@ -108,29 +107,8 @@ def _inline_text(code: Any, text: str) -> None:
             parent.text = (parent.text or "") + " "
     if text[-1:].isspace():
         code.tail = " " + (code.tail or "")
-    text = " ".join(text.split())
-    if "`" in text:  # the Markdown writer would end the span at the first backtick
-        _replace_by_text(code, _code_span(text))
-    else:
-        _to_text(code, text)
-
-
-def _code_span(text: str) -> str:
-    """A CommonMark code span for text with backticks: a longer fence, padded if needed."""
-    longest = max(len(run) for run in re.findall(r"`+", text))
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _replace_by_text(element: Any, text: str) -> None:
-    text += element.tail or ""
-    previous, parent = element.getprevious(), element.getparent()
-    if previous is not None:
-        previous.tail = (previous.tail or "") + text
-    else:
-        parent.text = (parent.text or "") + text
-    parent.remove(element)
+    # The converter fences a span holding backticks with a longer run itself.
+    _to_text(code, " ".join(text.split()))
 
 
 def _to_text(element: Any, text: str) -> None:

@@ -1,13 +1,17 @@
 """HTML -> title + Markdown of the page's main content; the same code serves both crawl modes.
 
-The main content container is cut out with lxml first (navigation, sidebars, headers and
-footers go), then crawl4ai's scraping strategy cleans it and its ``DefaultMarkdownGenerator``
-writes the Markdown. crawl4ai's pruning filter is not used: on Sphinx pages it keeps the
-sidebar and drops inline code.
+Steps, each in its own module: parse (an XHTML page's ``<?xml … encoding=…?>`` declaration
+dropped, which lxml refuses in a ``str``); find the generator (``generators/``) and the main
+content container; the generator's own clean-up; the code blocks' declared languages
+(``languages``); chrome found by what it is (``chrome``); shapes Markdown cannot hold made
+convertible (``shapes``); links inside code (``codelinks``); then one conversion
+(``convert``, html-to-markdown). crawl4ai's own Markdown generation is not used in either mode:
+browser mode fetches the rendered HTML only and comes here too.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import urljoin
@@ -15,10 +19,13 @@ from urllib.parse import urljoin
 import lxml.html  # type: ignore[import-untyped]
 from msgspec import Struct
 
-from crawl4ai_llm_docs.crawl.codelinks import fix_links, scrub_markdown
+from crawl4ai_llm_docs.crawl import chrome, shapes
+from crawl4ai_llm_docs.crawl.codelinks import fix_links
+from crawl4ai_llm_docs.crawl.convert import protect_text, to_markdown
 from crawl4ai_llm_docs.crawl.generators.detect import detect
-from crawl4ai_llm_docs.crawl.generators.dom import Profile
-from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.crawl.generators.dom import Profile, select
+from crawl4ai_llm_docs.crawl.languages import code_language
+from crawl4ai_llm_docs.markdown.titles import split_site_name
 
 # Known main-content containers, most specific first. The first selector that matches an
 # element with text wins; the whole body is the last resort.
@@ -46,65 +53,23 @@ MAIN_SELECTORS: tuple[str, ...] = (
     ".document",
 )
 
-# Chrome inside a main container: permalink anchors, copy buttons, edit links, pagers.
-NOISE_SELECTOR = ", ".join(
-    (
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "nav",
-        "footer",
-        "button",
-        "[role=navigation]",
-        "a.headerlink",
-        ".hash-link",
-        "a.anchor",
-        ".viewcode-link",
-        ".viewcode-back",
-        ".copybtn",
-        ".md-clipboard",
-        ".md-source-file",
-        ".md-content__button",
-        ".theme-doc-footer",
-        ".theme-doc-breadcrumbs",
-        ".theme-doc-toc-mobile",
-        ".pagination-nav",
-        ".sphinxsidebar",
-        ".related",
-        ".linenos",
-    )
-)
-# Only when no container was found and the whole body is used.
-BODY_NOISE_SELECTOR = "header, aside, [role=banner], [role=contentinfo], .sidebar, #sidebar"
-
 # Sphinx API signatures: their nested spans become one readable code span.
 SIGNATURE_SELECTOR = "dt.sig, dl.function > dt, dl.class > dt, dl.method > dt, dl.exception > dt"
 
-_LANG_CLASS = re.compile(r"^(?:language|lang|highlight)-([\w+#.-]+)$")
-_LANG_ALIASES = {
-    "default": "python",  # Sphinx's default lexer is Python 3
-    "python3": "python",
-    "py": "python",
-    "py3": "python",
-    "ipython3": "python",
-    "none": "text",
-    "sh": "bash",
-    "shell": "bash",
-    "shell-session": "console",
-}
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
 _LAYOUT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, lxml.etree.LxmlError)
-_PERMALINK_MARKS = frozenset(("", "¶", "§", "#", "🔗", "\u2693"))
-_CELL_PADDING = re.compile(r" {2,}\|")
-_CELL_START = re.compile(r"\| {2,}")
-_HEADING_SPACES = re.compile(r"^(#{1,6}) {2,}")
+_UNSEEN = frozenset(("script", "style", "noscript", "template"))
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_SECTION_NUMBER = re.compile(r"^(?:[A-Z]|\d+)(?:\.\d+)*\.?\s+")
+_SELECTOR_NAMES = re.compile(r"[.#]([\w-]+)|\[[\w-]+=['\"]?([\w-]+)")
 
 
 class Extracted(Struct, frozen=True, kw_only=True):
-    title: str
+    title: str  # the page's own name: its <title> without the site's name around it
     markdown: str
     words: int  # words of visible main-content text: few words means an empty JS shell
+    site_name: str = ""  # the site's name the <title> carried ("csvkit 1.0.7 documentation")
+    problem: str = ""  # why a page with text gave no Markdown (never "needs JavaScript")
 
 
 def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
@@ -114,47 +79,90 @@ def extract(html: str, url: str, *, css_selector: str = "") -> Extracted:
     """
     if not html.strip():
         return Extracted(title="", markdown="", words=0)
-    try:
-        doc = lxml.html.document_fromstring(html)
-    except (ValueError, lxml.etree.ParserError):
-        return Extracted(title="", markdown="", words=0)
+    doc = _parse(html)
+    if doc is None:
+        return Extracted(title="", markdown="", words=0, problem="the HTML could not be parsed")
+    # lxml.html finds each element's Python class by a Python call whenever an element is
+    # met with no Python object alive for it: holding them all makes every later pass over
+    # the tree reuse them (a third of the CPU on large pages).
+    alive = list(doc.iter())
     base = _base_url(doc, url)
     profile = detect(doc)
     try:
-        containers = _prepare(doc, css_selector, profile)
+        containers = _prepare(doc, css_selector, profile, base, html)
     except _LAYOUT_ERRORS:
         if profile is None:
             raise
         # A layout of the generator's that its profile did not foresee: clean generically.
-        doc = lxml.html.document_fromstring(html)
-        containers = _prepare(doc, css_selector, None)
-    title = _title(doc, containers)
+        doc = _parse(html)
+        alive = list(doc.iter())
+        containers = _prepare(doc, css_selector, None, base, html)
+    title, site_name = _title(doc, containers)
     words = sum(len(c.text_content().split()) for c in containers)
     fragment = "".join(lxml.html.tostring(c, encoding="unicode") for c in containers)
-    markdown = _to_markdown(f"<html><body>{fragment}</body></html>", base)
-    return Extracted(title=title, markdown=markdown, words=words)
+    markdown = to_markdown(f"<html><body>{fragment}</body></html>", base)
+    problem = "" if markdown else _why_empty(_parse(html), css_selector)
+    del alive
+    return Extracted(
+        title=title, markdown=markdown, words=words, site_name=site_name, problem=problem
+    )
 
 
 def preload() -> None:
-    """Import crawl4ai's converters now (takes seconds) instead of during the first page."""
-    prepare_crawl4ai()
-    from crawl4ai.content_scraping_strategy import (  # noqa: F401
-        LXMLWebScrapingStrategy,
+    """Import the converter now, before the first page (kept for the stage's start-up)."""
+    to_markdown("<p>x</p>", "http://localhost/")
+
+
+def _parse(html: str) -> Any:
+    """The document, or None. XHTML's XML declaration goes: lxml refuses it in a ``str``."""
+    if html.lstrip("\ufeff \t\r\n").startswith("<?xml"):
+        html = _XML_DECLARATION.sub("", html, count=1)
+    try:
+        return lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return None
+
+
+def _why_empty(doc: Any, css_selector: str) -> str:
+    """The reason a page gave no Markdown, when it has visible text (else "": a JS shell)."""
+    body = doc.find("body") if doc is not None else None
+    if body is None:
+        return ""
+    visible = sum(
+        len(((e.text or "") if e.tag not in _UNSEEN else "").split()) + len((e.tail or "").split())
+        for e in body.iter()
+        if isinstance(e.tag, str)
     )
-    from crawl4ai.markdown_generation_strategy import (  # noqa: F401
-        DefaultMarkdownGenerator,
+    if not visible:
+        return ""
+    if css_selector:
+        return (
+            f"no text content found on the page: crawl.css_selector {css_selector!r} matched "
+            f"none of its {visible} words of text"
+        )
+    return (
+        f"no text content found on the page: its {visible} words of text are all navigation "
+        "or layout (crawl.css_selector chooses the content; --crawler auto or browser runs "
+        "the page's scripts)"
     )
 
 
-def _prepare(doc: Any, css_selector: str, profile: Profile | None) -> list[Any]:
-    """The main containers of ``doc``, cleaned in place."""
-    containers = _select(doc, css_selector, profile.main if profile else ())
+def _prepare(
+    doc: Any, css_selector: str, profile: Profile | None, url: str, html: str
+) -> list[Any]:
+    """The main containers of ``doc`` (the page at ``url``, ``html``), cleaned in place."""
+    containers = _select(doc, css_selector, profile.main if profile else (), html)
     is_body = len(containers) == 1 and containers[0].tag in ("body", "html")
     for container in containers:
         if profile is not None:
             profile.clean(container)
-        _clean(container, drop_layout=is_body)
+        _languages(container)
+        chrome.remove_noise(container, whole_body=is_body)
+        _signatures(container)
+        chrome.remove_chrome(container, url)
+        shapes.normalise(container)
         fix_links(container)
+        protect_text(container)
     return containers
 
 
@@ -166,10 +174,12 @@ def _base_url(doc: Any, url: str) -> str:
     return url
 
 
-def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any]:
+def _select(doc: Any, css_selector: str, preferred: tuple[str, ...], html: str) -> list[Any]:
     selectors = (css_selector,) if css_selector else (*preferred, *MAIN_SELECTORS)
     for selector in selectors:
-        found = [el for el in doc.cssselect(selector) if el.text_content().strip()]
+        if not all(name in html for name in _names_in(selector)):
+            continue  # a class or id the page never mentions: no need to search the tree
+        found = [el for el in select(doc, selector) if el.text_content().strip()]
         if found:
             chosen = set(found)
             # A container nested in another match would repeat its text.
@@ -178,19 +188,28 @@ def _select(doc: Any, css_selector: str, preferred: tuple[str, ...]) -> list[Any
     return [body if body is not None else doc]
 
 
-def _clean(container: Any, *, drop_layout: bool) -> None:
-    selector = NOISE_SELECTOR + (", " + BODY_NOISE_SELECTOR if drop_layout else "")
-    for element in container.cssselect(selector):
-        if element.getparent() is not None:
-            element.drop_tree()  # keeps the tail text that follows the element
-    for table in container.cssselect("table.highlighttable"):
-        # Sphinx line-numbered code: a table of line numbers and code; keep the code only.
-        code = table.cssselect("td.code")
-        if code and table.getparent() is not None:
-            replacement = lxml.html.Element("div")
-            replacement.extend(list(code[0]))
-            table.getparent().replace(table, replacement)
-    for signature in container.cssselect(SIGNATURE_SELECTOR):
+@functools.lru_cache(maxsize=256)
+def _names_in(selector: str) -> tuple[str, ...]:
+    """The class names, ids and attribute values every match of ``selector`` carries (for a
+    union, none: each alternative may match without the others' names)."""
+    if "," in selector:
+        return ()
+    return tuple(a or b for a, b in _SELECTOR_NAMES.findall(selector))
+
+
+def _languages(container: Any) -> None:
+    """Each code block's declared language on the ``<pre>`` as ``class="language-X"`` (what
+    the converter reads), before later steps move the wrappers that declare it."""
+    for pre in container.iter("pre"):
+        language = code_language(pre)
+        pre.attrib.clear()
+        if language:
+            pre.set("class", f"language-{language}")
+
+
+def _signatures(container: Any) -> None:
+    """Sphinx API signatures: their nested spans become one readable code span."""
+    for signature in select(container, SIGNATURE_SELECTOR):
         text = " ".join(signature.text_content().split())
         tail = signature.tail
         signature.clear()
@@ -198,94 +217,26 @@ def _clean(container: Any, *, drop_layout: bool) -> None:
         code = lxml.html.Element("code")
         code.text = text
         signature.append(code)
-    for heading in container.iter("h1", "h2", "h3", "h4", "h5", "h6"):
-        for anchor in list(heading.iter("a")):
-            if (anchor.get("href") or "").startswith("#"):  # a permalink to itself
-                if anchor.text_content().strip() in _PERMALINK_MARKS:
-                    anchor.drop_tree()
-                else:
-                    anchor.drop_tag()
-    for pre in container.iter("pre"):
-        language = _language(pre)
-        if language:
-            pre.set("data-language", language)
 
 
-def _language(pre: Any) -> str:
-    """The code block's language from the usual class and data-attribute conventions."""
-    candidates = [pre, *pre.findall("code")]
-    parent = pre.getparent()
-    for _ in range(3):  # Sphinx and MkDocs put it on wrapper divs
-        if parent is None:
-            break
-        candidates.append(parent)
-        parent = parent.getparent()
-    for element in candidates:
-        for attribute in ("data-language", "data-lang"):
-            if value := element.get(attribute):
-                return _normalise_language(value)
-        classes = (element.get("class") or "").split()
-        for name in classes:
-            if found := _LANG_CLASS.match(name):
-                return _normalise_language(found.group(1))
-        if element is pre and "rust" in classes:  # rustdoc
-            return "rust"
-    return ""
+def _title(doc: Any, containers: list[Any]) -> tuple[str, str]:
+    """(the page's name, the site's name): the <title> without the site's name when what is
+    left is the page's own heading; the first heading when there is no <title>."""
+    title = next((text for element in doc.iter("title") if (text := _line(element))), "")
+    if not title:
+        return next(
+            (t for root in (*containers, doc) for h in root.iter("h1") if (t := _line(h))), ""
+        ), ""
+    # The page's own heading (in its content: a site banner's h1 is not it), whatever its
+    # level, without a section number ("11.2 Keys").
+    heading = next((t for c in containers for h in c.iter("h1") if (t := _line(h))), "")
+    first = next((t for c in containers for h in c.iter(*_HEADINGS) if (t := _line(h))), "")
+    for candidate in dict.fromkeys((heading, first, _SECTION_NUMBER.sub("", first))):
+        name, site_name = split_site_name(title, candidate)
+        if site_name:
+            return name, site_name
+    return title, ""
 
 
-def _normalise_language(name: str) -> str:
-    name = name.strip().lower()
-    return _LANG_ALIASES.get(name, name)
-
-
-def _title(doc: Any, containers: list[Any]) -> str:
-    for element in doc.iter("title"):
-        if text := " ".join(element.text_content().split()):
-            return text
-    for root in (*containers, doc):
-        for heading in root.iter("h1"):
-            if text := " ".join(heading.text_content().split()):
-                return text
-    return ""
-
-
-def _to_markdown(html: str, base_url: str) -> str:
-    prepare_crawl4ai()  # a no-op once the stage chose the cache directory
-    from crawl4ai.content_scraping_strategy import LXMLWebScrapingStrategy
-    from crawl4ai.markdown_generation_strategy import DefaultMarkdownGenerator
-
-    # keep_data_attributes keeps data-language, which the Markdown writer puts on the fence.
-    scraped = LXMLWebScrapingStrategy().scrap(base_url, html, keep_data_attributes=True)
-    generator = DefaultMarkdownGenerator(options={"single_line_break": False})
-    result = generator.generate_markdown(scraped.cleaned_html, base_url=base_url, citations=False)
-    return scrub_markdown(_tidy(str(result.raw_markdown)))
-
-
-def _tidy(markdown: str) -> str:
-    """Collapse runs of blank lines and drop blank lines before closing fences.
-
-    Code inside fences is left alone apart from trailing blank lines.
-    """
-    out: list[str] = []
-    in_fence = False
-    for line in markdown.splitlines():
-        if _FENCE.match(line):
-            if in_fence:
-                while out and not out[-1].strip():
-                    out.pop()
-            line = line.strip()
-            in_fence = not in_fence
-        elif not in_fence:
-            if not line.strip():
-                if out and not out[-1]:
-                    continue
-                line = ""
-                if out:  # a hard line break before a paragraph end means nothing
-                    out[-1] = out[-1].rstrip()
-            elif line.startswith("#"):
-                line = _HEADING_SPACES.sub(r"\1 ", line)
-            elif line.lstrip().startswith("|"):
-                # html2text pads table cells and ends rows with hard-break spaces.
-                line = _CELL_START.sub("| ", _CELL_PADDING.sub(" |", line.rstrip()))
-        out.append(line)
-    return "\n".join(out).strip() + "\n" if out else ""
+def _line(element: Any) -> str:
+    return " ".join(element.text_content().split())

@@ -64,13 +64,16 @@ def read_metadata(html: str) -> PageMetadata:
     return PageMetadata(site_name=site_name, description=description)
 
 
-def with_metadata(page: Page, html: str) -> Page:
+def with_metadata(page: Page, html: str, title_site_name: str = "") -> Page:
     """``page`` with the metadata of the ``html`` it was made from, and the time it was fetched
-    (the refresh state's ``record`` sets the same time when it keeps one)."""
+    (the refresh state's ``record`` sets the same time when it keeps one).
+
+    ``title_site_name`` is the site's name the page's ``<title>`` carried: the site's name
+    when the head declares none (``og:site_name`` and the like win)."""
     meta = read_metadata(html)
     return msgspec.structs.replace(
         page,
-        site_name=meta.site_name,
+        site_name=meta.site_name or title_site_name,
         meta_description=meta.description,
         fetched_at=page.fetched_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

@@ -6,11 +6,14 @@ is only good enough for it when an earlier discovery run recorded the page's lin
 304 does not have. A page whose sitemap ``lastmod`` equals the stored one is reused without
 a request (a site that edits a page without moving its lastmod is only corrected by
 ``--refresh full``).
+
+A state whose Markdown another version of the extraction made (``PageState.extraction``) is
+never reused: the page is fetched in full and converted again, once.
 """
 
 from __future__ import annotations
 
-from crawl4ai_llm_docs.cache.page_state import PageState, PageStateStore
+from crawl4ai_llm_docs.cache.page_state import EXTRACTION_VERSION, PageState, PageStateStore
 from crawl4ai_llm_docs.fetch.http import Validators
 from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 
@@ -19,7 +22,7 @@ def validators_for(
     store: PageStateStore, previous: PageState | None, *, discovering: bool
 ) -> Validators | None:
     """The validators to send, or None for a plain request."""
-    if previous is None or not store.conditional:
+    if previous is None or not store.conditional or not current(previous):
         return None
     if not previous.complete(discovering=discovering):
         return None  # a 304 could not stand for the page: fetch it in full
@@ -38,7 +41,13 @@ def unchanged_by_lastmod(
         and bool(entry.lastmod)
         and previous.lastmod == entry.lastmod
         and previous.complete(discovering=discovering)
+        and current(previous)
     )
+
+
+def current(previous: PageState) -> bool:
+    """Whether this version of the extraction made the stored Markdown."""
+    return previous.extraction == EXTRACTION_VERSION
 
 
 def stored_page(

@@ -312,13 +312,13 @@ class _Crawler:
             title=extracted.title,
             markdown=extracted.markdown,
             status=fetched.status,
-            error=None,
+            error=extracted.problem or None,  # a page with text that gave no Markdown
             elapsed=trio.current_time() - started,
             bytes=fetched.bytes,
             mode=mode,
         )
         page = await trio.to_thread.run_sync(
-            with_metadata, page, fetched.html, abandon_on_cancel=True
+            with_metadata, page, fetched.html, extracted.site_name, abandon_on_cancel=True
         )
         return page, extracted.words
 
@@ -326,8 +326,8 @@ class _Crawler:
     def _crawled(page: Page) -> Page:
         if not page.markdown.strip():
             # Nothing to clean or write: one verdict for the page, in the log and the output.
-            reason = "no text content found on the page"
-            if page.mode == "http":
+            reason = page.error or "no text content found on the page"
+            if page.mode == "http" and page.error is None:
                 reason += " (it may need JavaScript: try --crawler auto or browser)"
             page = msgspec.structs.replace(page, error=reason)
             structlog.get_logger().warning(

@@ -18,16 +18,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from crawl4ai_llm_docs.markdown.titles import SEPARATORS, Affix
+from crawl4ai_llm_docs.markdown.titles import affixes as _affixes
 from crawl4ai_llm_docs.models import Document
 
 ROOT_SECTION = "Docs"
 ROOT_NAMES = (ROOT_SECTION, "Overview", "Other pages", "Pages")
 OPTIONAL_SECTION = "Optional"
-# Between a page's title and the site's name, most common first.
-SEPARATORS = (" \u2014 ", " \u2013 ", " | ", " · ", " - ", " :: ", " » ", " / ")
 # An affix counts as the site's when at least this share of titled pages carries it.
 AFFIX_SHARE = 0.5
 _MAX_COUNTED = 1_000  # distinct affixes / site names counted: bounded memory on odd sites
@@ -82,12 +81,6 @@ _SECONDARY_TITLES = frozenset(
 _SPLIT_TITLE = re.compile("|".join(re.escape(separator) for separator in SEPARATORS))
 
 
-class Affix(NamedTuple):
-    kind: str  # "suffix" or "prefix"
-    separator: str
-    text: str
-
-
 def directories(url: str) -> tuple[str, ...]:
     """``https://h/docs/guide/install`` -> ``("https://h", "docs", "guide")``: the last path
     segment is the page itself, not a directory (unless the path ends with ``/``)."""
@@ -115,19 +108,6 @@ def is_secondary(url: str, title: str) -> bool:
         return True
     head = _SPLIT_TITLE.split(" ".join(title.split()), maxsplit=1)[0].strip()
     return head.casefold() in _SECONDARY_TITLES or bool(_SECONDARY_TITLE_START.match(head))
-
-
-def _affixes(title: str) -> set[Affix]:
-    found: set[Affix] = set()
-    for separator in SEPARATORS:
-        if separator in title:
-            head, _, tail = title.partition(separator)
-            rest_head, _, last = title.rpartition(separator)
-            if last.strip() and rest_head.strip():
-                found.add(Affix("suffix", separator, last.strip()))
-            if head.strip() and tail.strip():
-                found.add(Affix("prefix", separator, head.strip()))
-    return found
 
 
 def _humanise(segment: str) -> str:

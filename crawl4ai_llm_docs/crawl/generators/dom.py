@@ -3,6 +3,7 @@ profiles use to rewrite a page's main container in place."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 import lxml.etree  # type: ignore[import-untyped]
 import lxml.html  # type: ignore[import-untyped]
+from lxml.cssselect import CSSSelector  # type: ignore[import-untyped]
 
 _SPACES = re.compile(r"\s+")
 
@@ -24,9 +26,20 @@ class Profile:
     clean: Callable[[Any], None]  # rewrites one main container in place
 
 
+@functools.lru_cache(maxsize=256)
+def compiled(selector: str) -> Any:
+    """``selector`` compiled to XPath once per process, not once per page."""
+    return CSSSelector(selector, translator="html")
+
+
+def select(root: Any, selector: str) -> list[Any]:
+    """The elements under ``root`` (itself included) that match ``selector``."""
+    return list(compiled(selector)(root))
+
+
 def remove(container: Any, selector: str) -> None:
     """Drop every element matching ``selector``, keeping the text that follows each."""
-    for element in container.cssselect(selector):
+    for element in select(container, selector):
         if element.getparent() is not None:
             element.drop_tree()
 
@@ -72,13 +85,13 @@ def pre_element(text: str, language: str = "") -> Any:
 
 def retag(container: Any, selector: str, tag: str) -> None:
     """Change the tag of every match (layout lists into plain blocks, for one)."""
-    for element in container.cssselect(selector):
+    for element in select(container, selector):
         element.tag = tag
 
 
 def unwrap(container: Any, selector: str) -> None:
     """Replace every match by its content."""
-    for element in container.cssselect(selector):
+    for element in select(container, selector):
         if element.getparent() is not None:
             element.drop_tag()
 

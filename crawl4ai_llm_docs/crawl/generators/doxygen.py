@@ -27,6 +27,7 @@ from crawl4ai_llm_docs.crawl.generators.dom import (
     pre_element,
     remove,
     replace_with,
+    select,
     text_of,
 )
 
@@ -64,21 +65,20 @@ def clean(container: Any) -> None:
     for anchor in list(container.iter("a")):
         if anchor.getparent() is not None and text_of(anchor).lower() in _MORE:
             anchor.drop_tree()
-    for title in container.cssselect("div.title"):
+    for title in select(container, "div.title"):
         if title.getparent() is not None and "headertitle" in (
             title.getparent().get("class") or ""
         ):
             title.tag = "h1"
-    for fragment in container.cssselect("div.fragment"):
+    for fragment in select(container, "div.fragment"):
         lines = [
-            line.text_content().replace("\n", "").rstrip()
-            for line in fragment.cssselect("div.line")
+            line.text_content().replace("\n", "").rstrip() for line in select(fragment, "div.line")
         ]
         text = "\n".join(lines) if lines else fragment.text_content()
         replace_with(fragment, pre_element(text.replace("\xa0", " ")))
-    for proto in container.cssselect("div.memproto"):
+    for proto in select(container, "div.memproto"):
         _prototype(proto)
-    for table in container.cssselect("table.memberdecls"):
+    for table in select(container, "table.memberdecls"):
         _member_table(table)
 
 
@@ -90,9 +90,9 @@ def _declaration(text: str) -> str:
 
 def _prototype(proto: Any) -> None:
     """The prototype table becomes one declaration; its labels a line under it."""
-    parts = [text_of(t) for t in proto.cssselect("div.memtemplate")]
-    parts += [_declaration(text_of(t)) for t in proto.cssselect("table.memname")]
-    labels = [text_of(label) for label in proto.cssselect("span.mlabel")]
+    parts = [text_of(t) for t in select(proto, "div.memtemplate")]
+    parts += [_declaration(text_of(t)) for t in select(proto, "table.memname")]
+    labels = [text_of(label) for label in select(proto, "span.mlabel")]
     block = lxml.html.Element("div")
     block.append(pre_element("\n".join(p for p in parts if p)))
     if labels:

@@ -26,6 +26,7 @@ from crawl4ai_llm_docs.crawl.generators.dom import (
     remove,
     replace_with,
     retag,
+    select,
     text_of,
 )
 
@@ -72,17 +73,17 @@ def clean(container: Any) -> None:
     remove(container, NOISE)
     # The JDK 16+ selectors only match their own layout; run them first so that the
     # retagging below cannot hide the member lists they look at.
-    for signature in container.cssselect("div.member-signature, div.type-signature"):
+    for signature in select(container, "div.member-signature, div.type-signature"):
         replace_with(signature, pre_element(_signature_text(signature), "java"))
-    for grid in container.cssselect("div.summary-table"):
+    for grid in select(container, "div.summary-table"):
         _grid_to_table(grid)
-    for tree in container.cssselect(".inheritance"):
+    for tree in select(container, ".inheritance"):
         if tree.getparent() is not None and not any(
             "inheritance" in (a.get("class") or "").split() for a in tree.iterancestors()
         ):
             _inheritance(tree)
     retag(container, _LAYOUT_LISTS, "div")
-    for notes in container.cssselect("dl"):
+    for notes in select(container, "dl"):
         _notes(notes)
     for pre in container.iter("pre"):
         # JDK 8-15 signatures: the <pre> right under a member heading or the type's header.

@@ -25,6 +25,7 @@ from crawl4ai_llm_docs.crawl.generators.dom import (
     flatten_to_code,
     remove,
     replace_with,
+    select,
     text_of,
 )
 
@@ -54,7 +55,7 @@ _READ_MORE = "read more"
 def clean(container: Any) -> None:
     remove(container, NOISE)
     _read_more(container)
-    for heading in container.cssselect("h1.fqn, .main-heading h1"):
+    for heading in select(container, "h1.fqn, .main-heading h1"):
         _flatten_text(heading)
     _signatures(container)
     remove(container, ".rightside, .out-of-band, .sub-heading .src, a.src, a.srclink")
@@ -73,8 +74,8 @@ def _flatten_text(element: Any) -> None:
 def _read_more(container: Any) -> None:
     """Inherited docs end in "Read more": in implementation lists the whole block is a copy."""
     boilerplate = set()
-    for impl_list in container.cssselect(_IMPL_LISTS):
-        for block in impl_list.cssselect(".docblock"):
+    for impl_list in select(container, _IMPL_LISTS):
+        for block in select(impl_list, ".docblock"):
             if any(text_of(a).lower() == _READ_MORE for a in block.iter("a")):
                 boilerplate.add(block)
     for block in boilerplate:
@@ -87,13 +88,13 @@ def _read_more(container: Any) -> None:
 
 def _signatures(container: Any) -> None:
     """Each ``.code-header`` becomes one code span, its "since" version after it."""
-    for header in container.cssselect(".code-header"):
+    for header in select(container, ".code-header"):
         owner = header.getparent()
         since = _since(owner) if owner is not None else ""
         flatten_to_code(header)
         if since and len(header):
             header[-1].tail = f" ({since})"
-    for side in container.cssselect(".out-of-band, .main-heading .sub-heading"):
+    for side in select(container, ".out-of-band, .main-heading .sub-heading"):
         if since := _since(side):  # the item's own version: a line under its title
             note = lxml.html.Element("p")
             note.text = since[:1].upper() + since[1:]
@@ -102,13 +103,13 @@ def _signatures(container: Any) -> None:
 
 def _since(element: Any) -> str:
     """ "since 1.0.0" (or "const: unstable") from the right-hand side of a member."""
-    found = [text_of(s) for s in element.cssselect(".since")]
+    found = [text_of(s) for s in select(element, ".since")]
     return " · ".join(f"since {s}" if s[:1].isdigit() else s for s in found if s)
 
 
 def _example_notes(container: Any) -> None:
     """The "ⓘ" beside an example that panics or does not compile becomes its sentence."""
-    for info in container.cssselect("div.information, .example-wrap > a.tooltip"):
+    for info in select(container, "div.information, .example-wrap > a.tooltip"):
         titles = [t.get("title") for t in info.iter() if t.get("title")]
         note = lxml.html.Element("p")
         emphasis = lxml.etree.SubElement(note, "em")
@@ -121,7 +122,7 @@ def _example_notes(container: Any) -> None:
 
 def _item_tables(container: Any) -> None:
     """Module pages list items in a grid of name and summary: a bulleted list instead."""
-    for table in container.cssselect("div.item-table, ul.item-table, dl.item-table"):
+    for table in select(container, "div.item-table, ul.item-table, dl.item-table"):
         rows: list[tuple[Any, Any | None]] = []
         children = list(table)
         if table.tag == "dl":
@@ -137,7 +138,7 @@ def _item_tables(container: Any) -> None:
             item = lxml.etree.SubElement(listing, "li")
             _move_content(name, item)
             if summary is not None and text_of(summary):
-                for paragraph in summary.cssselect("p"):
+                for paragraph in select(summary, "p"):
                     paragraph.drop_tag()  # a one-line summary, on the item's line
                 separator = lxml.etree.SubElement(item, "span")
                 separator.text = " — "
