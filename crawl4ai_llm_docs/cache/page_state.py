@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 from crawl4ai_llm_docs.files import mkdir_private, write_atomic
-from crawl4ai_llm_docs.models import Freshness, Page, PageLinks
+from crawl4ai_llm_docs.models import Freshness, Page, PageLinks, SourceFormat
 
 
 class PageState(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,10 +48,19 @@ class PageState(msgspec.Struct, frozen=True, kw_only=True):
     # What discovery read from the page (None: not fetched by a discovery run): a 304 or a
     # matching lastmod replays it, so a discovery re-run needs no body to follow links.
     links: PageLinks | None = None
+    # Markdown first: where the stored Markdown came from, and the crawl.prefer_markdown it
+    # was made under (states written before it existed: HTML, never looked for Markdown).
+    source_format: SourceFormat = "html"
+    prefer_markdown: str = "never"
 
-    def complete(self, *, discovering: bool) -> bool:
-        """Whether the state can stand for the page without reading it again."""
-        return bool(self.markdown.strip()) and (not discovering or self.links is not None)
+    def complete(self, *, discovering: bool, prefer_markdown: str = "never") -> bool:
+        """Whether the state can stand for the page without reading it again (made under
+        another ``prefer_markdown``, it answers another question)."""
+        return (
+            bool(self.markdown.strip())
+            and (not discovering or self.links is not None)
+            and self.prefer_markdown == prefer_markdown
+        )
 
 
 class OutputManifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,11 +146,13 @@ class PageStateStore:
         last_modified: str | None,
         lastmod: str | None = None,
         links: PageLinks | None = None,
+        prefer_markdown: str = "never",
     ) -> Page:
         """Store a freshly converted page; returns it marked new, changed or unchanged.
 
         ``lastmod`` is this run's sitemap lastmod of the page (None: none known, so none is
-        kept: a stale one must not vouch for the page later); ``links`` what discovery read.
+        kept: a stale one must not vouch for the page later); ``links`` what discovery read;
+        ``prefer_markdown`` the setting the page was fetched under.
         """
         if self.directory is None:
             return page
@@ -169,6 +180,8 @@ class PageStateStore:
                 links=links,
                 site_name=page.site_name,
                 meta_description=page.meta_description,
+                source_format=page.source_format,
+                prefer_markdown=prefer_markdown,
             )
         )
         return msgspec.structs.replace(
@@ -199,6 +212,7 @@ class PageStateStore:
             markdown=previous.markdown,
             site_name=previous.site_name,
             meta_description=previous.meta_description,
+            source_format=previous.source_format,
             freshness="unchanged",
             fetched_at=fetched_at,
             changed_at=previous.changed_at,

@@ -43,6 +43,7 @@ async def write_outputs(
         generated_at=datetime.now(UTC),
         llms_dir=paths.llms_dir,
         pages_dir=Path(config.output.pages_dir) if config.output.pages_dir else None,
+        pages_naming=config.output.pages_naming,
         title=config.output.title,
         fallback_title=options.urls_file.stem.replace("_", " ").replace("-", " ").title(),
         max_file_tokens=config.output.max_file_tokens,

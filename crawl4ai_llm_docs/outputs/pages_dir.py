@@ -2,7 +2,8 @@
 
 ``https://h/guide/install.html`` -> ``guide/install.md``, ``https://h/guide/`` ->
 ``guide/index.md`` (with the host as the first directory when the pages come from several
-sites). Each file starts with YAML front matter (``title``, ``source``, ``description``,
+sites); with ``output.pages_naming = "page.html.md"`` the URL's path gains ``.md`` instead
+(``guide/install.html.md``, ``guide/index.html.md``), as llms.txt serves a page's Markdown. Each file starts with YAML front matter (``title``, ``source``, ``description``,
 ``crawled_at``, ``changed_at`` when the refresh state knows it, ``tokens``;
 ``front_matter_fields`` is the one place to add more), then the
 page's title as H1 and its Markdown. All files replace the previous ones together, once every
@@ -51,12 +52,15 @@ def _safe_segment(segment: str) -> str:
     return segment
 
 
-def page_path(url: str, *, with_host: bool = False) -> PurePosixPath:
+def page_path(url: str, *, with_host: bool = False, naming: str = "page.md") -> PurePosixPath:
     """The file for ``url``, relative to the pages directory."""
     parts = urlsplit(url)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments or parts.path.endswith("/"):
-        segments.append("index")
+        segments.append("index.html" if naming == "page.html.md" else "index")
+    elif naming == "page.html.md":  # the URL's own name, .md appended
+        if segments[-1].lower().endswith(".md"):
+            segments[-1] = segments[-1][:-3]
     else:
         stem, dot, extension = segments[-1].rpartition(".")
         if dot and stem and f".{extension.lower()}" in PAGE_EXTENSIONS:
@@ -89,6 +93,7 @@ def front_matter_fields(
     fields: dict[str, FrontMatterValue] = {
         "title": title,
         "source": document.url,
+        "source_format": document.source_format,  # html (converted) or the site's markdown
         "description": describe(document, title=title),
         "crawled_at": crawled,
     }
@@ -116,12 +121,14 @@ def write_pages_dir(
     site: SiteStructure | None = None,
     generated_at: datetime,
     reserved: Iterable[Path] = (),
+    naming: str = "page.md",
 ) -> int:
     """Write one file per written page into ``directory``; returns how many.
 
     ``documents`` must be readable twice unless ``site`` is given (failed pages are skipped).
     A page whose path is one of the ``reserved`` files (the run's other outputs, when they are
-    inside ``directory``) gets another name instead of replacing it.
+    inside ``directory``) gets another name instead of replacing it. ``naming`` is
+    ``output.pages_naming``.
     """
     site = site_of(documents, site)
     with_host = site.several_sites
@@ -140,7 +147,8 @@ def write_pages_dir(
             fields = front_matter_fields(
                 document, title=title, tokens=count_tokens(body), generated_at=generated_at
             )
-            target = directory / _unique(page_path(document.url, with_host=with_host), used)
+            relative = page_path(document.url, with_host=with_host, naming=naming)
+            target = directory / _unique(relative, used)
             with batch.open(target) as out:
                 out.write(render_front_matter(fields))
                 out.write(f"\n# {title}\n\n")

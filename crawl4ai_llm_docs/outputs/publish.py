@@ -29,6 +29,7 @@ class OutputRequest(Struct, frozen=True, kw_only=True):
     generated_at: datetime
     llms_dir: Path | None = None
     pages_dir: Path | None = None
+    pages_naming: str = "page.md"  # output.pages_naming
     title: str = ""  # output.title: wins over the site's own name
     fallback_title: str = ""  # when nothing names the site (e.g. from the URL file's name)
     max_file_tokens: int = 0  # 0: one file
@@ -75,6 +76,7 @@ def write_outputs(documents: Iterable[Document], request: OutputRequest) -> list
             site=site,
             generated_at=request.generated_at,
             reserved=[Path(p) for p in written] + [request.markdown.with_suffix(".report.json")],
+            naming=request.pages_naming,
         )
         written.append(str(request.pages_dir))
     return written
