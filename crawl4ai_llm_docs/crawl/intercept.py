@@ -138,5 +138,5 @@ async def intercept(page: Any, /, *args: Any, **kwargs: Any) -> Any:
     session.on("Fetch.requestPaused", partial(interception.paused, session))
     await session.send("Fetch.enable", _PAUSE_ALL)
     if script := _local_storage_script(interception.credentials):
-        await session.send("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+        await page.add_init_script(script)  # before the page's own scripts, in every document
     return page

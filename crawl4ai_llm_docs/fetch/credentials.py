@@ -169,7 +169,7 @@ def credentials_of(client: httpx.AsyncClient) -> Credentials:
 def load_credentials(
     crawl: CrawlConfig,
     *,
-    source: str = "the configuration",
+    source: str = "",
     environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> Credentials:
@@ -192,7 +192,7 @@ def _load_entry(
 ) -> OriginCredential:
     origin = entry.key()
     assert origin is not None  # checked when the configuration was built
-    where = f"crawl.auth (origin {origin}, from {source})"
+    where = f"[[crawl.auth]] {origin}" + (f" (from {source})" if source else "")
     headers: dict[str, str] = {}
     header_sources: dict[str, str] = {}
     for name, value in entry.headers.items():

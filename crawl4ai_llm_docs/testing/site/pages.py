@@ -182,3 +182,17 @@ def js_content() -> bytes:
         + '<pre><code class="language-js">console.log("rendered");</code></pre></main>'
     )
     return json.dumps({"title": "JavaScript app (rendered)", "html": html}).encode()
+
+
+# A page whose content is shown only to a browser whose localStorage holds a session, as
+# single-page portals keep their login (a Playwright storage state restores it).
+LOCAL_STORAGE_KEY = "docs_session"
+LOCAL_STORAGE_TEXT = "This paragraph is shown to a signed-in reader only"
+LOCAL_STORAGE_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed-in page</title></head>'
+    '<body><main id="app"><h1>Sign in</h1><p>Sign in to read this page.</p></main><script>'
+    f"if (localStorage.getItem('{LOCAL_STORAGE_KEY}')) {{"
+    " document.getElementById('app').innerHTML = '<h1>Signed in</h1>'"
+    f" + '<p>{LOCAL_STORAGE_TEXT}. ' + 'It has enough words to be a page. '.repeat(8) + '</p>'; }}"
+    "</script></body></html>"
+)

@@ -52,6 +52,7 @@ from crawl4ai_llm_docs.testing.site.markdown import (
 from crawl4ai_llm_docs.testing.site.pages import (
     JS_SHELL,
     JS_TEXT,
+    LOCAL_STORAGE_PAGE,
     NAV_MARKERS,
     generated_page,
     generated_pages,
@@ -91,11 +92,13 @@ SPECIAL_PATHS = {
     "flaky": "/special/flaky.html",
     "error": "/special/error.html",
     "missing": "/special/missing.html",
+    "local_storage": "/special/local-storage.html",
 }
 
 
 _STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
     SPECIAL_PATHS["js_only"]: (200, JS_SHELL.encode(), HTML, []),
+    SPECIAL_PATHS["local_storage"]: (200, LOCAL_STORAGE_PAGE.encode(), HTML, []),
     "/special/js-content.json": (200, js_content(), "application/json", []),
     SPECIAL_PATHS["pdf"]: (
         200,
