@@ -10,4 +10,7 @@ extract.py       HTML -> title + Markdown of the main content (both modes)
 codelinks.py     links inside code and Markdown clean-up; generators/: per-generator profiles
 metadata.py      site name and description from the page's head
 links.py         what a page tells discovery: links, noindex, canonical, search page or index
+markdown_first.py  Markdown first: a page's content from the Markdown it offers (the stage's hook);
+alternate.py     where a page names its Markdown, and that Markdown normalised;
+markdown_check.py  whether it holds the title, code blocks and text of the HTML's main content
 """

@@ -385,6 +385,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paragraphs", type=int, default=3, help="paragraphs per section")
     parser.add_argument("--sitemap", action="store_true", help="publish /sitemap.xml")
     parser.add_argument("--robots-txt", default="", help="serve this file as /robots.txt")
+    parser.add_argument(
+        "--markdown",
+        default="none",
+        choices=["none", "link", "header", "negotiate", "beside"],
+        help="how pages offer their own Markdown",
+    )
     args = parser.parse_args(argv)
     files = {"/robots.txt": Path(args.robots_txt).read_text()} if args.robots_txt else {}
     site = SiteConfig(
@@ -394,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
         paragraphs=args.paragraphs,
         sitemap=args.sitemap,
         files=files,
+        markdown=args.markdown,
     )
 
     async def run() -> None:
