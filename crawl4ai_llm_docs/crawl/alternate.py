@@ -80,9 +80,8 @@ def link_header_alternates(value: str, base: str) -> list[str]:
 
 def html_alternates(html: str, base: str) -> list[str]:
     """Markdown alternates named by ``<link rel="alternate" type="text/markdown">`` in the head."""
-    head_end = _HEAD_END.search(html, 0, HEAD_LIMIT)
-    head = html[: head_end.end()] if head_end else html[:HEAD_LIMIT]
-    if "text/markdown" not in head.lower() and "text/x-markdown" not in head.lower():
+    head = head_of(html)
+    if "markdown" not in head.lower():
         return []  # the common case, decided without parsing
     try:
         doc = lxml.html.document_fromstring(head + "</html>")
@@ -100,6 +99,12 @@ def html_alternates(html: str, base: str) -> list[str]:
         if "alternate" in rels and media in MARKDOWN_MEDIA and href:
             found.append(urljoin(base, href))
     return found
+
+
+def head_of(html: str) -> str:
+    """The page's ``<head>`` (at most its first ``HEAD_LIMIT`` characters)."""
+    head_end = _HEAD_END.search(html, 0, HEAD_LIMIT)
+    return html[: head_end.end()] if head_end else html[:HEAD_LIMIT]
 
 
 def advertised(page_url: str, html: str, link_header: str) -> list[str]:

@@ -170,8 +170,7 @@ def _same_origin_route(route: Route, page_url: str) -> Route:
 
 def _head_title(html: str) -> str:
     """The HTML's <title>, as the HTML's conversion names the page (titles stay alike)."""
-    head_end = html.lower().find("</head")
-    head = html[: head_end if head_end >= 0 else alternate.HEAD_LIMIT]
+    head = alternate.head_of(html)
     if "<title" not in head.lower():
         return ""
     try:
