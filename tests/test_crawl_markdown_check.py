@@ -128,6 +128,19 @@ async def test_a_negotiated_answer_fetches_the_html_again() -> None:
     assert content.title == f"{page_title(1)} — Example Docs"  # as converting names it
 
 
+async def test_a_negotiated_answer_without_html_is_used_and_says_so() -> None:
+    site = _Site({PAGE: FetchFailure("HTTP 500 Internal Server Error", status=500)})
+    hook = MarkdownFirst("auto", site)
+    offer = await hook.offer(_fetched(PAGE, MD, "text/markdown"), Route())
+    assert offer is not None
+    content = hook.content(offer, _never_converted)
+    assert content.source_format == "markdown"
+    assert content.problem == (
+        "the HTML could not be fetched to check the Markdown against "
+        "(HTTP 500 Internal Server Error)"
+    )
+
+
 async def test_a_markdown_file_url_is_its_own_page() -> None:
     url = PAGE + ".md"
     site = _Site({})

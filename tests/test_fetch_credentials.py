@@ -217,3 +217,25 @@ def test_cookie_files_that_cannot_work_are_refused_at_start(tmp_path: Path) -> N
     assert loaded.headers_for(ORIGIN + "/") == {"Cookie": "sid=fresh-value"}
     assert len(loaded.warnings) == 1
     assert "1 expired cookie(s)" in loaded.warnings[0]
+
+
+async def test_cookies_the_site_sets_are_kept_beside_ours(tmp_path: Path) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(
+        f"docs.example.com\tFALSE\t/\tFALSE\t0\tsid\t{COOKIE}\n"
+        "docs.example.com\tFALSE\t/\tFALSE\t0\tlang\ten\n"
+    )
+    credentials = load_credentials(crawl({"origin": ORIGIN, "cookies_file": str(cookies)}))
+    first = httpx.Response(
+        200,
+        headers=[("set-cookie", "sid=rotated; Path=/"), ("set-cookie", "theme=dark; Path=/")],
+    )
+    routes = {f"{ORIGIN}/a.html": first, f"{ORIGIN}/b.html": httpx.Response(200)}
+    seen: list[httpx.Request] = []
+    async with _recording_client(routes, seen, OriginAuth(credentials)) as client:
+        for url in routes:
+            async with follow(client, url):
+                pass
+    assert seen[0].headers["cookie"] == f"sid={COOKIE}; lang=en"
+    sent = dict(pair.split("=", 1) for pair in seen[1].headers["cookie"].split("; "))
+    assert sent == {"sid": "rotated", "theme": "dark", "lang": "en"}  # as a browser's jar

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 import trio
 
+from crawl4ai_llm_docs.fetch.cookies import merge_cookie_headers
 from crawl4ai_llm_docs.fetch.credentials import NO_CREDENTIALS, Credentials
 from crawl4ai_llm_docs.fetch.redirects import Route, refused_message
 
@@ -104,8 +105,8 @@ async def _with_credentials(
     for name, value in credentials.items():
         if name.lower() == "cookie":
             jar = await session.send("Network.getCookies", {"urls": [request.get("url", "")]})
-            own = [f"{c['name']}={c['value']}" for c in jar.get("cookies", [])]
-            value = "; ".join([*own, value])
+            own = "; ".join(f"{c['name']}={c['value']}" for c in jar.get("cookies", []))
+            value = merge_cookie_headers(own, value)
         headers.pop(names.get(name.lower(), name), None)
         headers[name] = value
     return headers

@@ -110,12 +110,14 @@ class MarkdownFirst:
         if not self.on:
             return None
         if first.is_markdown:  # negotiated, or a Markdown file
-            html = None
-            if not alternate.is_markdown_file(first.final_url):
-                again = await self._fetch(first.final_url, ACCEPT_HTML, HTML_TYPES, route)
-                html = again if isinstance(again, Fetched) and not again.is_markdown else None
-            page = html or first
-            return Offer(page=page, html=html.html if html else "", markdown=first)
+            if alternate.is_markdown_file(first.final_url):
+                return Offer(page=first, html="", markdown=first)  # no HTML behind it
+            again = await self._fetch(first.final_url, ACCEPT_HTML, HTML_TYPES, route)
+            if isinstance(again, Fetched) and not again.is_markdown:
+                return Offer(page=again, html=again.html, markdown=first)
+            why = again.reason if isinstance(again, FetchFailure) else "it answered Markdown again"
+            problem = f"the HTML could not be fetched to check the Markdown against ({why})"
+            return Offer(page=first, html="", markdown=first, problem=problem)
         named = alternate.advertised(first.final_url, first.html, first.link_header)
         guessing = not named and self.prefer == "always"
         urls = alternate.beside(first.final_url) if guessing else named
@@ -145,7 +147,9 @@ class MarkdownFirst:
                     markdown=own.markdown,
                     words=len(own.markdown.split()),
                     source_format="markdown",
-                    problem=f"the Markdown at {url} was used though {missing}" if missing else "",
+                    problem=f"the Markdown at {url} was used though {missing}"
+                    if missing
+                    else offer.problem,
                 )
             problem = f"the Markdown at {url} was not used: {missing}"
         extracted = convert()

@@ -30,13 +30,7 @@ from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.fetch.credentials import credentials_of
 from crawl4ai_llm_docs.fetch.guard import Resolver, guard_for
-from crawl4ai_llm_docs.fetch.http import (
-    Fetched,
-    FetchFailure,
-    Validators,
-    fetch,
-    open_client,
-)
+from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.fetch.redirects import Route
 from crawl4ai_llm_docs.fetch.retry import RetryPolicy
 from crawl4ai_llm_docs.models import CrawlMode, Page, PageLinks, UrlEntry

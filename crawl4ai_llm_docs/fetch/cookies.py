@@ -77,6 +77,17 @@ def cookie_header(cookies: Iterable[Cookie], scheme: str, host: str, path: str) 
     return "; ".join(f"{cookie.name}={cookie.value}" for cookie in matching)
 
 
+def merge_cookie_headers(site: str, ours: str) -> str:
+    """The cookies the site set (kept by the client or the browser) and ours; where both have
+    a name, the site's, as a browser's jar would hold the value the site last set."""
+    pairs = [pair.strip() for pair in site.split(";") if pair.strip()]
+    names = {pair.split("=", 1)[0] for pair in pairs}
+    pairs += [
+        p.strip() for p in ours.split(";") if p.strip() and p.split("=", 1)[0].strip() not in names
+    ]
+    return "; ".join(pairs)
+
+
 def _flag(text: str, line: int, what: str, source: str) -> bool:
     upper = text.strip().upper()
     if upper not in ("TRUE", "FALSE"):

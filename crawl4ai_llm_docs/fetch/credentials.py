@@ -31,6 +31,7 @@ from crawl4ai_llm_docs.fetch.cookies import (
     CookieFileError,
     cookie_header,
     domain_match,
+    merge_cookie_headers,
     read_netscape,
     read_storage_state,
 )
@@ -156,6 +157,8 @@ class OriginAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         for name, value in self.credentials.headers_for(str(request.url)).items():
+            if name.lower() == "cookie" and (site := request.headers.get("cookie")):
+                value = merge_cookie_headers(site, value)  # what the site set stays
             request.headers[name] = value
         yield request
 
