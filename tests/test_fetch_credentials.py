@@ -239,3 +239,22 @@ async def test_cookies_the_site_sets_are_kept_beside_ours(tmp_path: Path) -> Non
     assert seen[0].headers["cookie"] == f"sid={COOKIE}; lang=en"
     sent = dict(pair.split("=", 1) for pair in seen[1].headers["cookie"].split("; "))
     assert sent == {"sid": "rotated", "theme": "dark", "lang": "en"}  # as a browser's jar
+
+
+def test_values_a_request_could_not_carry_are_refused_without_showing_them(
+    tmp_path: Path,
+) -> None:
+    """Else the request would fail with the value in its error message (and the report)."""
+    config = crawl({"origin": ORIGIN, "headers": {"Authorization": "Bearer ${T}"}})
+    for bad in (f"{TOKEN}\x01", f"{TOKEN}é", f"{TOKEN}\x7f"):
+        with pytest.raises(ConfigError) as raised:
+            load_credentials(config, environ={"T": bad})
+        assert "characters a header cannot carry" in str(raised.value)
+        assert TOKEN not in str(raised.value)
+    cookies = tmp_path / "cookies.txt"
+    for value in (f"{COOKIE}\x01", f"{COOKIE};x=1", f"{COOKIE}é"):
+        cookies.write_text(f"docs.example.com\tFALSE\t/\tFALSE\t0\tsid\t{value}\n")
+        with pytest.raises(ConfigError) as raised:
+            load_credentials(crawl({"origin": ORIGIN, "cookies_file": str(cookies)}))
+        assert "cannot carry" in str(raised.value)
+        assert COOKIE not in str(raised.value)

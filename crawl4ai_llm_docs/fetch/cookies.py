@@ -11,12 +11,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from msgspec import Struct
 
 NETSCAPE_FIELDS = "domain, subdomains, path, secure, expires, name, value"
 _HTTP_ONLY_PREFIX = "#HttpOnly_"  # curl marks HttpOnly cookies so; the line is not a comment
+# What a Cookie header can carry (printable ASCII but the pair separator): anything else would
+# fail the request with the value in the error message.
+_SENDABLE = re.compile(r"^[\x20-\x3a\x3c-\x7e]*$")
 
 
 class CookieFileError(ValueError):
@@ -121,6 +125,7 @@ def read_netscape(text: str, source: str) -> list[Cookie]:
             ) from None
         if not domain.strip() or not name:
             raise CookieFileError(f"{source} line {number}: a cookie needs a domain and a name")
+        _check_sendable(name, value, f"{source} line {number}")
         cookies.append(
             Cookie(
                 name=name,
@@ -157,6 +162,14 @@ def read_storage_state(data: bytes, source: str) -> StorageState:
     return StorageState(cookies=tuple(cookies), local_storage=storage)
 
 
+def _check_sendable(name: str, value: str, where: str) -> None:
+    if not (_SENDABLE.match(name) and _SENDABLE.match(value)) or "=" in name:
+        raise CookieFileError(
+            f"{where}: a cookie's name or value has characters a Cookie header cannot carry "
+            "(control characters, non-ASCII or ';')"
+        )
+
+
 def _list(state: dict[str, object], key: str, source: str) -> Sequence[object]:
     value = state.get(key, [])
     if not isinstance(value, list):
@@ -184,6 +197,7 @@ def _state_cookie(item: object, n: int, source: str) -> Cookie:
         raise CookieFileError(f"{source}: cookies[{n}] needs a name, a value and a domain")
     domain = item["domain"]
     expires = item.get("expires", -1)
+    _check_sendable(item["name"], item["value"], f"{source}: cookies[{n}]")
     return Cookie(
         name=item["name"],
         value=item["value"],

@@ -37,6 +37,7 @@ from crawl4ai_llm_docs.fetch.cookies import (
 )
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SENDABLE = re.compile(r"^[\t\x20-\x7e]*$")  # printable ASCII and tabs
 README_SECTION = 'the README, "Private docs"'
 
 
@@ -201,6 +202,11 @@ def _load_entry(
     for name, value in entry.headers.items():
         headers[name] = _expand(value, f"{where}, header {name}", environ)
         header_sources[name] = value if _REFERENCE.search(value) else "the config file"
+        if not _SENDABLE.match(headers[name]):  # else the request fails, its value in the error
+            raise ConfigError(
+                f"{where}, header {name}: its value (from {header_sources[name]}) has characters "
+                "a header cannot carry (control characters or non-ASCII). Check it."
+            )
     cookies: list[Cookie] = []
     files: list[str] = []
     storage: tuple[tuple[str, str], ...] = ()
