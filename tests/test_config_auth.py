@@ -78,7 +78,9 @@ def test_the_environment_cannot_hold_tables() -> None:
     assert "only a config file can hold" in str(raised.value)
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(secret=secrets)
 def test_no_message_and_no_rendering_shows_a_header_value(tmp_path: Path, secret: str) -> None:
     good = f'[[crawl.auth]]\norigin = "https://a.example"\nheaders = {{ X-Key = "{secret}" }}\n'

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urljoin
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from requests.utils import parse_header_links
@@ -34,6 +34,7 @@ types = st.sampled_from(("text/markdown", "text/x-markdown", "text/html", "TEXT/
 titles = st.sampled_from((None, "plain", "two words"))
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(st.lists(st.tuples(targets, rels, types, titles), min_size=1, max_size=5))
 def test_link_headers_read_as_a_reference_parser_reads_them(
     links: list[tuple[str, str, str | None, str | None]],
@@ -168,6 +169,7 @@ def _links_and_code(markdown: str) -> tuple[list[str], list[str]]:
     return links, code
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(markdown_documents())
 def test_normalised_markdown_has_absolute_links_and_the_same_code(markdown: str) -> None:
     base = "https://docs.example.com/guide/page-000.html.md"

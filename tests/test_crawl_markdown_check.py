@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawl4ai_llm_docs.crawl.markdown_check import lacks
@@ -26,6 +26,7 @@ pages = st.integers(0, 500)
 sizes = st.tuples(st.integers(1, 5), st.integers(1, 4))  # sections, paragraphs
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(index=pages, size=sizes, style=st.sampled_from(("fenced", "indented", "tilde")))
 def test_a_faithful_markdown_passes_in_any_style(
     index: int, size: tuple[int, int], style: str
@@ -45,6 +46,7 @@ def test_a_faithful_markdown_passes_in_any_style(
     assert lacks(markdown, html) == ""
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(index=pages, size=sizes, data=st.data())
 def test_a_markdown_without_one_code_block_is_not_used(
     index: int, size: tuple[int, int], data: st.DataObject
@@ -196,3 +198,28 @@ class _Converted:
 
 def _never_converted() -> _Converted:
     raise AssertionError("the HTML was converted")
+
+
+def test_line_numbers_navigation_and_a_title_from_the_head() -> None:
+    """Pygments' line numbers (inline, or a table column) are not code; a <pre> in the
+    navigation is not the page's; without an H1 the title is <title> before its site name."""
+    html = (
+        "<html><head><title>Guide — Example Site</title></head><body>"
+        "<nav><pre>menu_item_one()</pre></nav>"
+        "<p>" + "Some words of the page. " * 10 + "</p>"
+        '<div class="highlight"><pre><span class="linenos">1</span>import example\n'
+        '<span class="linenos">2</span>example.run(fast=True)</pre></div>'
+        '<table class="highlighttable"><tr><td class="linenos"><pre>1\n2</pre></td>'
+        '<td class="code"><pre>print("second block")\nprint("ends")</pre></td></tr></table>'
+        "</body></html>"
+    )
+    markdown = (
+        "# Guide\n\n" + "Some words of the page. " * 10 + "\n\n"
+        "```python\nimport example\nexample.run(fast=True)\n```\n\n"
+        '```python\nprint("second block")\nprint("ends")\n```\n'
+    )
+    assert lacks(markdown, html) == ""
+    assert "lacks the page's title 'Guide'" in lacks(markdown.replace("# Guide", "# Other"), html)
+    without = markdown.replace('print("second block")\nprint("ends")', "")
+    assert "lacks 1 of the 2 code blocks" in lacks(without, html)
+    assert lacks(markdown, html, css_selector="p") == ""  # a selector: only its content counts

@@ -74,7 +74,9 @@ def _sent_by_jar(jar: http.cookiejar.CookieJar, url: str) -> set[str]:
     return {part.split("=", 1)[0] for part in header.split("; ") if part}
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     lines=cookie_lines,
     scheme=st.sampled_from(("http", "https")),
@@ -104,7 +106,9 @@ def test_the_cookies_sent_are_the_ones_the_standard_library_jar_sends(
     assert order == sorted(order, reverse=True)
 
 
-@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None, max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=cookie_lines)
 def test_cookies_txt_reads_as_the_standard_library_reads_it(
     tmp_path: Path, lines: list[tuple[str, bool, str, bool, str, str]]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawl4ai_llm_docs.config import CrawlConfig
@@ -55,6 +55,7 @@ ports = st.sampled_from(("", ":443", ":80", ":8443"))
 paths = st.sampled_from(("", "/", "/guide/install.html", "/a?q=1#frag"))
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(scheme=schemes, host=hosts, port=ports, path=paths)
 def test_a_request_carries_credentials_only_to_the_exact_origin(
     scheme: str, host: str, port: str, path: str

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
 import msgspec
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawl4ai_llm_docs.cache.page_state import PageStateStore
@@ -27,6 +27,7 @@ segments = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_siz
 names = st.tuples(segments, st.sampled_from(("", ".html", ".htm", ".php", ".txt")))
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine is slow
 @given(directories=st.lists(segments, max_size=4), name=names, trailing=st.booleans())
 def test_page_html_md_is_the_url_path_with_md_appended(
     directories: list[str], name: tuple[str, str], trailing: bool
