@@ -147,7 +147,9 @@ def main() -> None:
         f"{table}\n\n{machine_note(before, after)}\n"
     )
     write_results(
-        "markdown_first", {"code": code_version(), "machine": [before, after], "rows": rows}, markdown
+        "markdown_first",
+        {"code": code_version(), "machine": [before, after], "rows": rows},
+        markdown,
     )
     print(markdown)
 
