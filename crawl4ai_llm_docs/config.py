@@ -26,6 +26,7 @@ from msgspec import Meta
 
 from crawl4ai_llm_docs.config_schema import (
     APP_NAME,
+    CREDENTIAL_KEYS,
     DEFAULTS_ORIGIN,
     DOCS_SET_RULE,
     ENV_PREFIX,
@@ -35,6 +36,7 @@ from crawl4ai_llm_docs.config_schema import (
     SERVE_TOKEN_ENV,
     TRUST_KEY,
     AppConfig,
+    AuthEntry,
     Base,
     CrawlConfig,
     LLMConfig,
@@ -43,17 +45,20 @@ from crawl4ai_llm_docs.config_schema import (
     Origins,
     OutputConfig,
     ParallelConfig,
+    origin_key,
 )
 from crawl4ai_llm_docs.errors import ConfigError
 
 # The schema is part of this module's interface: callers import the sections from here.
 __all__ = [
     "APP_NAME",
+    "CREDENTIAL_KEYS",
     "DEFAULTS_ORIGIN",
     "ENV_PREFIX",
     "PROJECT_FILE_NAME",
     "SECTIONS",
     "AppConfig",
+    "AuthEntry",
     "Base",
     "CrawlConfig",
     "LLMConfig",
@@ -65,7 +70,9 @@ __all__ = [
     "defaults_text",
     "describe_allowed",
     "load_config",
+    "origin_key",
     "project_config_path",
+    "redact_settings",
     "render_toml",
     "template_text",
     "user_config_path",
@@ -99,8 +106,8 @@ def _line_numbers(text: str) -> dict[str, int]:
     section = ""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if header := re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped):
-            section = header.group(1)
+        if header := re.match(r"^\[(\[?)\s*([A-Za-z0-9_.-]+)\s*\]", stripped):
+            section = header.group(2)  # [[crawl.auth]]: the array's first table counts
             lines.setdefault(section, number)
         elif key := re.match(r"^([A-Za-z0-9_-]+)\s*=", stripped):
             lines.setdefault(f"{section}.{key.group(1)}" if section else key.group(1), number)
@@ -151,6 +158,10 @@ def _field_type(section: str, key: str) -> Any:
     return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
+def _is_table(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+
+
 def _convert_env(raw: str, section: str, key: str, variable: str) -> Any:
     """Environment values are text: turn them into the type the key expects."""
     kind = _field_type(section, key)
@@ -174,6 +185,12 @@ def _convert_env(raw: str, section: str, key: str, variable: str) -> Any:
                 f"Environment variable {variable}={raw!r} is not {allowed} for {section}.{key}. "
                 f"Set it to {describe_allowed(section, key)}."
             ) from None
+    if get_origin(kind) is list and _is_table(get_args(kind)[0]):
+        raise ConfigError(
+            f"Environment variable {variable} cannot set {section}.{key}: it is a list of "
+            f"[[{section}.{key}]] tables, which only a config file can hold. Move it to one "
+            '(values there may name environment variables, e.g. "${DOCS_TOKEN}").'
+        )
     if get_origin(kind) is list:  # a comma-separated list, e.g. sitemap,links
         return [part.strip() for part in value.split(",") if part.strip()]
     return raw
@@ -236,6 +253,9 @@ def describe_allowed(section: str, key: str) -> str:
         return "one of " + ", ".join(repr(choice) for choice in get_args(kind))
     if get_origin(kind) is list:
         (item,) = get_args(kind)
+        if _is_table(item):
+            fields = ", ".join(item.__struct_fields__)
+            return f"a list of [[{section}.{key}]] tables with the keys {fields}"
         if get_origin(item) is Literal:
             return "a list of " + ", ".join(repr(choice) for choice in get_args(item))
         return "a list of strings"
@@ -307,6 +327,16 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
                 f"Invalid value for {TRUST_KEY} = {value!r} (from "
                 f"{origins.get(TRUST_KEY, DEFAULTS_ORIGIN)}): expected true or false."
             ) from None
+        if nested := re.search(r"at `\$\.(\w+)\.(\w+)\[(\d+)\]((?:\.\w+)*)", text):
+            section, key, position, inner = nested.groups()
+            dotted = f"{section}.{key}"
+            where = f"[[{dotted}]] table {int(position) + 1}" + (
+                f", key {inner.lstrip('.')}" if inner else ""
+            )
+            raise ConfigError(
+                f"Invalid {where} (from {origins.get(dotted, DEFAULTS_ORIGIN)}): "
+                f"{text.split(' - at ')[0]}. Expected {describe_allowed(section, key)}."
+            ) from None
         found = re.search(r"at `\$\.(\w+)\.(\w+)(?:\[\d+\])?`", text)
         if found:
             section, key = found.groups()
@@ -339,14 +369,18 @@ def _untrusted_keys(
         section, key = dotted.split(".", 1)
         value = layer.get(section, {}).get(key, before.get(section, {}).get(key))
         if value != before.get(section, {}).get(key) and merged[section][key] is value:
-            keys.append(dotted)  # shown as set, but never with a user:password of a URL
-            shown.append(
-                f"{dotted} = {re.sub(r'//[^/@]*@', '//', repr(value))} ({origins[dotted]})"
+            keys.append(dotted)  # shown as set, but never a credential or a URL's user:password
+            text = (
+                f"{dotted} ({len(value)} table(s), values not shown)"
+                if dotted in CREDENTIAL_KEYS
+                else f"{dotted} = {re.sub(r'//[^/@]*@', '//', repr(value))}"
             )
+            shown.append(f"{text} ({origins[dotted]})")
     if keys and refuse and merged.get(TRUST_KEY) is not True:
         raise ConfigError(
             f"The project file {path} in the working directory sets {', '.join(shown)}, which "
-            f"decides where a secret (the API key) is sent; {', '.join(SECRET_ROUTING_KEYS)} are "
+            f"decides where a secret (the API key, a site's credentials) is sent; "
+            f"{', '.join(SECRET_ROUTING_KEYS)} are "
             "not taken from a project file unless you trust it. If you wrote it or trust whoever "
             f"did, run with --trust-project-config, or put `{TRUST_KEY} = true` at the top of "
             f"your user config {user_config_path()}. Otherwise remove the setting from "
@@ -419,11 +453,39 @@ def load_config(
     )
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_AUTH_SCHEMES = frozenset({"", "bearer", "basic", "token"})
+REDACTED = "[REDACTED]"
+
+
+def shown_secret(value: str) -> str:
+    """A credential's value as settings may show it: references to environment variables
+    (``"Bearer ${DOCS_TOKEN}"``) as written, anything else redacted."""
+    rest = _ENV_REFERENCE.sub("", value).strip().lower()
+    return value if rest in _AUTH_SCHEMES and rest != value.strip().lower() else REDACTED
+
+
+def redact_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """``msgspec.to_builtins(config)`` with every credential's value redacted (in place)."""
+    for entry in data.get("crawl", {}).get("auth", []):
+        entry["headers"] = {name: shown_secret(value) for name, value in entry["headers"].items()}
+    return data
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, dict):  # an inline table
+        items = (
+            f"{key if _BARE_KEY.match(key) else json.dumps(key)} = {_toml_value(item)}"
+            for key, item in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     # A JSON string is a valid TOML basic string.
     return json.dumps(value, ensure_ascii=False)
 
@@ -431,10 +493,11 @@ def _toml_value(value: Any) -> str:
 def render_toml(loaded: LoadedConfig, *, environ: Mapping[str, str] | None = None) -> str:
     """The effective configuration as TOML, each value followed by its origin.
 
-    The API key is never part of the config; only whether it is set is shown.
+    The API key is never part of the config; only whether it is set is shown. Credentials
+    (``crawl.auth``) show their environment references, never a value.
     """
     environ = os.environ if environ is None else environ
-    data = msgspec.to_builtins(loaded.config)
+    data = redact_settings(msgspec.to_builtins(loaded.config))
     key_env = loaded.config.llm.api_key_env
     key_state = "set (value redacted)" if environ.get(key_env) else "NOT SET"
     out = [f"# API key: ${key_env} is {key_state}"]

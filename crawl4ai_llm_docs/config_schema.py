@@ -8,8 +8,10 @@ Build an ``AppConfig`` only through ``msgspec.convert`` (``config.load_config`` 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import platformdirs
@@ -33,9 +35,13 @@ DOCS_SET_RULE = (
 # can leave one in a checkout) may set them only when the user trusts it: the flag
 # --trust-project-config, or ``trust_project_config = true`` in the user file. A credential
 # setting added later is one more line here.
+# Keys whose values are credentials for crawled sites (or name the variables and files that
+# hold them): redacted wherever settings are shown, and never shown in an error.
+CREDENTIAL_KEYS: tuple[str, ...] = ("crawl.auth",)
 SECRET_ROUTING_KEYS: tuple[str, ...] = (
     "llm.base_url",  # where the API key is sent
     "llm.api_key_env",  # which environment variable's secret is sent
+    *CREDENTIAL_KEYS,  # which headers, cookies and variables go to which site
 )
 TRUST_KEY = "trust_project_config"  # the one top-level key, outside every [section]
 
@@ -92,6 +98,73 @@ class LLMConfig(Base, frozen=True):
             )
 
 
+_ORIGIN = re.compile(r"^https?://[^/?#@\s]+/?$", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
+_FIXED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def origin_key(scheme: str, host: str, port: int | None) -> str:
+    """One spelling per origin: lower case, the default port left out."""
+    scheme, host = scheme.lower(), host.lower().rstrip(".")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address, as it is written in a URL
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+class AuthEntry(Base, frozen=True):
+    """Credentials for one origin of a private documentation site (``[[crawl.auth]]``).
+
+    Sent only to requests whose origin (scheme, host, port) is exactly ``origin``. String
+    values may name environment variables (``"Bearer ${DOCS_TOKEN}"``), read at start-up.
+    """
+
+    origin: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    cookies_file: str = ""  # Netscape cookies.txt (curl, yt-dlp, browser extensions)
+    storage_state: str = ""  # Playwright storage-state JSON: cookies and localStorage
+
+    def key(self) -> str | None:
+        """The origin in one spelling (``origin_key``); None when it is not an origin."""
+        if not _ORIGIN.match(self.origin):
+            return None
+        parts = urlsplit(self.origin)
+        try:
+            port = parts.port
+        except ValueError:
+            return None
+        if not parts.hostname:
+            return None
+        return origin_key(parts.scheme, parts.hostname, port)
+
+    def __post_init__(self) -> None:
+        # Messages name the origin and header names, never a header's value.
+        if self.key() is None:
+            raise ValueError(
+                f"crawl.auth origin {self.origin!r} must be scheme://host[:port] "
+                '(http or https, no path), e.g. "https://docs.example.com"'
+            )
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name) or name.lower() in _FIXED_HEADERS:
+                raise ValueError(
+                    f"crawl.auth header name {name!r} (origin {self.origin}) is not a header "
+                    "that can be sent: use a plain HTTP header name such as Authorization"
+                )
+            if _BAD_HEADER_VALUE.search(value):
+                raise ValueError(
+                    f"crawl.auth header {name} (origin {self.origin}) has a line break or NUL "
+                    "in its value"
+                )
+        if not (self.headers or self.cookies_file or self.storage_state):
+            raise ValueError(
+                f"crawl.auth entry for {self.origin} sends nothing: give headers, "
+                "cookies_file or storage_state"
+            )
+
+
 class CrawlConfig(Base, frozen=True):
     mode: Literal["auto", "http", "browser"] = "auto"
     max_concurrent: Annotated[int, Meta(ge=1, le=16)] = 4
@@ -104,6 +177,19 @@ class CrawlConfig(Base, frozen=True):
     verify_tls: bool = True
     user_agent: Annotated[str, Meta(min_length=1)] = "crawl4ai-llm-docs"
     refresh: Literal["changed", "full"] = "changed"
+    # Markdown first (crawl/alternate.py): the Markdown a page offers instead of its HTML.
+    prefer_markdown: Literal["auto", "never", "always"] = "auto"
+    auth: list[AuthEntry] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for entry in self.auth:
+            origin = entry.key() or entry.origin
+            if origin in seen:
+                raise ValueError(
+                    f"crawl.auth has two entries for {entry.origin}: merge them into one"
+                )
+            seen.add(origin)
 
 
 class ParallelConfig(Base, frozen=True):
@@ -144,6 +230,9 @@ class OutputConfig(Base, frozen=True):
     index_path: str = ""
     docs_set: Annotated[str, Meta(pattern=f"{DOCS_SET_PATTERN}|^$")] = ""
     chunks_jsonl: str = ""
+    # --pages-dir file names: page.md replaces the page's extension (guide/install.md);
+    # page.html.md appends .md to the URL's path (guide/install.html.md), as llms.txt does.
+    pages_naming: Literal["page.md", "page.html.md"] = "page.md"
 
 
 class LoggingConfig(Base, frozen=True):

@@ -14,6 +14,8 @@ CrawlMode = Literal["http", "browser"]
 ResultSource = Literal["llm", "cache", "fallback", "raw"]
 # A crawled page against the previous run's copy of the same URL (``page_state.py``).
 Freshness = Literal["new", "changed", "unchanged"]
+# Where a page's Markdown came from: its HTML converted, or the Markdown the site offers.
+SourceFormat = Literal["html", "markdown"]
 
 
 class UrlEntry(Struct, frozen=True, kw_only=True):
@@ -42,6 +44,8 @@ class Page(Struct, frozen=True, kw_only=True):
     # From the page's <head> (crawl/metadata.py), for titles, sections and descriptions.
     site_name: str = ""  # og:site_name / application-name
     meta_description: str = ""  # <meta name=description> or og:description
+    source_format: SourceFormat = "html"
+    markdown_problem: str = ""  # why the site's Markdown was not used (crawl.prefer_markdown)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +92,7 @@ class Document(Struct, frozen=True, kw_only=True):
     changed_at: str = ""
     site_name: str = ""  # the page's metadata, carried from Page
     meta_description: str = ""
+    source_format: SourceFormat = "html"  # from Page: for the pages directory's front matter
 
     @property
     def ok(self) -> bool:

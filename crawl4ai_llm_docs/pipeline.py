@@ -34,6 +34,7 @@ from crawl4ai_llm_docs.config import LoadedConfig, ParallelConfig
 from crawl4ai_llm_docs.crawl import stage as crawl_stage
 from crawl4ai_llm_docs.discover.engine import Discovery
 from crawl4ai_llm_docs.errors import InputError, ProviderFatalError
+from crawl4ai_llm_docs.fetch.credentials import load_credentials
 from crawl4ai_llm_docs.lifecycle.options import RunOptions
 from crawl4ai_llm_docs.lifecycle.paths import check_output_locations
 from crawl4ai_llm_docs.lifecycle.run import Run
@@ -196,6 +197,9 @@ async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
     else:
         parsed = read_url_file(options.urls_file)
     check_output_locations(options, config)
+    # Site credentials (crawl.auth): a missing variable or file stops here (exit 2), and
+    # every value is redacted like the API key.
+    credentials = load_credentials(config.crawl, source=loaded.origins.get("crawl.auth", ""))
     api_key = config.api_key()
     uses_llm = not (options.no_llm or options.dry_run)
     if uses_llm and not api_key and config.llm.base_url.split("/")[2] in OPENAI_HOSTS:
@@ -211,10 +215,12 @@ async def run_command(options: RunOptions, loaded: LoadedConfig) -> int:
         run_id=uuid.uuid4().hex[:12],
         json_file=json_file,
         level=config.logging.level,
-        secrets=[api_key] if api_key else [],
+        secrets=[api_key, *credentials.secrets] if api_key else credentials.secrets,
         metrics=run.metrics,
         console=console,
     ):
+        for warning in credentials.warnings:
+            log.warning("warning", message=warning)
         for problem in parsed.problems:
             log.warning(
                 "warning",

@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 from crawl4ai_llm_docs.files import mkdir_private, write_atomic
-from crawl4ai_llm_docs.models import Freshness, Page, PageLinks
+from crawl4ai_llm_docs.models import Freshness, Page, PageLinks, SourceFormat
 
 # The version of the code that turns a page into Markdown (crawl/extract.py and the modules it
 # drives). A page stored by another version is fetched and converted again, once: a 304 must
@@ -56,10 +56,19 @@ class PageState(msgspec.Struct, frozen=True, kw_only=True):
     links: PageLinks | None = None
     # EXTRACTION_VERSION of the code that made ``markdown``; 0 in states from before versions.
     extraction: int = 0
+    # Markdown first: where the stored Markdown came from, and the crawl.prefer_markdown it
+    # was made under (states written before it existed: HTML, never looked for Markdown).
+    source_format: SourceFormat = "html"
+    prefer_markdown: str = "never"
 
-    def complete(self, *, discovering: bool) -> bool:
-        """Whether the state can stand for the page without reading it again."""
-        return bool(self.markdown.strip()) and (not discovering or self.links is not None)
+    def complete(self, *, discovering: bool, prefer_markdown: str = "never") -> bool:
+        """Whether the state can stand for the page without reading it again (made under
+        another ``prefer_markdown``, it answers another question)."""
+        return (
+            bool(self.markdown.strip())
+            and (not discovering or self.links is not None)
+            and self.prefer_markdown == prefer_markdown
+        )
 
 
 class OutputManifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,11 +154,13 @@ class PageStateStore:
         last_modified: str | None,
         lastmod: str | None = None,
         links: PageLinks | None = None,
+        prefer_markdown: str = "never",
     ) -> Page:
         """Store a freshly converted page; returns it marked new, changed or unchanged.
 
         ``lastmod`` is this run's sitemap lastmod of the page (None: none known, so none is
-        kept: a stale one must not vouch for the page later); ``links`` what discovery read.
+        kept: a stale one must not vouch for the page later); ``links`` what discovery read;
+        ``prefer_markdown`` the setting the page was fetched under.
         """
         if self.directory is None:
             return page
@@ -178,6 +189,8 @@ class PageStateStore:
                 site_name=page.site_name,
                 meta_description=page.meta_description,
                 extraction=EXTRACTION_VERSION,
+                source_format=page.source_format,
+                prefer_markdown=prefer_markdown,
             )
         )
         return msgspec.structs.replace(
@@ -208,6 +221,7 @@ class PageStateStore:
             markdown=previous.markdown,
             site_name=previous.site_name,
             meta_description=previous.meta_description,
+            source_format=previous.source_format,
             freshness="unchanged",
             fetched_at=fetched_at,
             changed_at=previous.changed_at,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cyclopts
 from cyclopts import App, Parameter
 from rich.console import Console
+from rich.markup import escape
 
 from crawl4ai_llm_docs import __version__
 from crawl4ai_llm_docs.cli.check import check
@@ -103,7 +104,8 @@ def _first_leaf(group: BaseExceptionGroup[AppError]) -> AppError:
 
 
 def _report(console: Console, exc: AppError) -> int:
-    console.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+    # escape: a message naming [section] or [[crawl.auth]] is text, not Rich markup.
+    console.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True, highlight=False)
     return exc.exit_code
 
 

@@ -260,14 +260,16 @@ async def map_command(
         raise InputError(
             f"-o {output} is a directory. Give a file path, e.g. {output / 'urls.txt'}."
         )
+    from crawl4ai_llm_docs.fetch.credentials import load_credentials
     from crawl4ai_llm_docs.observe.logging import configure_logging
 
+    credentials = load_credentials(loaded.config.crawl, source=loaded.origins.get("crawl.auth", ""))
     console = Console(stderr=True, highlight=False)
     with configure_logging(
         run_id="map",
         json_file=None,
         level=loaded.config.logging.level,
-        secrets=[],
+        secrets=credentials.secrets,
         metrics=None,
         console=console,
     ):

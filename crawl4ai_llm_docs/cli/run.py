@@ -129,6 +129,15 @@ class RunFlags:
             help="auto: HTTP, browser only for JavaScript pages; http; browser [default: auto].",
         ),
     ] = None
+    prefer_markdown: Annotated[
+        Literal["auto", "never", "always"] | None,
+        Parameter(
+            name="--prefer-markdown",
+            group=CRAWL,
+            help="auto: take the Markdown a page offers when it holds what the HTML shows; "
+            "always: also look for page.md beside pages; never: convert the HTML [default: auto].",
+        ),
+    ] = None
     progress_interval: Annotated[
         int | None,
         Parameter(
@@ -195,6 +204,15 @@ class RunFlags:
             name="--pages-dir",
             group=OUTPUT,
             help="Also write one Markdown file per page (path mirrors the URL, YAML front matter) into this directory.",
+        ),
+    ] = None
+    pages_naming: Annotated[
+        Literal["page.md", "page.html.md"] | None,
+        Parameter(
+            name="--pages-naming",
+            group=OUTPUT,
+            help="--pages-dir file names: page.md (extension replaced) or page.html.md "
+            "(URL path + .md) [default: page.md].",
         ),
     ] = None
     max_file_tokens: Annotated[
@@ -278,6 +296,7 @@ class RunFlags:
                 "--pages-dir",
                 str(self.pages_dir) if self.pages_dir else None,
             ),
+            pages_naming=("output.pages_naming", "--pages-naming", self.pages_naming),
             max_file_tokens=("output.max_file_tokens", "--max-file-tokens", self.max_file_tokens),
             no_index=("output.index", "--no-index", False if self.no_index else None),
             index=("output.index_path", "--index", str(self.index) if self.index else None),
@@ -320,6 +339,7 @@ class RunFlags:
                 self.crawl_concurrency,
             ),
             crawler=("crawl.mode", "--crawler", self.crawler),
+            prefer_markdown=("crawl.prefer_markdown", "--prefer-markdown", self.prefer_markdown),
             progress_interval=(
                 "parallel.progress_update_interval",
                 "--progress-interval",

@@ -72,6 +72,7 @@ class Collector:
                 changed_at=page.changed_at,
                 site_name=page.site_name,
                 meta_description=page.meta_description,
+                source_format=page.source_format,
             )
         )
 
@@ -106,6 +107,7 @@ class Collector:
                 changed_at=page.changed_at,
                 site_name=page.site_name,
                 meta_description=page.meta_description,
+                source_format=page.source_format,
             )
         )
 

@@ -15,4 +15,7 @@ codelinks.py     links inside code and Markdown clean-up; generators/: per-gener
 convert.py       the one conversion (html-to-markdown) and the escapes of prose
 metadata.py      site name and description from the page's head
 links.py         what a page tells discovery: links, noindex, canonical, search page or index
+markdown_first.py  Markdown first: a page's content from the Markdown it offers (the stage's hook);
+alternate.py     where a page names its Markdown, and that Markdown normalised;
+markdown_check.py  whether it holds the title, code blocks and text of the HTML's main content
 """

@@ -31,6 +31,7 @@ from crawl4ai_llm_docs.crawl.extract import MAIN_SELECTORS
 from crawl4ai_llm_docs.crawl.intercept import KEY, Interception, intercept
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
 from crawl4ai_llm_docs.errors import BrowserNotFoundError, CrawlError
+from crawl4ai_llm_docs.fetch.credentials import NO_CREDENTIALS, Credentials
 from crawl4ai_llm_docs.fetch.http import (
     HTML_TYPES,
     TRANSIENT_STATUSES,
@@ -132,24 +133,42 @@ class BrowserCrawler:
     """Crawls pages in the shared Chromium, one isolated browser context per crawl config."""
 
     def __init__(
-        self, bridge: AsyncioBridge, crawler: Any, config: CrawlConfig, pid: int, profile: Path
+        self,
+        bridge: AsyncioBridge,
+        crawler: Any,
+        config: CrawlConfig,
+        pid: int,
+        profile: Path,
+        credentials: Credentials = NO_CREDENTIALS,
     ) -> None:
         self._bridge = bridge
         self._crawler = crawler
         self._config = config
         self.pid = pid
         self.profile = profile
+        self._credentials = credentials  # added per request, to its own origin only
 
     async def fetch(self, url: str, *, route: Route = OPEN_ROUTE) -> Fetched:
-        interception = Interception(route, url, trio.lowlevel.current_trio_token())
+        token = trio.lowlevel.current_trio_token()
+        interception = Interception(route, url, token, self._credentials)
         crawl = partial(_crawl_page, self._crawler, url, self._config, interception)
         result = await self._bridge.run(crawl)
-        return _to_fetched(result, url, self._config, refused=interception.refused)
+        try:
+            return _to_fetched(result, url, self._config, refused=interception.refused)
+        except FetchFailure as failure:  # a 401/403 names the credential sent, if any
+            url = failure.final_url or url
+            failure.reason = self._credentials.refused(failure.reason, url, failure.status)
+            failure.args = (failure.reason,)
+            raise
 
 
 @asynccontextmanager
 async def open_browser(
-    executable: str, *, config: CrawlConfig, cache_dir: Path
+    executable: str,
+    *,
+    config: CrawlConfig,
+    cache_dir: Path,
+    credentials: Credentials = NO_CREDENTIALS,
 ) -> AsyncIterator[BrowserCrawler]:
     """Launch Chromium, connect crawl4ai to it; on exit close both, whatever happened."""
     base_dir = prepare_crawl4ai(cache_dir)
@@ -179,7 +198,9 @@ async def open_browser(
                 async with open_bridge() as bridge:
                     crawler = await bridge.run(partial(_start_crawler, cdp_url, config, base_dir))
                     try:
-                        yield BrowserCrawler(bridge, crawler, config, process.pid, profile)
+                        yield BrowserCrawler(
+                            bridge, crawler, config, process.pid, profile, credentials
+                        )
                     finally:
                         with trio.move_on_after(CLOSE_GRACE, shield=True):
                             try:
@@ -360,7 +381,14 @@ def _to_fetched(result: Any, url: str, config: CrawlConfig, *, refused: str = ""
     size = len(html.encode("utf-8", errors="replace"))
     if size > max_bytes:
         raise FetchFailure(_too_large_reason(max_bytes), status=status, final_url=final_url)
-    return Fetched(final_url=final_url, status=status or 200, html=html, bytes=size)
+    return Fetched(
+        final_url=final_url,
+        status=status or 200,
+        html=html,
+        bytes=size,
+        content_type="text/html",  # what the browser rendered, whatever the server said
+        link_header=headers.get("link", ""),
+    )
 
 
 def _browser_failure(

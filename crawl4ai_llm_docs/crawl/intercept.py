@@ -7,7 +7,9 @@ redirect hops included, until it is continued or failed. Each one is asked of th
 every request, and for the main frame's navigations after the first URL (redirects,
 JavaScript navigation) also the caller's hop check (discovery: scope and robots.txt). A
 refused navigation fails with ``net::ERR_BLOCKED_BY_CLIENT``, and the reason is kept here for
-the page's failure message.
+the page's failure message. A request that may go on gets the credentials of its own origin
+(``crawl.auth``; none for any other origin, redirect hops included), merged with the cookies
+Chromium keeps for it, and pages start with the localStorage of a storage-state file.
 
 Runs on the asyncio loop (crawl4ai's); ``trio.from_thread.run`` from a worker thread asks the
 trio side, so the loop itself never blocks.
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from functools import partial
 from typing import Any
 
 import structlog
 import trio
 
+from crawl4ai_llm_docs.fetch.cookies import merge_cookie_headers
+from crawl4ai_llm_docs.fetch.credentials import NO_CREDENTIALS, Credentials
 from crawl4ai_llm_docs.fetch.redirects import Route, refused_message
 
 KEY = "crawl4ai_llm_docs.interception"  # in CrawlerRunConfig.shared_data
@@ -32,10 +37,17 @@ _PAUSE_ALL = {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]}
 class Interception:
     """The decisions for one page's crawl in the browser."""
 
-    def __init__(self, route: Route, start_url: str, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self,
+        route: Route,
+        start_url: str,
+        token: trio.lowlevel.TrioToken,
+        credentials: Credentials = NO_CREDENTIALS,
+    ) -> None:
         self.route = route
         self.start_url = start_url
         self.token = token
+        self.credentials = credentials
         self.refused = ""  # why the main frame's navigation was refused, if it was
         self._main_frame = ""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -68,7 +80,11 @@ class Interception:
             reason = f"not checked ({type(exc).__name__})"
         with contextlib.suppress(Exception):  # the page may be closed by now
             if reason is None:
-                await session.send("Fetch.continueRequest", {"requestId": request_id})
+                answer = {"requestId": request_id}
+                if credentials := self.credentials.headers_for(url):
+                    headers = await _with_credentials(session, event, credentials)
+                    answer["headers"] = [{"name": k, "value": v} for k, v in headers.items()]
+                await session.send("Fetch.continueRequest", answer)
                 return
             if navigation and not self.refused:
                 self.refused = refused_message(url, reason, hop=int(url != self.start_url))
@@ -76,6 +92,40 @@ class Interception:
             await session.send(
                 "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
             )
+
+
+async def _with_credentials(
+    session: Any, event: dict[str, Any], credentials: dict[str, str]
+) -> dict[str, str]:
+    """The request's headers with its origin's credentials; cookies joined to Chromium's own
+    (a Cookie header given here replaces the ones Chromium would add)."""
+    request = event.get("request", {})
+    headers = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
+    names = {name.lower(): name for name in headers}
+    for name, value in credentials.items():
+        if name.lower() == "cookie":
+            jar = await session.send("Network.getCookies", {"urls": [request.get("url", "")]})
+            own = "; ".join(f"{c['name']}={c['value']}" for c in jar.get("cookies", []))
+            value = merge_cookie_headers(own, value)
+        headers.pop(names.get(name.lower(), name), None)
+        headers[name] = value
+    return headers
+
+
+def _local_storage_script(credentials: Credentials) -> str:
+    """Sets each origin's localStorage from its storage state, on that origin's pages only."""
+    stored = {
+        origin: dict(entry.local_storage)
+        for origin, entry in credentials.by_origin.items()
+        if entry.local_storage
+    }
+    if not stored:
+        return ""
+    return (
+        f"(() => {{ const items = {json.dumps(stored)}[location.origin];"
+        " if (!items) return; try { for (const [k, v] of Object.entries(items))"
+        " localStorage.setItem(k, v); } catch (e) {} })();"
+    )
 
 
 async def intercept(page: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -88,4 +138,6 @@ async def intercept(page: Any, /, *args: Any, **kwargs: Any) -> Any:
     session = await context.new_cdp_session(page)
     session.on("Fetch.requestPaused", partial(interception.paused, session))
     await session.send("Fetch.enable", _PAUSE_ALL)
+    if script := _local_storage_script(interception.credentials):
+        await page.add_init_script(script)  # before the page's own scripts, in every document
     return page

@@ -13,6 +13,7 @@ import trio
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.crawl.browser import BrowserCrawler, open_browser
+from crawl4ai_llm_docs.fetch.credentials import NO_CREDENTIALS, Credentials
 
 
 def _single(exc: Exception) -> Exception:
@@ -26,9 +27,15 @@ class LazyBrowser:
     """The browser, started by the first page that needs it and kept until the stage ends."""
 
     def __init__(
-        self, nursery: trio.Nursery, executable: str | None, config: CrawlConfig, cache_dir: Path
+        self,
+        nursery: trio.Nursery,
+        executable: str | None,
+        config: CrawlConfig,
+        cache_dir: Path,
+        credentials: Credentials = NO_CREDENTIALS,
     ) -> None:
         self._nursery = nursery
+        self._credentials = credentials
         self._executable = executable
         self._config = config
         self._cache_dir = cache_dir
@@ -67,7 +74,10 @@ class LazyBrowser:
     async def _serve(self, *, task_status: trio.TaskStatus[BrowserCrawler]) -> None:
         assert self._executable is not None
         async with open_browser(
-            self._executable, config=self._config, cache_dir=self._cache_dir
+            self._executable,
+            config=self._config,
+            cache_dir=self._cache_dir,
+            credentials=self._credentials,
         ) as browser:
             task_status.started(browser)
             await self._closing.wait()

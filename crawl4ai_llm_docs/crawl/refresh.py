@@ -19,12 +19,16 @@ from crawl4ai_llm_docs.models import CrawlMode, Page, UrlEntry
 
 
 def validators_for(
-    store: PageStateStore, previous: PageState | None, *, discovering: bool
+    store: PageStateStore,
+    previous: PageState | None,
+    *,
+    discovering: bool,
+    prefer_markdown: str = "never",
 ) -> Validators | None:
     """The validators to send, or None for a plain request."""
     if previous is None or not store.conditional or not current(previous):
         return None
-    if not previous.complete(discovering=discovering):
+    if not previous.complete(discovering=discovering, prefer_markdown=prefer_markdown):
         return None  # a 304 could not stand for the page: fetch it in full
     if previous.etag is None and previous.last_modified is None:
         return None
@@ -32,7 +36,12 @@ def validators_for(
 
 
 def unchanged_by_lastmod(
-    store: PageStateStore, entry: UrlEntry, previous: PageState | None, *, discovering: bool
+    store: PageStateStore,
+    entry: UrlEntry,
+    previous: PageState | None,
+    *,
+    discovering: bool,
+    prefer_markdown: str = "never",
 ) -> bool:
     """True when the sitemap says the page did not change since it was stored."""
     return (
@@ -40,7 +49,7 @@ def unchanged_by_lastmod(
         and store.conditional
         and bool(entry.lastmod)
         and previous.lastmod == entry.lastmod
-        and previous.complete(discovering=discovering)
+        and previous.complete(discovering=discovering, prefer_markdown=prefer_markdown)
         and current(previous)
     )
 

@@ -8,7 +8,7 @@ consumer stops the crawling and memory stays flat however many URLs there are.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -25,8 +25,10 @@ from crawl4ai_llm_docs.crawl import refresh
 from crawl4ai_llm_docs.crawl.browser import find_chromium, require_chromium
 from crawl4ai_llm_docs.crawl.lazy_browser import LazyBrowser
 from crawl4ai_llm_docs.crawl.links import LinkSink, report_page, with_links
+from crawl4ai_llm_docs.crawl.markdown_first import MarkdownFirst, Offer
 from crawl4ai_llm_docs.crawl.metadata import with_metadata
 from crawl4ai_llm_docs.crawl.runtime import prepare_crawl4ai
+from crawl4ai_llm_docs.fetch.credentials import credentials_of
 from crawl4ai_llm_docs.fetch.guard import Resolver, guard_for
 from crawl4ai_llm_docs.fetch.http import Fetched, FetchFailure, Validators, fetch, open_client
 from crawl4ai_llm_docs.fetch.redirects import Route
@@ -101,6 +103,10 @@ class _Crawler:
         self.discovery: LinkSink | None = None
         self._links: dict[int, PageLinks] = {}  # pages in flight only
         self._resolver = Resolver()  # host names' addresses, for every page's route
+        # Markdown first: what a page is asked for, and the Markdown it offers.
+        self._markdown = MarkdownFirst(
+            config.prefer_markdown, self._fetch_for_markdown, css_selector=config.css_selector
+        )
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
@@ -108,7 +114,9 @@ class _Crawler:
         await trio.to_thread.run_sync(extract_mod.preload, abandon_on_cancel=True)
         async with open_client(self.config) as client, trio.open_nursery() as services:
             self._client = client
-            self._browser = LazyBrowser(services, self.executable, self.config, self.cache_dir)
+            self._browser = LazyBrowser(
+                services, self.executable, self.config, self.cache_dir, credentials_of(client)
+            )
             try:
                 if self.config.mode == "browser":
                     await self._browser.get(required=True)
@@ -150,8 +158,9 @@ class _Crawler:
         discovering = self.discovery is not None
         try:
             previous = await self.page_states.get(entry.url)
+            prefer = self.config.prefer_markdown
             if previous is not None and refresh.unchanged_by_lastmod(
-                self.page_states, entry, previous, discovering=discovering
+                self.page_states, entry, previous, discovering=discovering, prefer_markdown=prefer
             ):
                 page = refresh.stored_page(
                     entry,
@@ -168,7 +177,9 @@ class _Crawler:
                 if not page.ok:
                     return page
                 return self._crawled(await self._record(entry, page, previous, None))
-            validators = refresh.validators_for(self.page_states, previous, discovering=discovering)
+            validators = refresh.validators_for(
+                self.page_states, previous, discovering=discovering, prefer_markdown=prefer
+            )
             result = await self._attempts(
                 entry.url, partial(self._http_fetch, validators=validators, route=route), "http"
             )
@@ -184,7 +195,8 @@ class _Crawler:
                     mode="http",
                 )
                 return self._crawled(await self._reuse(entry, page, previous))
-            page, words = await self._page(entry, result, "http", started)
+            offer = await self._markdown.offer(result, route)
+            page, words = await self._page(entry, result, "http", started, offer)
             if self.config.mode == "auto" and words < self.config.js_shell_min_words:
                 page = await self._render(entry, page, started, route)
             return self._crawled(await self._record(entry, page, previous, result))
@@ -206,7 +218,8 @@ class _Crawler:
         result = await self._attempts(entry.url, partial(browser.fetch, route=route), "browser")
         if isinstance(result, FetchFailure):
             return self._failed(entry, result, "browser", started)
-        page, _ = await self._page(entry, result, "browser", started)
+        offer = await self._markdown.offer(result, route)
+        page, _ = await self._page(entry, result, "browser", started, offer)
         return page
 
     async def _render(self, entry: UrlEntry, http_page: Page, started: float, route: Route) -> Page:
@@ -238,6 +251,7 @@ class _Crawler:
             last_modified=fetched.last_modified if fetched else None,
             lastmod=entry.lastmod or None,
             links=self._links.get(entry.index),  # read by _report, after this
+            prefer_markdown=self.config.prefer_markdown,
         )
 
     async def _reuse(
@@ -250,8 +264,15 @@ class _Crawler:
         return await self.page_states.reuse(page, previous, lastmod=lastmod, fetched=fetched)
 
     async def _http_fetch(
-        self, url: str, *, validators: Validators | None = None, route: Route
+        self,
+        url: str,
+        *,
+        validators: Validators | None = None,
+        route: Route,
+        accept: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> Fetched:
+        """A page (asked for as Markdown first allows), or what ``accept`` and ``types`` say."""
         assert self._client is not None
         return await fetch(
             self._client,
@@ -259,7 +280,15 @@ class _Crawler:
             max_bytes=self.config.max_page_bytes,
             validators=validators,
             route=route,
+            accept=self._markdown.accept if accept is None else accept,
+            types=self._markdown.page_types if types is None else types,
         )
+
+    async def _fetch_for_markdown(
+        self, url: str, accept: str, types: Sequence[str], route: Route
+    ) -> Fetched | FetchFailure:
+        fetcher = partial(self._http_fetch, route=route, accept=accept, types=types)
+        return await self._attempts(url, fetcher, "http")
 
     async def _attempts(
         self, url: str, fetcher: Callable[[str], Awaitable[Fetched]], mode: CrawlMode
@@ -289,19 +318,23 @@ class _Crawler:
             await trio.sleep(delay)
 
     async def _page(
-        self, entry: UrlEntry, fetched: Fetched, mode: CrawlMode, started: float
+        self,
+        entry: UrlEntry,
+        fetched: Fetched,
+        mode: CrawlMode,
+        started: float,
+        offer: Offer | None = None,
     ) -> tuple[Page, int]:
-        convert = partial(
-            extract_mod.extract,
-            fetched.html,
-            fetched.final_url,
-            css_selector=self.config.css_selector,
+        offer = offer or Offer.of(fetched)
+        fetched, html = offer.page, offer.html  # Markdown first: the page may be its Markdown
+        extract = partial(
+            extract_mod.extract, html, fetched.final_url, css_selector=self.config.css_selector
         )
+        convert = partial(self._markdown.content, offer, extract)
         if self.discovery is not None:  # links from the same fetch, in the same thread
-            both = partial(with_links, convert, fetched.html, fetched.final_url)
-            extracted, self._links[entry.index] = await trio.to_thread.run_sync(
-                both, abandon_on_cancel=True
-            )
+            both = partial(with_links, convert, html, fetched.final_url)
+            extracted, links = await trio.to_thread.run_sync(both, abandon_on_cancel=True)
+            self._links[entry.index] = offer.without_own_markdown(links)
         else:
             # abandon_on_cancel: Ctrl-C need not wait for a big page's conversion to finish.
             extracted = await trio.to_thread.run_sync(convert, abandon_on_cancel=True)
@@ -312,13 +345,15 @@ class _Crawler:
             title=extracted.title,
             markdown=extracted.markdown,
             status=fetched.status,
-            error=extracted.problem or None,  # a page with text that gave no Markdown
+            error=extracted.error or None,  # a page with text that gave no Markdown
             elapsed=trio.current_time() - started,
-            bytes=fetched.bytes,
+            bytes=offer.bytes,
             mode=mode,
+            source_format=extracted.source_format,
+            markdown_problem=extracted.problem,
         )
         page = await trio.to_thread.run_sync(
-            with_metadata, page, fetched.html, extracted.site_name, abandon_on_cancel=True
+            with_metadata, page, html, extracted.site_name, abandon_on_cancel=True
         )
         return page, extracted.words
 
@@ -349,6 +384,8 @@ class _Crawler:
             bytes=page.bytes,
             title=page.title,
             freshness=page.freshness,
+            source_format=page.source_format,
+            markdown_problem=page.markdown_problem or None,
         )
         return page
 

@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -24,11 +24,19 @@ from msgspec import Struct
 
 from crawl4ai_llm_docs.config import CrawlConfig
 from crawl4ai_llm_docs.errors import CrawlError, causes
+from crawl4ai_llm_docs.fetch.credentials import (
+    Credentials,
+    OriginAuth,
+    credentials_of,
+    load_credentials,
+)
 from crawl4ai_llm_docs.fetch.decode import ACCEPT_ENCODING, BodyRefused, body_decoder, raw_body
 from crawl4ai_llm_docs.fetch.guard import GuardedTransport
 from crawl4ai_llm_docs.fetch.redirects import OPEN_ROUTE, HopRefused, Route, follow
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown")
+ACCEPT_HTML = "text/html,application/xhtml+xml"
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as asking for this
 _META_CHARSET = re.compile(
@@ -59,10 +67,16 @@ class FetchFailure(CrawlError):
 class Fetched(Struct, frozen=True, kw_only=True):
     final_url: str
     status: int
-    html: str  # empty for a 304: the caller's stored copy is still current
+    html: str  # the body's text (HTML, or Markdown when content_type says so); "" for a 304
     bytes: int
     etag: str | None = None
     last_modified: str | None = None
+    content_type: str = ""  # media type only, lower case ("" when the server sent none)
+    link_header: str = ""  # the Link header(s), comma-joined: where a page says its alternates are
+
+    @property
+    def is_markdown(self) -> bool:
+        return self.content_type in MARKDOWN_TYPES
 
     @property
     def not_modified(self) -> bool:
@@ -85,13 +99,19 @@ class Validators(Struct, frozen=True, kw_only=True):
 
 
 @asynccontextmanager
-async def open_client(config: CrawlConfig) -> AsyncIterator[httpx.AsyncClient]:
+async def open_client(
+    config: CrawlConfig, *, credentials: Credentials | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """One pooled client for the whole run; the caller's ``trio.fail_after`` bounds each page.
 
     Redirects are not followed by httpx: ``redirects.follow`` decides every hop. Connections
     go through the address guard (``guard.GuardedTransport``), except through a proxy from
     the environment, which resolves names itself (the check before each hop still holds).
+    Every request carries its own origin's credentials (``crawl.auth``; read from the config
+    unless given), none on a hop to another origin.
     """
+    if credentials is None:
+        credentials = load_credentials(config)
     limits = httpx.Limits(
         max_connections=config.max_concurrent * 2, max_keepalive_connections=config.max_concurrent
     )
@@ -102,9 +122,10 @@ async def open_client(config: CrawlConfig) -> AsyncIterator[httpx.AsyncClient]:
         verify=config.verify_tls,
         headers={
             "user-agent": config.user_agent,
-            "accept": "text/html,application/xhtml+xml",
+            "accept": ACCEPT_HTML,
             "accept-encoding": ACCEPT_ENCODING,
         },
+        auth=OriginAuth(credentials),
         limits=limits,
         timeout=httpx.Timeout(None),
         transport=transport,
@@ -119,14 +140,19 @@ async def fetch(
     max_bytes: int,
     validators: Validators | None = None,
     route: Route = OPEN_ROUTE,
+    accept: str = "",
+    types: Collection[str] = HTML_TYPES,
 ) -> Fetched:
     """GET ``url``; the body is decoded in bounded steps and refused once over ``max_bytes``.
 
     Redirects are followed hop by hop as ``route`` allows. With ``validators`` the request is
     conditional: a 304 comes back as a ``Fetched`` with no body (``not_modified``), for the
-    caller to reuse what it stored.
+    caller to reuse what it stored. ``accept`` replaces the client's Accept header; an answer
+    of a media type not in ``types`` is refused (one without a type is let through).
     """
-    headers = validators.headers() if validators is not None else None
+    headers = validators.headers() if validators is not None else {}
+    if accept:
+        headers["accept"] = accept
     try:
         async with follow(client, url, headers=headers, route=route) as response:
             final_url = str(response.url)
@@ -142,16 +168,35 @@ async def fetch(
                     last_modified=last_modified
                     or (validators.last_modified if validators else None),
                 )
-            check_status(response)
-            _check_content_type(response)
+            try:
+                check_status(response)
+            except FetchFailure as failure:  # a 401/403 names the credential sent, if any
+                failure.reason = credentials_of(client).refused(
+                    failure.reason, final_url, failure.status
+                )
+                failure.args = (failure.reason,)
+                raise
+            content_type = media_type(response)
+            # A missing type is let through: the HTML parser copes, and tiny servers forget it.
+            if content_type and content_type not in types:
+                wanted = "HTML" if any(kind in types for kind in HTML_TYPES) else "Markdown"
+                raise FetchFailure(
+                    f"not {wanted} ({content_type})",
+                    status=response.status_code,
+                    final_url=final_url,
+                )
             body = await read_body(response, max_bytes=max_bytes, what="page")
+            # <meta charset> is looked for in HTML only: Markdown may quote one in its code.
+            html = content_type in ("", *HTML_TYPES)
             return Fetched(
                 final_url=final_url,
                 status=response.status_code,
-                html=decode_html(body, response.charset_encoding),
+                html=(decode_html if html else decode_text)(body, response.charset_encoding),
                 bytes=len(body),
                 etag=etag,
                 last_modified=last_modified,
+                content_type=content_type,
+                link_header=", ".join(response.headers.get_list("link")),
             )
     except HopRefused as exc:
         raise FetchFailure(exc.reason, status=exc.status, final_url=exc.target) from None
@@ -198,13 +243,9 @@ def check_status(response: httpx.Response) -> None:
     )
 
 
-def _check_content_type(response: httpx.Response) -> None:
-    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    # A missing type is let through: the HTML parser copes, and tiny servers forget it.
-    if content_type and content_type not in HTML_TYPES:
-        raise FetchFailure(
-            f"not HTML ({content_type})", status=response.status_code, final_url=str(response.url)
-        )
+def media_type(response: httpx.Response) -> str:
+    declared: str = response.headers.get("content-type", "")
+    return declared.split(";")[0].strip().lower()
 
 
 def _too_large(what: str, max_bytes: int, response: httpx.Response) -> FetchFailure:
@@ -241,6 +282,13 @@ def decode_html(body: bytes, declared: str | None) -> str:
         return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     if not declared and (found := _META_CHARSET.search(body[:4096])):
         declared = found.group(1).decode("ascii", errors="ignore")
+    return decode_text(body, declared)
+
+
+def decode_text(body: bytes, declared: str | None) -> str:
+    """Text of a body that is not HTML (Markdown): BOM, the header's charset, then UTF-8."""
+    if body.startswith(codecs.BOM_UTF8):
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     if declared:
         try:
             codec = codecs.lookup(declared).name

@@ -3,8 +3,9 @@
 httpx would follow a redirect wherever it points. Here every hop is a new decision, in one
 place (``follow``): the scheme must be http(s), the caller's check (discovery: scope and
 robots.txt of the target) must pass, and the target's addresses must be allowed by the
-route's ``AddressGuard``. What a later hop needs decided differently (headers or credentials
-per origin) belongs in ``follow``'s loop too.
+route's ``AddressGuard``. Each hop is a request of its own, so the site client's auth
+(``credentials.OriginAuth``) gives it the credentials of its own origin: a hop to another
+origin carries none.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ async def follow(
         if (reason := await route.refusal(current, hop=hop)) is not None:
             message = refused_message(current, reason, hop=hop)
             raise HopRefused(message, target=current, status=status)
-        # Headers are decided per hop: the place for per-origin headers or credentials.
+        # A request per hop: the client's auth adds this hop's own origin's credentials.
         request = client.build_request(method, current, headers=headers)
         try:
             with guarding(route.guard):

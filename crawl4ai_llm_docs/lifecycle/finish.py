@@ -53,6 +53,7 @@ async def write_outputs(
         llms_dir=paths.llms_dir,
         llms_txt_per_section=config.output.llms_txt_per_section,
         pages_dir=Path(config.output.pages_dir) if config.output.pages_dir else None,
+        pages_naming=config.output.pages_naming,
         title=config.output.title,
         fallback_title=options.urls_file.stem.replace("_", " ").replace("-", " ").title(),
         max_file_tokens=config.output.max_file_tokens,

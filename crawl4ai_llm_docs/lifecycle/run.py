@@ -32,7 +32,7 @@ from crawl4ai_llm_docs.cache.directory import prepare_cache_directory
 from crawl4ai_llm_docs.cache.page_state import PageStateStore
 from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
-from crawl4ai_llm_docs.config import AppConfig
+from crawl4ai_llm_docs.config import AppConfig, redact_settings
 from crawl4ai_llm_docs.lifecycle.ending import Ending, signal_exit_code
 from crawl4ai_llm_docs.lifecycle.estimate import Estimate
 from crawl4ai_llm_docs.lifecycle.finish import finish, write_outputs
@@ -49,7 +49,7 @@ FATAL_DRAIN_S = 30.0
 
 
 def _redacted_config(config: AppConfig) -> dict[str, Any]:
-    data: dict[str, Any] = msgspec.to_builtins(config)
+    data: dict[str, Any] = redact_settings(msgspec.to_builtins(config))
     for key in ("system_prompt", "user_prompt"):
         data["llm"][key] = f"<{len(data['llm'][key])} characters>"
     return data

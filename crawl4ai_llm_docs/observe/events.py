@@ -32,6 +32,10 @@ class PageCrawled(Event, tag="page_crawled"):
     bytes: int
     title: str
     freshness: str | None = None  # "new" | "changed" | "unchanged"; None without a cache
+    # Markdown first: where the page's Markdown came from ("html": converted from the HTML;
+    # "markdown": the site's own), and why a Markdown the page offered was not used.
+    source_format: str = "html"
+    markdown_problem: str | None = None
 
 
 class PageFailed(Event, tag="page_failed"):

@@ -2,7 +2,8 @@
 
 ``https://h/guide/install.html`` -> ``guide/install.md``, ``https://h/guide/`` ->
 ``guide/index.md`` (with the host as the first directory when the pages come from several
-sites). Each file starts with YAML front matter (``title``, ``source``, ``description``,
+sites); with ``output.pages_naming = "page.html.md"`` the URL's path gains ``.md`` instead
+(``guide/install.html.md``, ``guide/index.html.md``), as llms.txt serves a page's Markdown. Each file starts with YAML front matter (``title``, ``source``, ``description``,
 ``crawled_at``, ``changed_at`` when the refresh state knows it, ``tokens``;
 ``front_matter_fields`` is the one place to add more), then the
 page's title as H1 and its Markdown. All files replace the previous ones together, once every
@@ -81,14 +82,17 @@ def _safe_segment(segment: str, *, directory: bool = False) -> str:
     return segment
 
 
-def page_path(url: str, *, with_host: bool = False) -> PurePosixPath:
+def page_path(url: str, *, with_host: bool = False, naming: str = "page.md") -> PurePosixPath:
     """The file for ``url``, relative to the pages directory (before ``PagePlanner`` makes it
-    unique and fits it into the file system's limits)."""
+    unique and fits it into the file system's limits); ``naming`` is ``output.pages_naming``."""
     parts = urlsplit(url)
     # Split first, then decode: an encoded "/" (%2F) stays inside its segment.
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments or parts.path.endswith("/"):
-        segments.append("index")
+        segments.append("index.html" if naming == "page.html.md" else "index")
+    elif naming == "page.html.md":  # the URL's own name, .md appended
+        if segments[-1].lower().endswith(".md"):
+            segments[-1] = segments[-1][:-3]
     else:
         stem, dot, extension = segments[-1].rpartition(".")
         if dot and stem and f".{extension.lower()}" in PAGE_EXTENSIONS:
@@ -116,8 +120,16 @@ class PagePlanner:
     taken twice), so the same site maps to the same files on every run.
     """
 
-    def __init__(self, root: Path, *, with_host: bool, reserved: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        with_host: bool,
+        reserved: Iterable[Path] = (),
+        naming: str = "page.md",
+    ) -> None:
         self._with_host = with_host
+        self._naming = naming
         resolved = root.resolve()
         # Room for the root, the separator after it, and a "-NNNNN" of a name taken twice.
         self._budget = MAX_PATH_BYTES - len(os.fsencode(resolved)) - 1 - 6
@@ -154,7 +166,9 @@ class PagePlanner:
 
     def place(self, url: str) -> PurePosixPath:
         """The file of the page at ``url``, relative to the root."""
-        path = self._free_directories(self._fit(page_path(url, with_host=self._with_host)))
+        path = self._free_directories(
+            self._fit(page_path(url, with_host=self._with_host, naming=self._naming))
+        )
         candidate, number = path, 1
         while _key(candidate) in self._files:
             number += 1
@@ -189,6 +203,7 @@ def front_matter_fields(
     fields: dict[str, FrontMatterValue] = {
         "title": title,
         "source": document.url,
+        "source_format": document.source_format,  # html (converted) or the site's markdown
         "description": describe(document, title=title),
         "crawled_at": crawled,
     }
@@ -206,6 +221,7 @@ def write_pages_dir(
     generated_at: datetime,
     reserved: Iterable[Path] = (),
     staging: Staging | None = None,
+    naming: str = "page.md",
 ) -> int:
     """Write one file per written page into ``directory``; returns how many.
 
@@ -213,10 +229,11 @@ def write_pages_dir(
     A page whose path is one of the ``reserved`` files (the run's other outputs, when they are
     inside ``directory``) gets another name instead of replacing it. With ``staging`` the
     files are only staged (its ``commit`` puts them in place, with the run's other outputs);
-    without, they are put in place together before this returns.
+    without, they are put in place together before this returns. ``naming`` is
+    ``output.pages_naming``.
     """
     site = site_of(documents, site)
-    planner = PagePlanner(directory, with_host=site.several_sites, reserved=reserved)
+    planner = PagePlanner(directory, with_host=site.several_sites, reserved=reserved, naming=naming)
     written = 0
     with contextlib.ExitStack() as stack:
         if staging is None:

@@ -41,6 +41,7 @@ class OutputRequest(Struct, frozen=True, kw_only=True):
     llms_dir: Path | None = None
     llms_txt_per_section: bool = False  # also one llms.txt per section directory (v2)
     pages_dir: Path | None = None
+    pages_naming: str = "page.md"  # output.pages_naming
     title: str = ""  # output.title: wins over the site's own name
     fallback_title: str = ""  # when nothing names the site (e.g. from the URL file's name)
     max_file_tokens: int = 0  # 0: one file
@@ -135,6 +136,7 @@ def _stage_outputs(
             generated_at=request.generated_at,
             reserved=[Path(p) for p in written] + [request.markdown.with_suffix(".report.json")],
             staging=staging,
+            naming=request.pages_naming,
         )
         written.append(str(request.pages_dir))
     return written

@@ -11,6 +11,8 @@ import random
 from collections.abc import Iterator
 from html import escape
 
+from msgspec import Struct
+
 # Text that only appears in the generated pages' header, sidebar and footer: a crawl that
 # kept navigation shows one of these.
 NAV_MARKERS = ("Site navigation", "Quick search", "Example Docs Authors")
@@ -34,44 +36,89 @@ def page_title(index: int) -> str:
     return f"{_TOPICS[index % len(_TOPICS)]} {index}"
 
 
-def generated_page(index: int, *, pages: int = 28, sections: int = 3, paragraphs: int = 3) -> str:
-    """One Sphinx-like page; the content depends only on the arguments."""
+class Section(Struct, frozen=True, kw_only=True):
+    heading: str
+    anchor: str
+    paragraphs: tuple[tuple[str, str, str], ...]  # (words, code name, emphasised word)
+    code: str  # a Python function, whole
+    rows: tuple[tuple[str, int, str], ...]  # (name, default, meaning)
+
+
+class PageContent(Struct, frozen=True, kw_only=True):
+    """What a generated page says, whatever it is written in (HTML, or Markdown)."""
+
+    index: int
+    title: str
+    next_page: str  # relative link of the intro paragraph
+    sections: tuple[Section, ...]
+
+
+def page_content(
+    index: int, *, pages: int = 28, sections: int = 3, paragraphs: int = 3
+) -> PageContent:
+    """The content of page ``index``; it depends only on the arguments."""
     rng = random.Random(index)
     title = page_title(index)
+    made = []
+    for section in range(sections):
+        texts = []
+        for _ in range(paragraphs):
+            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 70)))
+            name = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}"
+            texts.append((words.capitalize(), name, rng.choice(_WORDS)))
+        lines = "\n".join(
+            f"    {rng.choice(_WORDS)}_{line} = client.{rng.choice(_WORDS)}({line}, retries={rng.randint(1, 9)})"
+            for line in range(rng.randint(3, 8))
+        )
+        code = f'def example_{index}_{section}(client):\n{lines}\n    return {{"page": {index}}}'
+        rows = tuple(
+            (rng.choice(_WORDS), rng.randint(1, 100), f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}")
+            for _ in range(3)
+        )
+        made.append(
+            Section(
+                heading=f"Section {section} of {title}",
+                anchor=f"s{index}-{section}",
+                paragraphs=tuple(texts),
+                code=code,
+                rows=rows,
+            )
+        )
+    return PageContent(
+        index=index, title=title, next_page=_rel(index + 1, pages), sections=tuple(made)
+    )
+
+
+def generated_page(index: int, *, pages: int = 28, sections: int = 3, paragraphs: int = 3) -> str:
+    """One Sphinx-like page; the content depends only on the arguments."""
+    content = page_content(index, pages=pages, sections=sections, paragraphs=paragraphs)
+    title = content.title
     body: list[str] = [
         f'<section id="p{index}"><h1>{title}<a class="headerlink" href="#p{index}">¶</a></h1>'
     ]
     body.append(
         f'<p>Call <code class="docutils literal notranslate"><span class="pre">configure_{index}()</span></code>'
-        f' before anything else; see <a class="reference internal" href="{_rel(index + 1, pages)}">'
+        f' before anything else; see <a class="reference internal" href="{content.next_page}">'
         f"the next page</a>.</p>"
     )
-    for section in range(sections):
-        anchor = f"s{index}-{section}"
+    for section in content.sections:
         body.append(
-            f'<section id="{anchor}"><h2>Section {section} of {title}'
-            f'<a class="headerlink" href="#{anchor}">¶</a></h2>'
+            f'<section id="{section.anchor}"><h2>{section.heading}'
+            f'<a class="headerlink" href="#{section.anchor}">¶</a></h2>'
         )
-        for _ in range(paragraphs):
-            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 70)))
-            name = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}"
+        for words, name, emphasised in section.paragraphs:
             body.append(
-                f'<p>{words.capitalize()} with <code class="docutils literal notranslate">'
-                f'<span class="pre">{name}</span></code> and <em>{rng.choice(_WORDS)}</em>.</p>'
+                f'<p>{words} with <code class="docutils literal notranslate">'
+                f'<span class="pre">{name}</span></code> and <em>{emphasised}</em>.</p>'
             )
-        code = "\n".join(
-            f"    {rng.choice(_WORDS)}_{line} = client.{rng.choice(_WORDS)}({line}, retries={rng.randint(1, 9)})"
-            for line in range(rng.randint(3, 8))
-        )
         body.append(
             '<div class="highlight-python notranslate"><div class="highlight"><pre><span></span>'
-            f"def example_{index}_{section}(client):\n{escape(code)}\n    return {{&quot;page&quot;: {index}}}\n"
+            f"{escape(section.code, quote=False).replace(chr(34), '&quot;')}\n"
             "</pre></div></div>"
         )
         rows = "".join(
-            f"<tr><td><code>{rng.choice(_WORDS)}</code></td><td>{rng.randint(1, 100)}</td>"
-            f"<td>{rng.choice(_WORDS)} {rng.choice(_WORDS)}</td></tr>"
-            for _ in range(3)
+            f"<tr><td><code>{name}</code></td><td>{default}</td><td>{meaning}</td></tr>"
+            for name, default, meaning in section.rows
         )
         body.append(
             '<table class="docutils align-default"><thead><tr><th>Name</th><th>Default</th>'
@@ -135,3 +182,17 @@ def js_content() -> bytes:
         + '<pre><code class="language-js">console.log("rendered");</code></pre></main>'
     )
     return json.dumps({"title": "JavaScript app (rendered)", "html": html}).encode()
+
+
+# A page whose content is shown only to a browser whose localStorage holds a session, as
+# single-page portals keep their login (a Playwright storage state restores it).
+LOCAL_STORAGE_KEY = "docs_session"
+LOCAL_STORAGE_TEXT = "This paragraph is shown to a signed-in reader only"
+LOCAL_STORAGE_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed-in page</title></head>'
+    '<body><main id="app"><h1>Sign in</h1><p>Sign in to read this page.</p></main><script>'
+    f"if (localStorage.getItem('{LOCAL_STORAGE_KEY}')) {{"
+    " document.getElementById('app').innerHTML = '<h1>Signed in</h1>'"
+    f" + '<p>{LOCAL_STORAGE_TEXT}. ' + 'It has enough words to be a page. '.repeat(8) + '</p>'; }}"
+    "</script></body></html>"
+)

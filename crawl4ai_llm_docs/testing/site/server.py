@@ -3,7 +3,9 @@
 It serves generated Sphinx-like pages (``/docs/page-000.html`` ...) or a directory of HTML
 files, plus fault-injecting paths under ``/special/``: a slow page, 404/500, redirects and a
 redirect loop, a JavaScript-only page, a huge page, PDF/binary content, invalid UTF-8, a
-Latin-1 page, and pages answering 429/503 with Retry-After before they work.
+Latin-1 page, and pages answering 429/503 with Retry-After before they work. Generated pages
+can offer their own Markdown (``markdown.py``), and the whole site can be private, behind a
+header or a cookie, logging the headers of every request (``private.py``).
 
     python -m crawl4ai_llm_docs.testing.site --port 0 --pages 28
 """
@@ -11,7 +13,6 @@ Latin-1 page, and pages answering 429/503 with Retry-After before they work.
 from __future__ import annotations
 
 import argparse
-import collections
 import email.utils
 import hashlib
 import mimetypes
@@ -19,18 +20,17 @@ import os
 import posixpath
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import unquote
 
-import msgspec
 import trio
 
 from crawl4ai_llm_docs.testing.site.discovery import file_response, sitemap_response
+from crawl4ai_llm_docs.testing.site.handle import SiteConfig, SiteHandle
 from crawl4ai_llm_docs.testing.site.http import (
     EPOCH,
     HTML,
@@ -42,9 +42,17 @@ from crawl4ai_llm_docs.testing.site.http import (
     revised,
     stream_huge,
 )
+from crawl4ai_llm_docs.testing.site.markdown import (
+    MARKDOWN,
+    generated_markdown,
+    markdown_page,
+    offered_in_page,
+    prefers_markdown,
+)
 from crawl4ai_llm_docs.testing.site.pages import (
     JS_SHELL,
     JS_TEXT,
+    LOCAL_STORAGE_PAGE,
     NAV_MARKERS,
     generated_page,
     generated_pages,
@@ -53,6 +61,7 @@ from crawl4ai_llm_docs.testing.site.pages import (
     page_path,
     page_title,
 )
+from crawl4ai_llm_docs.testing.site.private import LoggedRequest, refusal, request_headers
 
 # The generated pages are part of this module's interface: tests import them from here.
 __all__ = [
@@ -83,70 +92,13 @@ SPECIAL_PATHS = {
     "flaky": "/special/flaky.html",
     "error": "/special/error.html",
     "missing": "/special/missing.html",
+    "local_storage": "/special/local-storage.html",
 }
-
-
-class SiteConfig(msgspec.Struct, frozen=True, kw_only=True):
-    pages: int = 28  # generated pages /docs/page-000.html ...
-    sections: int = 3  # h2 sections per generated page (size knob)
-    paragraphs: int = 3  # paragraphs per section (size knob)
-    directory: str = ""  # serve this directory's files instead of generated pages
-    slow_delay: float = 5.0  # seconds before /special/slow.html answers
-    huge_bytes: int = 30_000_000  # body size of /special/huge.html, sent without Content-Length
-    rate_limited_hits: int = 1  # 429 answers before /special/rate-limited.html works
-    flaky_hits: int = 1  # 503 answers before /special/flaky.html works
-    retry_after: float = 1.0  # Retry-After seconds sent with those answers
-    delays: dict[str, float] = msgspec.field(default_factory=dict)  # path -> seconds
-    statuses: dict[str, int] = msgspec.field(default_factory=dict)  # path -> forced status
-    files: dict[str, str] = msgspec.field(default_factory=dict)  # path -> text (robots.txt ...)
-    sitemap: bool = False  # publish every page in /sitemap.xml (an index of .xml.gz when large)
-    sitemap_size: int = 50_000  # URLs per generated sitemap file
-    redirects: dict[str, str] = msgspec.field(default_factory=dict)  # path -> Location (301)
-    # Validators sent with pages, honoured in conditional requests (If-None-Match /
-    # If-Modified-Since -> 304): "etag", "last-modified", "both", or "none".
-    validators: Literal["none", "etag", "last-modified", "both"] = "none"
-
-
-class SiteHandle:
-    """A running site: its address and what it was asked for."""
-
-    def __init__(self, site: SiteConfig) -> None:
-        self.site = site
-        self.base_url = ""
-        self.hits: collections.Counter[str] = collections.Counter()
-        self.hit_times: dict[str, list[float]] = collections.defaultdict(list)  # monotonic
-        self.page_paths: list[str] = []
-        self.requests: list[str] = []  # every path asked for, in order (query included)
-        self._hit_events: dict[str, trio.Event] = {}
-        self.revisions: collections.Counter[str] = collections.Counter()  # path -> edits
-        self.statuses: collections.Counter[int] = collections.Counter()  # of page answers
-
-    def change(self, path: str) -> None:
-        """Edit a page: its main text gains a line, so its validators and content change."""
-        self.revisions[path] += 1
-
-    async def wait_for_hit(self, path: str) -> None:
-        """Return once ``path`` was requested (call from the trio run that serves the site)."""
-        if not self.hits[path]:
-            await self._hit_events.setdefault(path, trio.Event()).wait()
-
-    def _record_hit(self, path: str) -> int:
-        self.hits[path] += 1
-        self.hit_times[path].append(time.monotonic())
-        if (event := self._hit_events.get(path)) is not None:
-            event.set()
-        return self.hits[path]
-
-    def url(self, path: str) -> str:
-        return self.base_url + "/" + path.lstrip("/")
-
-    def page_urls(self) -> list[str]:
-        """URLs of the generated pages, or of every HTML file of the served directory."""
-        return [self.url(path) for path in self.page_paths]
 
 
 _STATIC: dict[str, tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = {
     SPECIAL_PATHS["js_only"]: (200, JS_SHELL.encode(), HTML, []),
+    SPECIAL_PATHS["local_storage"]: (200, LOCAL_STORAGE_PAGE.encode(), HTML, []),
     "/special/js-content.json": (200, js_content(), "application/json", []),
     SPECIAL_PATHS["pdf"]: (
         200,
@@ -197,7 +149,12 @@ class _SiteApp:
         hits = self.handle._record_hit(path)
         query = scope.get("query_string", b"").decode("latin-1")
         self.handle.requests.append(path + ("?" + query if query else ""))
+        headers = request_headers(scope["headers"])
+        self.handle.request_log.append(LoggedRequest(path=path, headers=headers))
         site = self.site
+        if refused := refusal(headers, site.require_header, site.require_cookies):
+            await respond(send, refused[0], refused[1], headers=refused[2])
+            return
         if delay := site.delays.get(path, site.slow_delay if path == SPECIAL_PATHS["slow"] else 0):
             await trio.sleep(delay)
         if forced := site.statuses.get(path):
@@ -218,10 +175,16 @@ class _SiteApp:
                 f"<h1>Example Docs</h1><ul>{links}</ul></main></body></html>",
             )
         elif (index := page_index(path)) is not None and index < site.pages:
+            if site.markdown == "negotiate" and prefers_markdown(headers.get("accept", "")):
+                await self._markdown(scope, send, path, index)
+                return
             page = generated_page(
                 index, pages=site.pages, sections=site.sections, paragraphs=site.paragraphs
             )
-            await self._page(scope, send, path, page.encode(), HTML)
+            body, extra = offered_in_page(site.markdown, path, page.encode())
+            await self._page(scope, send, path, body, HTML, extra)
+        elif site.markdown != "none" and (found_md := markdown_page(path)) is not None:
+            await self._markdown(scope, send, *found_md)
         else:
             await respond(send, 404, b"<h1>Not Found</h1>")
 
@@ -266,13 +229,47 @@ class _SiteApp:
         content_type = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
         await self._page(scope, send, path, await target.read_bytes(), content_type)
 
+    async def _markdown(self, scope: Scope, send: Send, path: str, index: int) -> None:
+        """Page ``index``'s own Markdown (``path`` is its HTML page's), as revised as the page."""
+        site, revision = self.site, self.handle.revisions[path]
+        if index >= site.pages:
+            await respond(send, 404, b"# Not Found\n", MARKDOWN)
+            return
+        text = generated_markdown(
+            index,
+            pages=site.pages,
+            sections=site.sections,
+            paragraphs=site.paragraphs,
+            revision=revision,
+            without_code=index in site.markdown_without_code,
+        )
+        vary = [(b"vary", b"accept")] if site.markdown == "negotiate" else []
+        await self._answer(scope, send, text.encode(), MARKDOWN, revision, vary)
+
     async def _page(
-        self, scope: Scope, send: Send, path: str, body: bytes, content_type: str
+        self,
+        scope: Scope,
+        send: Send,
+        path: str,
+        body: bytes,
+        content_type: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         """A document answer: its current revision, validators, and 304 when they match."""
         if revision := self.handle.revisions[path]:
             body = revised(body, revision)
-        headers: list[tuple[bytes, bytes]] = []
+        await self._answer(scope, send, body, content_type, revision, extra or [])
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        body: bytes,
+        content_type: str,
+        revision: int,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        headers = list(headers)
         mode = self.site.validators
         etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
         # One fixed date per revision: a change moves Last-Modified forward by an hour.
@@ -388,6 +385,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paragraphs", type=int, default=3, help="paragraphs per section")
     parser.add_argument("--sitemap", action="store_true", help="publish /sitemap.xml")
     parser.add_argument("--robots-txt", default="", help="serve this file as /robots.txt")
+    parser.add_argument(
+        "--markdown",
+        default="none",
+        choices=["none", "link", "header", "negotiate", "beside"],
+        help="how pages offer their own Markdown",
+    )
     args = parser.parse_args(argv)
     files = {"/robots.txt": Path(args.robots_txt).read_text()} if args.robots_txt else {}
     site = SiteConfig(
@@ -397,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
         paragraphs=args.paragraphs,
         sitemap=args.sitemap,
         files=files,
+        markdown=args.markdown,
     )
 
     async def run() -> None:
