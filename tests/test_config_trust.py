@@ -141,7 +141,7 @@ def test_a_bad_trust_value_names_the_key_and_file(home: Path) -> None:
 
 
 def test_the_declared_list_is_the_one_place() -> None:
-    assert SECRET_ROUTING_KEYS == ("llm.base_url", "llm.api_key_env")
+    assert SECRET_ROUTING_KEYS == ("llm.base_url", "llm.api_key_env", "crawl.auth")
 
 
 # ---------------------------------------------------------------- through the CLI

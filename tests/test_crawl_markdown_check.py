@@ -127,7 +127,8 @@ async def test_a_negotiated_answer_fetches_the_html_again() -> None:
     assert offer.bytes == len(HTML) + len(MD)
     content = MarkdownFirst("auto", site).content(offer, _never_converted)
     assert (content.source_format, content.problem) == ("markdown", "")
-    assert content.title == f"{page_title(1)} — Example Docs"  # as converting names it
+    assert content.title == page_title(1)  # as converting names it: the site's name goes
+    assert content.site_name == "Example Docs"
 
 
 async def test_a_negotiated_answer_without_html_is_used_and_says_so() -> None:
@@ -194,6 +195,7 @@ async def test_a_missing_alternate_says_so_and_a_missing_guess_says_nothing() ->
 class _Converted:
     def __init__(self, markdown: str) -> None:
         self.title, self.markdown, self.words = "T", markdown, 2
+        self.site_name, self.problem = "", ""
 
 
 def _never_converted() -> _Converted:

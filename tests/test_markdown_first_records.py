@@ -15,7 +15,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.cache.page_state import PageStateStore
+from crawl4ai_llm_docs.cache.page_state import EXTRACTION_VERSION, PageStateStore
 from crawl4ai_llm_docs.crawl import refresh
 from crawl4ai_llm_docs.models import Document, Page, UrlEntry
 from crawl4ai_llm_docs.observe.events import PageCrawled, decode_event
@@ -99,6 +99,10 @@ async def test_an_older_page_state_is_an_html_page_made_under_never(tmp_path: Pa
     state = await store.get(URL)
     assert state is not None
     assert (state.source_format, state.prefer_markdown) == ("html", "never")
+    # Made by an older extraction too: fetched in full whatever the mode (issue 23) ...
+    assert refresh.validators_for(store, state, discovering=False, prefer_markdown="never") is None
+    # ... and once the extraction is today's, it stands for a page made under "never" only.
+    state = msgspec.structs.replace(state, extraction=EXTRACTION_VERSION)
     assert refresh.validators_for(store, state, discovering=False, prefer_markdown="never")
     assert refresh.validators_for(store, state, discovering=False, prefer_markdown="auto") is None
 
