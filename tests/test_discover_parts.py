@@ -358,3 +358,20 @@ def test_seen_set_holds_fingerprints() -> None:
     assert all(url in seen for url in many[::97])
     assert "https://x.org/-1" not in seen
     assert len(seen) == 20_001
+
+
+def test_an_llms_txt_link_to_a_pages_markdown_is_the_page() -> None:
+    """llms.txt v2 lists ``page.html.md``: the page itself, never a page of its own (its
+    Markdown is the crawl's to take); a bare ``.md`` cannot be told apart and is kept."""
+    from crawl4ai_llm_docs.discover.llms_txt import parse_llms_txt
+
+    text = (
+        "# Site\n\n## Docs\n\n- [Install](guide/install.html.md): how\n"
+        "- [Home](index.html.md)\n- [Raw](notes.md)\n- [Old](old.HTM.md?v=2)\n"
+    )
+    assert parse_llms_txt(text, "https://docs.example.org/en/llms.txt") == [
+        ("https://docs.example.org/en/guide/install.html", "Install"),
+        ("https://docs.example.org/en/index.html", "Home"),
+        ("https://docs.example.org/en/notes.md", "Raw"),
+        ("https://docs.example.org/en/old.HTM?v=2", "Old"),
+    ]

@@ -3,6 +3,11 @@
 Looked for at the root's directory first (``/en/stable/llms.txt``), then at the host's root.
 Only links in scope count (links to other hosts are never fetched); an llms.txt that lists
 none of the scope's pages is ignored. At most ``MAX_LINKS`` links of one file are read.
+
+An llms.txt (v2) may link each page's Markdown, ``page.html.md``, instead of the page: that is
+the page itself (its Markdown is taken by the crawl when ``crawl.prefer_markdown`` allows),
+never a page of its own. A bare ``page.md`` cannot be told apart from a page named so without
+asking the site, and is kept as it is.
 """
 
 from __future__ import annotations
@@ -29,12 +34,22 @@ def parse_llms_txt(text: str, base_url: str) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
     for match in _LINK.finditer(text):
         title, href = match.group(1).strip(), match.group(2)
-        url = urljoin(base_url, href).split("#", 1)[0]
+        url = page_of(urljoin(base_url, href).split("#", 1)[0])
         if url.startswith(("http://", "https://")):
             links.append((url, title))
             if len(links) >= MAX_LINKS:
                 break
     return links
+
+
+_MARKDOWN_OF_PAGE = re.compile(r"(\.html?)\.md$", re.IGNORECASE)
+
+
+def page_of(url: str) -> str:
+    """The page a ``page.html.md`` link stands for (``page.html``); any other URL as it is."""
+    path, mark, query = url.partition("?")
+    page = _MARKDOWN_OF_PAGE.sub(r"\1", path)
+    return page + mark + query
 
 
 def candidates(root: str) -> list[str]:
