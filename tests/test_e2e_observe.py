@@ -91,7 +91,8 @@ def test_json_log_decodes_strictly_and_matches_the_provider(tmp_path: Path) -> N
     assert end.failed_pages == 1
     assert end.incomplete is False
     assert end.prompt_tokens == stats.prompt_tokens
-    assert set(end.outputs) == {str(setup.output), str(setup.report)}
+    index = tmp_path / "xdg-data" / "crawl4ai-llm-docs" / "docs-index.sqlite"
+    assert set(end.outputs) == {str(setup.output), str(setup.report), str(index)}
     assert json.loads(setup.report.read_text())["run_finished"]["requests"] == stats.requests
 
     # The key must appear nowhere: console, log, outputs, report, cache, config.
