@@ -162,6 +162,14 @@ def _is_table(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
 
 
+def _is_table_list(section: str, key: str) -> bool:
+    """Whether ``section.key`` is a list of tables (``[[crawl.auth]]``), not of values."""
+    if section not in SECTIONS or key not in get_type_hints(SECTIONS[section]):
+        return False
+    kind = _field_type(section, key)
+    return get_origin(kind) is list and _is_table(get_args(kind)[0])
+
+
 def _convert_env(raw: str, section: str, key: str, variable: str) -> Any:
     """Environment values are text: turn them into the type the key expects."""
     kind = _field_type(section, key)
@@ -327,7 +335,8 @@ def _validate(merged: dict[str, Any], origins: Origins) -> AppConfig:
                 f"Invalid value for {TRUST_KEY} = {value!r} (from "
                 f"{origins.get(TRUST_KEY, DEFAULTS_ORIGIN)}): expected true or false."
             ) from None
-        if nested := re.search(r"at `\$\.(\w+)\.(\w+)\[(\d+)\]((?:\.\w+)*)", text):
+        nested = re.search(r"at `\$\.(\w+)\.(\w+)\[(\d+)\]((?:\.\w+)*)", text)
+        if nested and _is_table_list(*nested.groups()[:2]):  # a [[section.key]] table
             section, key, position, inner = nested.groups()
             dotted = f"{section}.{key}"
             where = f"[[{dotted}]] table {int(position) + 1}" + (

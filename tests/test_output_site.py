@@ -413,12 +413,21 @@ def test_pages_dir_writes_one_file_per_page_with_front_matter(tmp_path: Path) ->
     assert meta == {
         "title": "Installation",
         "source": f"{BASE}/guide/install.html",
+        "source_format": "html",
         "description": "Install it with pip.",
         "crawled_at": "2025-03-04T05:00:00Z",
         "changed_at": "2025-03-01T00:00:00Z",
         "tokens": meta["tokens"],
     }
-    assert list(meta) == ["title", "source", "description", "crawled_at", "changed_at", "tokens"]
+    assert list(meta) == [
+        "title",
+        "source",
+        "source_format",
+        "description",
+        "crawled_at",
+        "changed_at",
+        "tokens",
+    ]
     # No change time known (no refresh state): no key.
     assert "changed_at" not in (tmp_path / "pages/v1/index.md").read_text()
     assert body.startswith("\n# Installation\n\nInstall it with pip.")
