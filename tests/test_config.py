@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from crawl4ai_llm_docs.config import AppConfig, describe_allowed, load_config, render_toml
+from crawl4ai_llm_docs.config import AppConfig, load_config
+from crawl4ai_llm_docs.config_check import describe_allowed
+from crawl4ai_llm_docs.config_show import render_toml
 from crawl4ai_llm_docs.errors import ConfigError
 
 NO_ENV: dict[str, str] = {}

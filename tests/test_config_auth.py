@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.config import REDACTED, load_config, render_toml
+from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.config_schema import CREDENTIAL_KEYS
+from crawl4ai_llm_docs.config_show import REDACTED, render_toml
 from crawl4ai_llm_docs.errors import ConfigError
 
 secrets = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=8)

@@ -16,8 +16,9 @@ import pytest
 from e2e_support import API_KEY, cli_env, run_cli, running
 from faults_support import StubServer, completion_reply
 
-from crawl4ai_llm_docs.config import load_config, render_toml
+from crawl4ai_llm_docs.config import load_config
 from crawl4ai_llm_docs.config_schema import SECRET_ROUTING_KEYS, TRUST_KEY
+from crawl4ai_llm_docs.config_show import render_toml
 from crawl4ai_llm_docs.errors import ConfigError
 
 FOREIGN = "http://127.0.0.1:9/v1"

@@ -25,7 +25,13 @@ from crawl4ai_llm_docs.testing.hostile.paths import ROOT, serve_paths
 pytestmark = pytest.mark.slow
 
 # Everything a run may write, relative to the test's directory.
-OUTPUT_LOCATIONS = ("pages", "out", "xdg-cache", "xdg-config", "xdg-data")  # xdg-data: the docs index
+OUTPUT_LOCATIONS = (
+    "pages",
+    "out",
+    "xdg-cache",
+    "xdg-config",
+    "xdg-data",
+)  # xdg-data: the docs index
 # Written by the test itself.
 INPUTS = {"urls.txt"}
 

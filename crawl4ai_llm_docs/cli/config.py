@@ -13,10 +13,10 @@ from crawl4ai_llm_docs.config import (
     LoadedConfig,
     load_config,
     project_config_path,
-    render_toml,
     template_text,
     user_config_path,
 )
+from crawl4ai_llm_docs.config_show import render_toml
 from crawl4ai_llm_docs.errors import InputError
 
 config_app = App(name="config", help="Show, create or locate configuration files.")

@@ -32,7 +32,8 @@ from crawl4ai_llm_docs.cache.directory import prepare_cache_directory
 from crawl4ai_llm_docs.cache.page_state import PageStateStore
 from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.collect.stage import Collector
-from crawl4ai_llm_docs.config import AppConfig, redact_settings
+from crawl4ai_llm_docs.config import AppConfig
+from crawl4ai_llm_docs.config_show import redact_settings
 from crawl4ai_llm_docs.lifecycle.ending import Ending, signal_exit_code
 from crawl4ai_llm_docs.lifecycle.estimate import Estimate
 from crawl4ai_llm_docs.lifecycle.finish import finish, write_outputs
