@@ -34,7 +34,6 @@ from crawl4ai_llm_docs.llm.batch.files import MAX_BYTES, MAX_LINES, InputFile, W
 from crawl4ai_llm_docs.llm.batch.results import Answers
 from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore, new_local_id
 from crawl4ai_llm_docs.llm.processor import ChunkProcessor
-from crawl4ai_llm_docs.llm.prompts import build_messages
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
@@ -117,7 +116,7 @@ class BatchJob:
         await self._write(chunk, key)
 
     async def _write(self, chunk: Chunk, key: str) -> None:
-        body = self._processor.client.payload(build_messages(chunk, self._llm))
+        body = self._processor.request_body(chunk)
         line = request_line(key, body, batch_api.ENDPOINT)
         if self._input is not None and not self._input.fits(line):
             await self.submit()
