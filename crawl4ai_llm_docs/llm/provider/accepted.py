@@ -84,10 +84,13 @@ class Accepted:
             return STREAM_REFUSED
         return None
 
-    def learn(self, outcome: object) -> bool:
-        """Whether ``outcome`` was a refusal of a form (then the next request uses another)."""
+    def learn(self, outcome: object, sent: FormatStyle) -> bool:
+        """Whether ``outcome`` was a refusal of a form (then the next request uses another);
+        ``sent`` is the response_format form the refused request had."""
         if outcome is FORMAT_REFUSED:
-            refused = self.format
+            refused = sent
+            if self.format != refused:
+                return True  # a request sent at the same time was refused first: moved on
             self.format = STYLES[min(STYLES.index(refused) + 1, len(STYLES) - 1)]
             then = (
                 f"sending {self.format} from now on."

@@ -268,7 +268,8 @@ class ChatClient:
             attempt += 1
             queued_at = trio.current_time()
             streamed = self._accepted.stream
-            formatted = structured is not None and self._accepted.format != "none"
+            style = self._accepted.format
+            formatted = structured is not None and style != "none"
             payload = self.payload(
                 messages,
                 stream=streamed,
@@ -285,7 +286,7 @@ class ChatClient:
                     formatted=formatted,
                     guard=guard() if guard is not None else None,
                 )
-                if self._accepted.learn(outcome):
+                if self._accepted.learn(outcome, style):
                     attempt -= 1  # not the provider's failure: send it again, as it accepts
                     continue
                 self._record(outcome, timing.status)

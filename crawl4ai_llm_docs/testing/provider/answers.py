@@ -8,7 +8,8 @@ with a real tokenizer, so tests can compute the same numbers by hand:
 The answer to a last user message holding `<document>TEXT</document>` is
 `<!-- description: Fake summary of "TITLE". -->`, a blank line, then TEXT stripped, where TITLE
 is the first Markdown heading of TEXT or else its first 60 characters (whitespace collapsed).
-Any other message is echoed back unchanged.
+A `<document>` of numbered lines (edit mode) is answered with an edit script instead
+(`edit_answers`). Any other message is echoed back unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ import math
 import re
 
 import msgspec
+
+from crawl4ai_llm_docs.testing.provider.edit_answers import (
+    ResponseFormat,
+    edit_script,
+    numbered_units,
+    plain_text,
+    render,
+)
 
 _OPEN, _CLOSE = "<document>", "</document>"
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
@@ -51,6 +60,7 @@ class ChatRequest(msgspec.Struct):
     max_completion_tokens: int | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
 
     def output_cap(self) -> int | None:
         # max_completion_tokens is the newer name; either limits the answer.
@@ -82,10 +92,14 @@ def extract_document(text: str) -> str | None:
     return text[start + len(_OPEN) : end].strip()
 
 
-def describe(document: str) -> str:
+def summary(document: str) -> str:
     heading = _HEADING.search(document)
     title = heading.group(1).strip() if heading else " ".join(document.split())[:60]
-    return f'<!-- description: Fake summary of "{title}". -->'
+    return f'Fake summary of "{title}".'
+
+
+def describe(document: str) -> str:
+    return f"<!-- description: {summary(document)} -->"
 
 
 def prompt_tokens(request: ChatRequest) -> int:
@@ -97,7 +111,14 @@ def answer(request: ChatRequest, max_output_tokens: int | None) -> Answer:
     user = [m for m in request.messages if m.role == "user"] or request.messages
     last = user[-1].text() if user else ""
     document = extract_document(last)
-    content = last if document is None else f"{describe(document)}\n\n{document}"
+    units = numbered_units(document) if document is not None else None
+    if document is None:
+        content = last
+    elif units is not None:  # edit mode: a script over the numbered lines
+        document = plain_text(document)
+        content = render(edit_script(units, summary(document)), request.response_format)
+    else:
+        content = f"{describe(document)}\n\n{document}"
     caps = [cap for cap in (request.output_cap(), max_output_tokens) if cap is not None]
     finish_reason = "stop"
     if caps and estimate_tokens(content) > min(caps):
