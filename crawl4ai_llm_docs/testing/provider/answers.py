@@ -9,7 +9,10 @@ The answer to a last user message holding `<document>TEXT</document>` is
 `<!-- description: Fake summary of "TITLE". -->`, a blank line, then TEXT stripped, where TITLE
 is the first Markdown heading of TEXT or else its first 60 characters (whitespace collapsed).
 A `<document>` of numbered lines (edit mode) is answered with an edit script instead
-(`edit_answers`). Any other message is echoed back unchanged.
+(`edit_answers`). Any other message is echoed back unchanged. With `looping=True` (the
+provider's `loop_first`) the answer is what a small model at temperature 0 writes when it
+loops: its start, then one line (or one edit) again and again until the token cap (4096
+when neither the request nor the server sets one).
 """
 
 from __future__ import annotations
@@ -106,7 +109,12 @@ def prompt_tokens(request: ChatRequest) -> int:
     return estimate_tokens("".join(message.text() for message in request.messages))
 
 
-def answer(request: ChatRequest, max_output_tokens: int | None) -> Answer:
+LOOP_CAP_TOKENS = 4096
+LOOP_LINE = "This sentence is what the model writes again and again.\n"
+LOOP_EDIT = "[1, 1], "
+
+
+def answer(request: ChatRequest, max_output_tokens: int | None, *, looping: bool = False) -> Answer:
     """The deterministic answer, cut to the smaller of the request's and the server's cap."""
     user = [m for m in request.messages if m.role == "user"] or request.messages
     last = user[-1].text() if user else ""
@@ -120,6 +128,14 @@ def answer(request: ChatRequest, max_output_tokens: int | None) -> Answer:
     else:
         content = f"{describe(document)}\n\n{document}"
     caps = [cap for cap in (request.output_cap(), max_output_tokens) if cap is not None]
+    if looping and document is not None:
+        cap = min(caps or [LOOP_CAP_TOKENS])
+        start, again = (
+            ('{"description": "x", "drop": [', LOOP_EDIT)
+            if units
+            else (content[:200] + "\n", LOOP_LINE)
+        )
+        content = start + again * (cap * 4 // len(again) + 1)
     finish_reason = "stop"
     if caps and estimate_tokens(content) > min(caps):
         content = content[: min(caps) * 4]

@@ -172,7 +172,8 @@ class ProviderApp:
             state.stats.quota_refused += 1
             return _Reply(*errors.insufficient_quota())
 
-        result = answer(request, config.max_output_tokens)
+        looping = state.stats.loops < config.loop_first
+        result = answer(request, config.max_output_tokens, looping=looping)
         # Like OpenAI, the token bucket is charged the prompt plus max_tokens when given.
         refusal = state.limits.admit(prompt + (cap or result.completion_tokens), state.now())
         if refusal is not None:
@@ -191,6 +192,8 @@ class ProviderApp:
             state.stats.injected[fault] = state.stats.injected.get(fault, 0) + 1
         if fault == "error":
             return _Reply(*errors.server_error(state.rng.choice(config.error_codes)))
+        if looping and result.document is not None:
+            state.stats.loops += 1
         holder = object()  # this request's claim on a slot (see provider_stream)
         if not await acquire_slot(state, receive, holder):
             return None

@@ -52,6 +52,7 @@ class ProviderStats(msgspec.Struct, kw_only=True):
     abandoned_work_s: float = 0.0
     # Requests refused for a response_format this server does not take (structured_output).
     format_refused: int = 0
+    loops: int = 0  # looping answers sent (ProviderConfig.loop_first)
 
 
 class ProviderState:
