@@ -265,3 +265,14 @@ async def test_the_batch_line_asks_the_same_as_a_live_request(cache: ResultCache
     assert "stream" not in body
     numbered = body["messages"][1]["content"]
     assert [n for n, _ in _NUMBER.findall(numbered)][:3] == ["1", "2", "3"]
+
+
+async def test_a_description_copied_from_the_prompt_is_none(cache: ResultCache) -> None:
+    prompt = "Answer with JSON. Put ONE SENTENCE saying what the page covers in description."
+    copied = json.dumps({"description": "One sentence saying what the page covers."})
+    result, _ = await process(Model(copied), cache, edit_system_prompt=prompt, **EDIT)
+    assert result.source == "llm"
+    assert result.description == ""
+    own = json.dumps({"description": "Reading a password without echo."})
+    result, _ = await process(Model(own), ResultCache(None), edit_system_prompt=prompt, **EDIT)
+    assert result.description == "Reading a password without echo."

@@ -169,8 +169,9 @@ async def test_an_honest_cut_off_is_still_a_split(autojump_clock: trio.testing.M
             await client.complete(MESSAGES, prompt_tokens=10, url="u", chunk=0, guard=guard)
 
 
-def _format_server(accepts: str) -> tuple[Script, list[str]]:
-    """A provider that takes only one response_format form, like OpenAI or llama-cpp-python."""
+def _format_server(accepts: str, refusal_status: int = 500) -> tuple[Script, list[str]]:
+    """A provider that takes only one response_format form, like OpenAI or llama-cpp-python
+    (0.3 answers json_schema with an HTTP 500 holding the validation error; others 422)."""
     seen: list[str] = []
     ok = plain('{"description": "d", "drop": [], "headings": [], "join": [], "title": ""}')
 
@@ -186,7 +187,7 @@ def _format_server(accepts: str) -> tuple[Script, list[str]]:
                     "msg": "Input should be 'text' or 'json_object'",
                 }
             ]
-            return httpx.Response(422, content=msgspec.json.encode({"detail": detail}))
+            return httpx.Response(refusal_status, content=msgspec.json.encode({"detail": detail}))
         if kind == "json_object" and accepts == "none":
             error = {"message": "response_format is not supported", "param": "response_format"}
             return httpx.Response(400, content=msgspec.json.encode({"error": error}))
@@ -229,6 +230,38 @@ async def test_structured_output_in_the_form_the_provider_takes_learnt_once(
         assert forms[0]["json_schema"]["schema"] == EDIT_OUTPUT.schema
     if accepts == "json_object":
         assert forms[-1] == {"type": "json_object", "schema": EDIT_OUTPUT.grammar_schema}
+
+
+@pytest.mark.parametrize("status", [400, 422, 500])
+async def test_a_refusal_naming_response_format_is_no_failure_at_any_status(
+    autojump_clock: trio.testing.MockClock, status: int
+) -> None:
+    script, seen = _format_server("json_object", refusal_status=status)
+    with structlog.testing.capture_logs() as logs, trio.fail_after(GUARD):
+        async with _client(script, stream=False) as client:
+            await client.complete(
+                MESSAGES, prompt_tokens=10, url="u", chunk=0, structured=EDIT_OUTPUT
+            )
+    assert seen == ["json_schema", "json_object"]
+    assert [e for e in logs if e["event"] == "retry"] == []  # not retried as a server error
+
+
+async def test_a_server_error_that_names_no_format_is_retried_as_before(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    error = {"error": {"message": "internal error", "type": "server_error"}}
+
+    async def broken(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, content=msgspec.json.encode(error))
+
+    script = Script(broken, plain('{"drop": []}'))
+    with structlog.testing.capture_logs() as logs, trio.fail_after(GUARD):
+        async with _client(script, stream=False) as client:
+            await client.complete(
+                MESSAGES, prompt_tokens=10, url="u", chunk=0, structured=EDIT_OUTPUT
+            )
+            assert client.format_style == "json_schema"
+    assert len([e for e in logs if e["event"] == "retry"]) == 1
 
 
 async def test_requests_without_structured_output_never_carry_response_format(

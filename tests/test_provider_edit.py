@@ -107,7 +107,7 @@ async def test_without_response_format_the_json_comes_in_a_fence() -> None:
     [
         ("json_schema", "json_schema", 200, None),
         ("json_schema", "json_object", 400, b"response_format.schema"),
-        ("json_object", "json_schema", 422, b"response_format"),
+        ("json_object", "json_schema", 500, b"response_format"),  # as llama-cpp-python 0.3
         ("json_object", "json_object", 200, None),
         ("none", "json_schema", 400, b"response_format"),
         ("none", "json_object", 400, b"response_format"),

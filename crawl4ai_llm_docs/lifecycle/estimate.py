@@ -93,10 +93,10 @@ class Estimate:
     def add_page(self, chunks: list[Chunk]) -> None:
         self.pages += 1
         for chunk in chunks:
-            self._add(self._mine, chunk.tokens, chunk.text.count("\n") + 1, edit=self.edit)
+            self._add(self._mine, chunk.tokens, _lines(chunk.text), edit=self.edit)
         # The other mode's chunks: the page cut into pieces of its size (about).
         tokens = sum(chunk.tokens for chunk in chunks)
-        lines = sum(chunk.text.count("\n") + 1 for chunk in chunks)
+        lines = sum(_lines(chunk.text) for chunk in chunks)
         pieces = max(1, math.ceil(tokens / self._other_chunk_tokens))
         other = self._modes["rewrite" if self.edit else "edit"]
         for _ in range(pieces):
@@ -198,3 +198,8 @@ class Estimate:
             f"prompt + ~{other.completion_tokens:,} completion tokens{timed}{priced} "
             "(an estimate from the same pages)"
         )
+
+
+def _lines(text: str) -> int:
+    """The lines edit mode numbers (about: a code block counts once, not per line)."""
+    return sum(1 for line in text.split("\n") if line.strip())

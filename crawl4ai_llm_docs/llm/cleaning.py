@@ -18,6 +18,7 @@ script has a ``problem``: it is unfaithful (asked again, then the crawled text i
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -47,14 +48,15 @@ from crawl4ai_llm_docs.models import Chunk
 
 # Tokens the system prompt and template add around the chunk, for the limiter's estimate.
 PROMPT_OVERHEAD_TOKENS = 400
-# Edit mode: the edit prompt is longer, and each numbered line adds its "N| " (~2 tokens).
-EDIT_PROMPT_OVERHEAD_TOKENS = 600
-NUMBER_TOKENS_PER_LINE = 2
+# Edit mode: the edit prompt is longer, and each numbered line adds its "N| " (~3 tokens).
+EDIT_PROMPT_OVERHEAD_TOKENS = 500
+NUMBER_TOKENS_PER_LINE = 3
 # Rewrite mode's max_tokens: the ratio's share of the chunk's tokens (counted with tiktoken;
 # a provider's tokenizer may count up to a quarter more), plus the description line.
 TOKENIZER_SLACK = 1.25
 ANSWER_MARGIN_TOKENS = 64
 
+_WORD = re.compile(r"\w+")
 _STRUCTURED = StructuredOutput(
     name=SCHEMA_NAME, schema=edit_schema(grammar=False), grammar_schema=edit_schema(grammar=True)
 )
@@ -150,4 +152,11 @@ class Cleaning:
             markdown = NumberedChunk(chunk.text).apply(script, first_chunk=chunk.chunk_index == 0)
         except ScriptError as exc:
             return Reading("", "", f"invalid edit script: {exc}")
-        return Reading(script.description, markdown)
+        return Reading(self._own_words(script.description), markdown)
+
+    def _own_words(self, description: str) -> str:
+        """The description, unless it is copied from the prompt (small models copy the
+        example): a page described as "ONE SENTENCE saying what the page covers" has none."""
+        words = " ".join(_WORD.findall(description.casefold()))
+        prompt = " ".join(_WORD.findall(self._llm.edit_system_prompt.casefold()))
+        return "" if not words or f" {words} " in f" {prompt} " else description

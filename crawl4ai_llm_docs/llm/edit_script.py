@@ -127,8 +127,9 @@ def _json_object(text: str) -> dict[str, Any]:
             fallback = fallback or found
     if fallback is not None:
         return fallback
-    shown = " ".join(body.split())[:60]
-    raise ScriptError(f"the answer is not a JSON edit script (it starts {shown!r})")
+    flat = " ".join(body.split())
+    shown = f"{flat!r}" if len(flat) <= 100 else f"{flat[:60]!r} ... {flat[-30:]!r}"
+    raise ScriptError(f"the answer is not a JSON edit script: {shown}")
 
 
 def _repairs(text: str) -> list[str]:

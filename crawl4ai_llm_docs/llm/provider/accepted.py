@@ -6,7 +6,8 @@ Providers disagree on ``response_format``:
     json_schema  {"type": "json_schema", "json_schema": {"name", "strict", "schema"}}
                  OpenAI, vLLM, Ollama, LM Studio, llama.cpp's own server
     json_object  {"type": "json_object", "schema": {...}}: llama-cpp-python's server, which
-                 compiles the schema into a grammar (and answers json_schema with a 422)
+                 compiles the schema into a grammar (and answers json_schema with an HTTP 500
+                 whose body is the validation error naming response_format)
     none         no response_format: the prompt describes the JSON, the answer is read
                  tolerantly (``llm.edit_script.read_script``)
 
@@ -30,7 +31,8 @@ log = structlog.get_logger()
 
 FormatStyle = Literal["json_schema", "json_object", "none"]
 STYLES: tuple[FormatStyle, ...] = ("json_schema", "json_object", "none")
-REFUSAL_STATUSES = frozenset({400, 415, 422, 501})
+# 500: llama-cpp-python 0.3 reports a request it cannot validate as an internal error.
+REFUSAL_STATUSES = frozenset({400, 415, 422, 500, 501})
 
 
 class StructuredOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +57,8 @@ def response_format(style: FormatStyle, output: StructuredOutput) -> dict[str, A
 
 
 def refuses_format(status: int, body: bytes) -> bool:
-    """Whether a refused request was refused for its response_format (a 400 or 422 naming it)."""
+    """Whether a refused request was refused for its response_format (a 4xx, or
+    llama-cpp-python's 500, whose body names it)."""
     lowered = body.lower()
     return status in REFUSAL_STATUSES and (
         b"response_format" in lowered or b"json_schema" in lowered

@@ -17,7 +17,7 @@ derived from the lines alone, as a careful model would write it:
 ```` ```json ```` fence after a sentence, as a chatty model writes it, so the tool's tolerant
 reader is exercised. Which forms the server accepts is `ProviderConfig.structured_output`:
 a form it does not take is refused (`format_refusal`) as OpenAI (400) or llama-cpp-python
-(422) refuse it.
+0.3 (500, its validation error as the message) refuse it.
 """
 
 from __future__ import annotations
@@ -135,14 +135,20 @@ def format_refusal(
             "response_format is not supported by this model", "response_format"
         )
     if accepted == "json_object" and kind != "json_object":
-        # llama-cpp-python: pydantic's validation error, HTTP 422.
-        detail = {
-            "type": "literal_error",
-            "loc": ["body", "response_format", "type"],
-            "msg": "Input should be 'text' or 'json_object'",
-            "input": kind,
+        # llama-cpp-python 0.3: pydantic's validation error, sent as an internal error.
+        message = (
+            "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+            f"'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+            f"'input': '{kind}'}}\n"
+        )
+        return 500, {
+            "error": {
+                "message": message,
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
         }
-        return 422, {"detail": [detail]}
     if accepted == "json_schema" and kind == "json_object" and response_format.schema is not None:
         return errors.invalid_request(
             "Unknown parameter: 'response_format.schema'.", "response_format.schema"
