@@ -246,8 +246,10 @@ class ChunkProcessor:
         self, chunk: Chunk, key: str, completion: Completion, facts: MarkdownFacts
     ) -> CachedResult:
         """The verdict on a fresh answer, cached with it at once (accepted or not)."""
+        # A rewrite is as long as the chunk; an edit script is short but applied to the chunk.
+        longer = max(completion.content, chunk.text, key=len)
         reading = await _in_thread_if_large(
-            completion.content, lambda: self._cleaning.read(chunk, completion, facts)
+            longer, lambda: self._cleaning.read(chunk, completion, facts)
         )
         if reading.problem is not None:
             # Nothing to judge (stopped, cut off by a loop, no valid script): kept without
