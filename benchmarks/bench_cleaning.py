@@ -278,6 +278,7 @@ def llama_part(
     config = bench.root / "llama.toml"
     config.write_text(LLAMA_CONFIG)
     results: dict[str, Any] = {"pages": pages, "config": LLAMA_CONFIG.strip(), "modes": {}}
+    reference = bench.run(f"llama-crawled-{'-'.join(modes)}", urls, "--no-llm")["markdown"]
     for mode in modes:
         before = server.log_path.read_text(errors="replace")
         progress(f"llama.cpp server: {mode} on {len(pages)} pages (slow: one CPU thread)")
@@ -323,7 +324,18 @@ def llama_part(
             caps = [EDIT_MAX_TOKENS] * len(answers)
         over = sum(1 for g, cap in zip(generated, caps, strict=False) if g > cap)
         finished = run["report"]["run_finished"]
+        crawled_lines = collections.Counter(line for line in reference.split("\n") if line.strip())
+        output_lines = collections.Counter(
+            line for line in run["markdown"].split("\n") if line.strip()
+        )
         results["modes"][mode] = {
+            # What the accepted answers changed, against the crawled pages.
+            "lines_changed": sum((crawled_lines - output_lines).values()),
+            "crawled_lines": sum(crawled_lines.values()),
+            "non_space_kept": len("".join(run["markdown"].split()))
+            / len("".join(reference.split())),
+            "code_blocks_kept": kept(code_blocks(reference), code_blocks(run["markdown"])),
+            "inline_code_kept": kept(inline_code(reference), inline_code(run["markdown"])),
             "chunks": len(chunks),
             "requests": len(requests),
             "answers": len(answers),
@@ -414,6 +426,9 @@ def render(data: dict[str, Any]) -> str:
                     max(m["server_generated"], default=0),
                     m["requests_over_cap"],
                     m["llm_phase_s"],
+                    f"{m.get('lines_changed', '?')} of {m.get('crawled_lines', '?')}",
+                    "{} of {}".format(*m.get("code_blocks_kept", ("?", "?"))),
+                    "{} of {}".format(*m.get("inline_code_kept", ("?", "?"))),
                 ]
             )
         out += [
@@ -440,6 +455,9 @@ def render(data: dict[str, Any]) -> str:
                     "most in one request",
                     "requests over the cap",
                     "LLM phase s",
+                    "crawled lines changed",
+                    "code blocks kept",
+                    "inline code kept",
                 ],
                 rows,
             ),

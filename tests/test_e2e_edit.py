@@ -169,7 +169,6 @@ def test_a_looping_model_is_stopped_and_no_chunk_is_split(tmp_path: Path, cleani
     # Stopped long before the cap (the client left the stream, the provider saw it go).
     budget = LLMConfig().edit_max_tokens if cleaning == "edit" else 4096
     assert looped["completion_tokens"] < budget / 4, looped
-    assert looped["latency_ms"] < 0.25 * budget * 5.0, looped  # not the 20 s the cap takes
     assert stats.abandoned == 1
     (retry,) = named(log, "unfaithful_retry")
     assert "repeat" in retry["reason"]

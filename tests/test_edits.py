@@ -270,6 +270,10 @@ def test_loop_guard_stops_a_repeated_range_but_not_a_long_honest_script() -> Non
     assert reasons[4] is not None
     assert "[3,5] 4 times" in reasons[4]
     assert EditLoopGuard(max_repeats=3).feed('{"description": "' + "ab " * 1000) is not None
+    # Empty lists name no line: a script has one per key, and SmolLM2 wrote a fourth.
+    empties = EditLoopGuard(max_repeats=3)
+    script = '{"description": "d", "drop": [], "headings": [], "join": [], "extra": [], "more": {}}'
+    assert [empties.feed(piece) for piece in script.split(" ")] == [None] * len(script.split(" "))
     assert "cut off" in EditLoopGuard(max_repeats=3).cut_off('{"drop": [[1,')
 
 

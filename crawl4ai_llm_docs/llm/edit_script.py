@@ -263,8 +263,9 @@ def _headings(value: Any) -> tuple[Range, ...]:
 
 # ---------------------------------------------------------------- a script that loops
 
-# Elements of a script: a range or a pair ([3, 5]), or a small object ({"line": 3, ...}).
-_ELEMENT = re.compile(r"\[[^\[\]{}]*\]|\{[^{}\[\]]*\}")
+# Elements of a script that name lines: a range or a pair ([3, 5]), or a small object
+# ({"line": 3, ...}). Empty lists ("drop": []) are no elements: a script has several.
+_ELEMENT = re.compile(r"\[[^\[\]{}]*\d[^\[\]{}]*\]|\{[^{}\[\]]*\d[^{}\[\]]*\}")
 # Longer than any one-sentence description, or any script of a sane chunk: a loop.
 _MAX_STRING_CHARS = 2_000
 
