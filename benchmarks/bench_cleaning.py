@@ -102,7 +102,6 @@ idle_timeout = 120
 """
 _MD = MarkdownIt("commonmark")
 _EVAL = re.compile(r"^llama_perf_context_print:\s+eval time =.*?/\s+(\d+) runs", re.MULTILINE)
-_GENERATE = "Llama.generate:"
 _DISCONNECTED = "Disconnected from client"
 
 
@@ -257,13 +256,16 @@ def fake_part(bench: Bench, pages: list[str]) -> dict[str, Any]:
 
 
 def server_generations(text: str) -> list[int | None]:
-    """Tokens the server generated for each request, in order, from its log; None for a
-    request whose client left mid-answer (the server logs the disconnect and stops, without
-    its timing lines)."""
+    """Tokens the server generated for each request, in order, from its log: each generation
+    ends with its timing lines ("eval time = ... / N runs"), or, when the client left
+    mid-answer, with "Disconnected from client" and no timing (None: the server stopped)."""
     found: list[int | None] = []
-    for segment in text.split(_GENERATE)[1:]:
-        counted = _EVAL.search(segment)
-        found.append(int(counted.group(1)) if counted and _DISCONNECTED not in segment else None)
+    for line in text.splitlines():
+        counted = _EVAL.match(line)
+        if counted:
+            found.append(int(counted.group(1)))
+        elif line.startswith(_DISCONNECTED):
+            found.append(None)
     return found
 
 
@@ -300,7 +302,7 @@ def llama_part(
         # one a moment to reach the log.
         for _ in range(20):
             log = server.log_path.read_text(errors="replace")[len(before) :]
-            if log.count(_GENERATE) >= len(answers):
+            if len(server_generations(log)) >= len(answers):
                 break
             time.sleep(0.5)
         chunks = {(e["url"], e["chunk"]) for e in requests}
