@@ -154,8 +154,16 @@ def test_batch_mode_in_edit_mode_writes_what_live_writes(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("cleaning", ["rewrite", "edit"])
 def test_a_looping_model_is_stopped_and_no_chunk_is_split(tmp_path: Path, cleaning: str) -> None:
-    # The first answer loops to the cap, slowly (5 s per 1,000 tokens); the others are fine.
-    provider = {"loop_first": 1, "latency": 0.2, "latency_per_1k_tokens": 5.0, "stream_chunks": 64}
+    # The first answer loops to the cap, slowly: 10 s or more either way (a rewrite's cap is
+    # thousands of tokens at 5 s per 1,000, a script's 512 at 20 s), so the client leaves
+    # while it streams even on a busy machine; the other answers are fine.
+    per_1k = 5.0 if cleaning == "rewrite" else 20.0
+    provider = {
+        "loop_first": 1,
+        "latency": 0.2,
+        "latency_per_1k_tokens": per_1k,
+        "stream_chunks": 64,
+    }
     with running(tmp_path, pages=2, provider=provider) as setup:
         _, log = _run(
             setup, cleaning, "--cleaning", cleaning, "--no-cache", "--max-concurrent", "1"

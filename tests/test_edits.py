@@ -187,6 +187,11 @@ def test_unclosed_fence_is_one_unit_to_the_end() -> None:
         ),
         ('{"edit_script": {"drop": [[1, 1]]}}', EditScript(drop=((1, 1),))),  # wrapped
         ('\ufeff  {"drop": []}  ', EditScript()),
+        # A raw line break inside a string (SmolLM2 under llama.cpp's grammar wrote one).
+        (
+            '{"description": "d", "title": "Notes\nPart: 1 of 3"}',
+            EditScript(description="d", title="Notes Part: 1 of 3"),
+        ),
     ],
 )
 def test_read_script_takes_what_models_write(answer: str, expected: EditScript) -> None:

@@ -6,7 +6,7 @@
 Line numbers are those the prompt showed (``edits.NumberedChunk``). The schema goes to the
 provider as structured output where it takes one; where it does not (or ignores it), the
 answer is read by ``read_script``, which takes what models write instead: the object inside
-a ```` ```json ```` fence or after a sentence, trailing commas, ranges as ``7``, ``"3-5"``,
+a ```` ```json ```` fence or after a sentence, line breaks inside strings, trailing commas, ranges as ``7``, ``"3-5"``,
 ``[7]`` or ``{"from": 3, "to": 5}``, headings as ``[12, 2]`` or ``{"12": "##"}``, and the
 keys' obvious synonyms. What it cannot read raises ``ScriptError`` with a one-line reason:
 such an answer is unfaithful (asked again, then the chunk keeps its crawled text).
@@ -141,7 +141,9 @@ def _repairs(text: str) -> list[str]:
 def _first_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in ``text`` (text around it ignored), unwrapped when it holds
     the script under one key (``{"edits": {...}}``)."""
-    decoder = json.JSONDecoder()
+    # strict=False: a line break inside a string is taken (llama.cpp's grammar lets SmolLM2
+    # copy "Title: ...\nPart: 1 of 3" from the prompt into one).
+    decoder = json.JSONDecoder(strict=False)
     at = text.find("{")
     tries = 0
     while at >= 0 and tries < 20:
