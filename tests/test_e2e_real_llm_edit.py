@@ -108,6 +108,7 @@ def test_real_llm_edit_scripts(llama_server: LlamaServer, tmp_path: Path) -> Non
     # The server's form was found once; refusals are not failures, and nothing was split.
     warnings = [e["message"] for e in named(log1, "warning")]
     assert sum("refused response_format" in w for w in warnings) == 1, warnings
+    assert served1 == len(requests) + 1  # the one refused request, then only answered ones
     assert all(e["outcome"] == "ok" for e in requests), requests
     # No request generated more than the edit budget, by the server's own count.
     budget = load_config(environ={}).config.llm.edit_max_tokens
