@@ -36,15 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from common import (
-    RESULTS,
-    machine,
-    machine_note,
-    md_table,
-    progress,
-    provider_subprocess,
-    write_results,
-)
+from cleaning_report import LATENCY_PER_1K_TOKENS_S, LATENCY_S, PRICES, render
+from common import RESULTS, machine, machine_note, progress, provider_subprocess, write_results
 from markdown_it import MarkdownIt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -87,9 +80,6 @@ PAGES = [
     "pty",
 ]
 EDIT_MAX_TOKENS = 512  # defaults.toml
-PRICES = {"input": 0.15, "output": 0.60}  # USD per million tokens: gpt-4o-mini
-LATENCY_S = 0.5
-LATENCY_PER_1K_TOKENS_S = 20.0  # 50 tokens/s: completion time dominates
 LLAMA_CONFIG = """
 [llm]
 chunk_max_tokens = 1024
@@ -126,50 +116,26 @@ class Bench:
         run_dir = self.root / name
         run_dir.mkdir()
         output, log = run_dir / "out.md", run_dir / "log.jsonl"
-        command = [
-            sys.executable,
-            "-m",
-            "crawl4ai_llm_docs",
-            str(urls),
-            "-o",
-            str(output),
-            "--crawler",
-            "http",
-            "--no-progress",
-            "--no-cache",
-            "--log-json",
-            str(log),
-            *args,
-        ]
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("CRAWL4AI_LLM_DOCS_", "OPENAI_"))
+        command = [sys.executable, "-m", "crawl4ai_llm_docs", str(urls), "-o", str(output)]
+        command += ["--crawler", "http", "--no-progress", "--no-cache", "--log-json", str(log)]
+        command += args
+        # No setting of the user's, no config file: only what the benchmark says.
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWL4AI_", "OPENAI_"))}
+        clean |= {"OPENAI_API_KEY": "bench-key", "XDG_CACHE_HOME": str(self.root / "xdg-cache")}
+        clean |= {"XDG_CONFIG_HOME": str(self.root / "xdg-config"), **(env or {})}
+        clean |= {
+            f"CRAWL4AI_LLM_DOCS_LLM__{k.upper()}_PRICE_PER_MTOK": str(v) for k, v in PRICES.items()
         }
-        clean.update(
-            OPENAI_API_KEY="bench-key",
-            XDG_CACHE_HOME=str(self.root / "xdg-cache"),
-            XDG_CONFIG_HOME=str(self.root / "xdg-config"),
-            CRAWL4AI_LLM_DOCS_LLM__INPUT_PRICE_PER_MTOK=str(PRICES["input"]),
-            CRAWL4AI_LLM_DOCS_LLM__OUTPUT_PRICE_PER_MTOK=str(PRICES["output"]),
-            **(env or {}),
-        )
-        started = time.perf_counter()
         done = subprocess.run(
             command, cwd=run_dir, env=clean, capture_output=True, text=True, timeout=7200
         )
-        wall = time.perf_counter() - started
         if done.returncode not in (0, 1):
             raise RuntimeError(f"{name}: exit {done.returncode}\n{done.stderr[-3000:]}")
-        report = json.loads(output.with_suffix(".report.json").read_text())
-        events = [json.loads(line) for line in log.read_text().splitlines()]
         return {
-            "name": name,
             "exit": done.returncode,
-            "wall_s": wall,
             "markdown": output.read_text(),
-            "report": report,
-            "events": events,
+            "report": json.loads(output.with_suffix(".report.json").read_text()),
+            "events": [json.loads(line) for line in log.read_text().splitlines()],
         }
 
 
@@ -217,21 +183,14 @@ def fake_part(bench: Bench, pages: list[str]) -> dict[str, Any]:
     urls = bench.urls(pages)
     progress(f"crawling {len(pages)} pages (--no-llm, the reference)")
     crawled = bench.run("crawled", urls, "--no-llm")
-    args = [
-        "--latency",
-        f"{LATENCY_S:g}",
-        "--latency-per-1k-tokens",
-        f"{LATENCY_PER_1K_TOKENS_S:g}",
-        "--stream-chunks",
-        "8",
-    ]
+    args = f"--latency {LATENCY_S:g} --latency-per-1k-tokens {LATENCY_PER_1K_TOKENS_S:g}".split()
+    args += ["--stream-chunks", "8"]
     results: dict[str, Any] = {"pages": pages, "provider": args, "modes": {}}
     with provider_subprocess(args) as provider:
         for mode in ("rewrite", "edit"):
             progress(f"fake provider: {mode}")
-            run = bench.run(
-                f"fake-{mode}", urls, "--base-url", provider.base_url, "--cleaning", mode
-            )
+            args = ["--base-url", provider.base_url, "--cleaning", mode]
+            run = bench.run(f"fake-{mode}", urls, *args)
             finished = run["report"]["run_finished"]
             blocks = kept(code_blocks(crawled["markdown"]), code_blocks(run["markdown"]))
             spans = kept(inline_code(crawled["markdown"]), inline_code(run["markdown"]))
@@ -284,18 +243,8 @@ def llama_part(
     for mode in modes:
         before = server.log_path.read_text(errors="replace")
         progress(f"llama.cpp server: {mode} on {len(pages)} pages (slow: one CPU thread)")
-        run = bench.run(
-            f"llama-{mode}",
-            urls,
-            "--base-url",
-            server.base_url,
-            "--model",
-            server.model,
-            "--cleaning",
-            mode,
-            "--config",
-            str(config),
-        )
+        args = ["--base-url", server.base_url, "--model", server.model, "--cleaning", mode]
+        run = bench.run(f"llama-{mode}", urls, *args, "--config", str(config))
         requests = named(run, "llm_request")
         answers = [e for e in requests if e["outcome"] == "ok"]
         # The server logs a generation's counts after the answer went out: give the last
@@ -361,115 +310,6 @@ def llama_part(
 
 
 # ---------------------------------------------------------------- report
-
-
-def render(data: dict[str, Any]) -> str:
-    out = ["# Cleaning: rewrite vs edit script", "", f"Machine: {data['machine_note']}", ""]
-    fake = data.get("fake")
-    if fake:
-        r, e = fake["modes"]["rewrite"], fake["modes"]["edit"]
-        out += [
-            f"## Fake provider, {len(fake['pages'])} python3.11-doc library pages",
-            "",
-            f"Provider: latency {LATENCY_S:g} s + {LATENCY_PER_1K_TOKENS_S:g} s per 1,000 "
-            "completion tokens (50 tokens/s), `--max-concurrent 4`; cost at gpt-4o-mini prices "
-            f"(${PRICES['input']}/${PRICES['output']} per million prompt/completion tokens). "
-            "Code kept: compared with the crawled pages (`--no-llm`) by markdown-it-py.",
-            "",
-            md_table(
-                [
-                    "mode",
-                    "requests",
-                    "prompt tokens",
-                    "completion tokens",
-                    "LLM phase s",
-                    "cost $",
-                    "code blocks kept",
-                    "inline code kept",
-                    "output chars",
-                ],
-                [
-                    [
-                        name,
-                        m["requests"],
-                        m["prompt_tokens"],
-                        m["completion_tokens"],
-                        m["llm_phase_s"],
-                        f"{m['cost_usd']:.5f}",
-                        "{} of {}".format(*m["code_blocks_kept"]),
-                        "{} of {}".format(*m["inline_code_kept"]),
-                        m["output_chars"],
-                    ]
-                    for name, m in (("rewrite", r), ("edit", e))
-                ],
-            ),
-            "",
-            f"Edit / rewrite: completion tokens **{e['completion_tokens'] / r['completion_tokens']:.1%}** "
-            f"(target <= 15%), LLM phase **{e['llm_phase_s'] / r['llm_phase_s']:.1%}** (target <= 35%), "
-            f"prompt tokens {e['prompt_tokens'] / r['prompt_tokens']:.2f}x, "
-            f"cost {e['cost_usd'] / r['cost_usd']:.1%}. Crawled pages: {fake['crawled_chars']:,} characters.",
-            "",
-        ]
-    llama = data.get("llama")
-    if llama:
-        rows = []
-        for name, m in llama["modes"].items():
-            rows.append(
-                [
-                    name,
-                    m["chunks"],
-                    m["requests"],
-                    f"{m['answers_accepted']} of {m['answers']}",
-                    f"{m['chunks_cleaned']} of {m['chunks']}",
-                    f"{m['stopped_or_cut_off']} ({m.get('server_disconnects', '?')})",
-                    m["splits"],
-                    m["completion_tokens_client"],
-                    sum(m["server_generated"]),
-                    max(m["server_generated"], default=0),
-                    m["requests_over_cap"],
-                    m["llm_phase_s"],
-                    f"{m.get('lines_changed', '?')} of {m.get('crawled_lines', '?')}",
-                    "{} of {}".format(*m.get("code_blocks_kept", ("?", "?"))),
-                    "{} of {}".format(*m.get("inline_code_kept", ("?", "?"))),
-                ]
-            )
-        out += [
-            f"## Real llama.cpp server (SmolLM2-135M), {len(llama['pages'])} pages: "
-            + ", ".join(llama["pages"]),
-            "",
-            "llama-cpp-python's server, one CPU thread, `--max-concurrent 1`, chunks of at most "
-            "1,024 tokens, the default prompts, temperature 0.1 then 0 for the retry. "
-            "Generated: tokens per request by the server's own count (its log), or by the "
-            "client's for an answer it stopped; the cap is the request's `max_tokens` (rewrite: "
-            "what `max_output_ratio` allows the chunk; edit: `edit_max_tokens`).",
-            "",
-            md_table(
-                [
-                    "mode",
-                    "chunks",
-                    "requests",
-                    "answers accepted",
-                    "chunks cleaned",
-                    "stopped / cut off (server saw the client leave)",
-                    "splits",
-                    "completion tokens (client)",
-                    "generated",
-                    "most in one request",
-                    "requests over the cap",
-                    "LLM phase s",
-                    "crawled lines changed",
-                    "code blocks kept",
-                    "inline code kept",
-                ],
-                rows,
-            ),
-            "",
-        ]
-        for name, m in llama["modes"].items():
-            reasons = collections.Counter(r.split(":")[0][:60] for r in m["reasons"])
-            out.append(f"- {name}: rejected answers by reason: {dict(reasons)}")
-        out.append("")
-    return "\n".join(out)
 
 
 @contextlib.contextmanager
