@@ -29,6 +29,9 @@ from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 # Bump when the prompt handling or the entry format changes meaning: old entries become misses.
 SCHEMA_VERSION = 1
+# Edit mode's entries hold the chunk with a script applied: bump when the numbering of lines
+# or the applying of scripts (llm/edits.py) changes meaning. Rewrite keys do not include it.
+EDIT_RULES_VERSION = 1
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -102,16 +105,30 @@ class ResultCache:
         """SHA-256 over everything that decides the answer for this chunk's text.
 
         ``attempt`` 1, 2 ... are the retries of an unfaithful answer, sent at temperature 0.
+        Edit mode (``llm.cleaning = "edit"``) has keys of its own: its prompt, its budget and
+        the version of its rules instead of the rewrite prompt and ``max_tokens``.
         """
+        temperature = llm.temperature if attempt == 0 else 0.0
         parts: list[object] = [
             SCHEMA_VERSION,
             llm.model,
             llm.system_prompt,
             llm.user_prompt,
-            llm.temperature if attempt == 0 else 0.0,
+            temperature,
             llm.max_tokens,
             chunk.text,
         ]
+        if llm.cleaning == "edit":
+            parts = [
+                SCHEMA_VERSION,
+                llm.model,
+                ["edit", EDIT_RULES_VERSION],
+                llm.edit_system_prompt,
+                llm.user_prompt,
+                temperature,
+                llm.edit_max_tokens,
+                chunk.text,
+            ]
         if attempt:
             parts.append(["unfaithful retry", attempt])
         # A JSON array: unambiguous where plain concatenation of the parts would not be.

@@ -276,6 +276,16 @@ class RunFlags:
             "[default: batch].",
         ),
     ] = None
+    cleaning: Annotated[
+        Literal["rewrite", "edit"] | None,
+        Parameter(
+            name="--cleaning",
+            group=MODE,
+            help="rewrite: the model writes each cleaned page; edit: it answers with a short "
+            "edit script (lines to drop, headings, joins) the tool applies, for a fraction of "
+            "the tokens [default: rewrite].",
+        ),
+    ] = None
 
     def overrides(self) -> dict[str, tuple[Any, str]]:
         """Every flag given, as a config override with its origin (``flag --name``)."""
@@ -358,6 +368,7 @@ class RunFlags:
             insecure_crawl=("crawl.verify_tls", "--insecure", False if self.insecure else None),
             batch=("llm.mode", "--batch", "batch" if self.batch else None),
             batch_fallback=("llm.batch_fallback", "--batch-fallback", self.batch_fallback),
+            cleaning=("llm.cleaning", "--cleaning", self.cleaning),
         )
 
 

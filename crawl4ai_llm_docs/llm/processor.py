@@ -9,6 +9,9 @@ Markdown, so nothing already crawled is lost. Every answer is committed to the c
 verdict the moment it arrives, and so is the fact that a chunk's answer was cut off (its
 halves are asked from then on).
 
+What is asked for and how an answer becomes Markdown depend on the cleaning mode
+(``cleaning.py``: a rewrite, or an edit script applied to the chunk).
+
 Batch mode drives the same steps without sending anything here: ``next_request`` says what a
 chunk needs next (its result, the request to send, or its halves), ``record_answer`` and
 ``cut_off`` take an answer that came back in a batch.
@@ -27,14 +30,9 @@ import trio
 from crawl4ai_llm_docs.cache.results import CachedResult, ResultCache
 from crawl4ai_llm_docs.config import LLMConfig
 from crawl4ai_llm_docs.errors import ProviderError, ProviderFatalError
+from crawl4ai_llm_docs.llm.cleaning import Cleaning
 from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
 from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, Verdict, invented_code, judge
-from crawl4ai_llm_docs.llm.prompts import (
-    build_messages,
-    parse_answer,
-    part_label,
-    render_user_prompt,
-)
 from crawl4ai_llm_docs.llm.provider.client import ChatClient, Completion, NeedsSplitError
 from crawl4ai_llm_docs.markdown.chunking import split_chunk
 from crawl4ai_llm_docs.markdown.reassemble import merge_results
@@ -42,8 +40,6 @@ from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
 log = structlog.get_logger()
 
-# Tokens the system prompt and template add around the chunk, for the limiter's estimate.
-PROMPT_OVERHEAD_TOKENS = 400
 # Texts longer than this are parsed and judged in a worker thread (about 5 ms of CPU).
 THREAD_CHARS = 50_000
 
@@ -108,6 +104,7 @@ class ChunkProcessor:
         self._cache = cache
         self._llm = llm
         self._settings = FaithfulSettings.from_llm(llm)
+        self._cleaning = Cleaning(llm, self._settings)
         self._check = self._settings.fingerprint()
         # A chunk found too large holds for this smallest size only, a cut-off answer for this
         # answer size.
@@ -160,7 +157,7 @@ class ChunkProcessor:
                     facts = await _in_thread_if_large(
                         chunk.text, functools.partial(MarkdownFacts.of, chunk.text)
                     )
-                entry = await self._rejudge(entry, facts, self._prompt_text(chunk))
+                entry = await self._rejudge(entry, facts, self._cleaning.prompt_text(chunk))
             if entry.problem is None:
                 return self._accepted(chunk, entry, billed)
             rejected.append(entry)
@@ -169,7 +166,19 @@ class ChunkProcessor:
     async def record_answer(self, chunk: Chunk, key: str, completion: Completion) -> CachedResult:
         """An answer that came another way (a batch): judged and cached like a live one."""
         facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
-        return await self._judged(key, completion, facts, self._prompt_text(chunk))
+        return await self._judged(chunk, key, completion, facts)
+
+    def request_body(self, chunk: Chunk, *, attempt: int = 0) -> bytes:
+        """A chunk's request as a batch line sends it (a retry, ``attempt`` > 0, at
+        temperature 0, as live retries are)."""
+        facts = MarkdownFacts.of(chunk.text)
+        request = self._cleaning.request(chunk, facts)
+        return self._client.payload(
+            request.messages,
+            temperature=0.0 if attempt else None,
+            max_tokens=request.max_tokens,
+            structured=request.structured,
+        )
 
     async def cut_off(
         self, chunk: Chunk, ask: Ask, reason: str
@@ -223,7 +232,7 @@ class ChunkProcessor:
 
     async def process(self, chunk: Chunk) -> ChunkResult:
         facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
-        prompt = self._prompt_text(chunk)
+        prompt = self._cleaning.prompt_text(chunk)
         counted = False  # whether progress has counted this chunk as done
         sent = False  # whether a request was answered in this run
         billed = [0, 0]  # prompt and completion tokens of the answers received in this run
@@ -246,7 +255,7 @@ class ChunkProcessor:
                     log.info("chunk_cached", url=chunk.url, chunk=chunk.chunk_index)
                     counted = True
             else:
-                outcome = await self._ask(chunk, key, first=not judged)
+                outcome = await self._ask(chunk, key, facts, first=not judged)
                 if outcome is None:
                     break  # a retry failed: the rejected answer's verdict stands
                 if isinstance(outcome, ChunkResult):
@@ -269,25 +278,29 @@ class ChunkProcessor:
                 counted = sent = True
                 billed[0] += outcome.prompt_tokens
                 billed[1] += outcome.completion_tokens
-                entry = await self._judged(key, outcome, facts, prompt)
+                entry = await self._judged(chunk, key, outcome, facts)
             if entry.problem is None:
                 return self._accepted(chunk, entry, billed if sent else None)
             judged.append(entry)
         return self._rejected(chunk, judged, billed)
 
     async def _ask(
-        self, chunk: Chunk, key: str, *, first: bool
+        self, chunk: Chunk, key: str, facts: MarkdownFacts, *, first: bool
     ) -> Completion | ChunkResult | str | None:
         """An answer; else the chunk's result when the first request cannot be answered
         (split halves, or the crawled text), why a retry was cut off, or None when a retry
         failed."""
+        request = self._cleaning.request(chunk, facts)
         try:
             return await self._client.complete(
-                build_messages(chunk, self._llm),
-                prompt_tokens=chunk.tokens + PROMPT_OVERHEAD_TOKENS,
+                request.messages,
+                prompt_tokens=request.prompt_tokens,
                 url=chunk.url,
                 chunk=chunk.chunk_index,
                 temperature=None if first else 0.0,
+                max_tokens=request.max_tokens,
+                structured=request.structured,
+                guard=request.guard,
             )
         except NeedsSplitError as exc:
             # A retry cut off at max_tokens is not split (the first answer was complete): it
@@ -327,27 +340,36 @@ class ChunkProcessor:
         with trio.CancelScope(shield=True):
             await self._cache.put_entry(entry)
 
-    def _prompt_text(self, chunk: Chunk) -> str:
-        """What the model was told besides the chunk: its identifiers are not invented."""
-        template = render_user_prompt(
-            self._llm.user_prompt,
-            url=chunk.url,
-            title=chunk.title,
-            part=part_label(chunk),
-            content="",
-        )
-        return f"{self._llm.system_prompt}\n{template}"
-
     async def _judge(self, facts: MarkdownFacts, markdown: str, prompt: str) -> Verdict:
         return await _in_thread_if_large(
             markdown, lambda: judge(facts, markdown, self._settings, prompt=prompt)
         )
 
     async def _judged(
-        self, key: str, completion: Completion, facts: MarkdownFacts, prompt: str
+        self, chunk: Chunk, key: str, completion: Completion, facts: MarkdownFacts
     ) -> CachedResult:
         """The verdict on a fresh answer, cached with it at once (accepted or not)."""
-        description, markdown = parse_answer(completion.content)
+        # A rewrite is as long as the chunk; an edit script is short but applied to the chunk.
+        longer = max(completion.content, chunk.text, key=len)
+        reading = await _in_thread_if_large(
+            longer, lambda: self._cleaning.read(chunk, completion, facts)
+        )
+        if reading.problem is not None:
+            # Nothing to judge (stopped, cut off by a loop, no valid script): kept without
+            # Markdown, so no later check can accept it.
+            entry = CachedResult(
+                key=key,
+                markdown="",
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                problem=reading.problem,
+                checks_failed=("unusable",),
+                check=self._check,
+            )
+            await self._put(entry)
+            return entry
+        prompt = self._cleaning.prompt_text(chunk)
+        description, markdown = reading.description, reading.markdown
         verdict = await self._judge(facts, markdown, prompt)
         if description and invented_code(facts, MarkdownFacts.of(description), prompt=prompt):
             description = ""  # an invented name in the one-line summary: drop the summary

@@ -62,17 +62,25 @@ def render_user_prompt(template: str, *, url: str, title: str, part: str, conten
     return _PLACEHOLDER.sub(fill, template)
 
 
-def build_messages(chunk: Chunk, llm: LLMConfig) -> list[dict[str, str]]:
-    """The chat messages for one chunk: the system prompt, then the filled user prompt."""
+def build_messages(
+    chunk: Chunk, llm: LLMConfig, *, system_prompt: str | None = None, content: str | None = None
+) -> list[dict[str, str]]:
+    """The chat messages for one chunk: the system prompt, then the filled user prompt.
+
+    Edit mode gives its own system prompt and the chunk's numbered lines as ``content``.
+    """
     user = render_user_prompt(
         llm.user_prompt,
         url=_one_line(chunk.url),
         title=escape_content(_one_line(chunk.title)),
         part=part_label(chunk),
-        content=escape_content(chunk.text),
+        content=escape_content(chunk.text if content is None else content),
     )
     return [
-        {"role": "system", "content": llm.system_prompt},
+        {
+            "role": "system",
+            "content": llm.system_prompt if system_prompt is None else system_prompt,
+        },
         {"role": "user", "content": user},
     ]
 

@@ -37,7 +37,6 @@ from crawl4ai_llm_docs.llm.batch.pending import Waiting
 from crawl4ai_llm_docs.llm.batch.results import Answers
 from crawl4ai_llm_docs.llm.batch.store import BatchRecord, BatchStore, new_local_id
 from crawl4ai_llm_docs.llm.processor import Ask, ChunkProcessor
-from crawl4ai_llm_docs.llm.prompts import build_messages
 from crawl4ai_llm_docs.llm.provider.client import ChatClient
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
 
@@ -122,8 +121,7 @@ class BatchJob:
         self._resumed.add(record.local_id)
 
     async def _write(self, chunk: Chunk, ask: Ask) -> None:
-        messages = build_messages(chunk, self._llm)
-        body = self._processor.client.payload(messages, temperature=ask.temperature)
+        body = self._processor.request_body(chunk, attempt=ask.attempt)
         line = request_line(ask.key, body, batch_api.ENDPOINT)
         if self._input is not None and not self._input.fits(line):
             await self.submit()

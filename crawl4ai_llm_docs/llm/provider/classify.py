@@ -12,10 +12,14 @@ statuses that are not fatal by nature.
 from __future__ import annotations
 
 import enum
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import msgspec
+
+from crawl4ai_llm_docs.errors import causes
 
 
 class Action(enum.Enum):
@@ -125,3 +129,14 @@ def classify(status: int, body: bytes, headers: Mapping[str, str]) -> Decision:
     if status in RETRY_STATUSES or should_retry == "true" or status >= 500:
         return Decision(Action.RETRY, what, overload=status in OVERLOAD_STATUSES)
     return Decision(Action.FAIL, what)
+
+
+def transport_failure(exc: httpx.TransportError, host: str) -> Decision:
+    """No answer: retry a network blip, but stop on what retrying cannot change."""
+    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes(exc)):
+        return Decision(
+            Action.FATAL,
+            f"TLS certificate verification failed for {host}: check llm.base_url, or use "
+            "--insecure only for a trusted local endpoint",
+        )
+    return Decision(Action.RETRY, f"connection error: {type(exc).__name__}")

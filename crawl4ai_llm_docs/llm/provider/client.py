@@ -12,12 +12,17 @@ With ``stream=True`` requests ask for a stream with the usage in its last chunk;
 that refuses streaming (an HTTP 4xx naming ``stream``) gets plain requests for the rest of the
 run. Every attempt is reported to the ``QueueAwareLimit`` (sent, first token, end), which
 lowers concurrency when the server queues.
+
+Each request may carry its own ``max_tokens`` (the rate limiter reserves by it), a
+``StructuredOutput`` (sent in the form the provider accepts, learnt from its refusals:
+``structured.py``) and an ``AnswerGuard`` factory: the guard stops reading a streamed answer
+that can no longer be used, and turns an answer cut off by a loop into an unfaithful
+``Completion`` (``stopped``) instead of a split.
 """
 
 from __future__ import annotations
 
 import random
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -34,12 +39,18 @@ from crawl4ai_llm_docs.errors import (
     ProviderError,
     ProviderFatalError,
     RateLimitExceededError,
-    causes,
 )
 from crawl4ai_llm_docs.llm.limits.concurrency import Flight, Outcome, QueueAwareLimit
 from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter, Permit
-from crawl4ai_llm_docs.llm.provider.classify import Action, Decision, classify
+from crawl4ai_llm_docs.llm.provider.accepted import (
+    Accepted,
+    FormatStyle,
+    StructuredOutput,
+    response_format,
+)
+from crawl4ai_llm_docs.llm.provider.classify import Action, Decision, classify, transport_failure
 from crawl4ai_llm_docs.llm.provider.completion import (
+    AnswerGuard,
     ChatResponse,
     Choice,
     Completion,
@@ -48,7 +59,6 @@ from crawl4ai_llm_docs.llm.provider.completion import (
     decode_completion,
 )
 from crawl4ai_llm_docs.llm.provider.streaming import (
-    STREAM_REFUSED,
     Exchange,
     NoAnswerError,
     StreamReader,
@@ -56,7 +66,7 @@ from crawl4ai_llm_docs.llm.provider.streaming import (
     Timing,
     estimate_tokens,
     exchange,
-    refuses_streaming,
+    log_request,
 )
 
 __all__ = [
@@ -113,10 +123,9 @@ class ChatClient:
         queue_limit: QueueAwareLimit | None = None,
         on_tokens: Callable[[int], None] | None = None,
     ) -> None:
-        self._stream = stream  # False for good once the provider refuses streaming
+        self._accepted = Accepted(stream=stream)
         self._queue = queue_limit
         self._on_tokens = on_tokens
-        self._usage_warned = False
         self._timeouts = Timeouts(
             total_s=parallel.request_timeout,
             first_token_s=parallel.first_token_timeout,
@@ -200,7 +209,12 @@ class ChatClient:
     @property
     def streaming(self) -> bool:
         """Whether requests are streamed (False after the provider refused a stream)."""
-        return self._stream
+        return self._accepted.stream
+
+    @property
+    def format_style(self) -> FormatStyle:
+        """The response_format form sent (the first the provider has not refused)."""
+        return self._accepted.format
 
     def payload(
         self,
@@ -208,13 +222,19 @@ class ChatClient:
         *,
         stream: bool = False,
         temperature: float | None = None,
+        max_tokens: int | None = None,
+        structured: StructuredOutput | None = None,
     ) -> bytes:
         body: dict[str, Any] = {
             "model": self._llm.model,
             "messages": list(messages),
-            "max_tokens": self._llm.max_tokens,
+            "max_tokens": self._llm.max_tokens if max_tokens is None else max_tokens,
             "temperature": self._llm.temperature if temperature is None else temperature,
         }
+        if structured is not None:
+            form = response_format(self._accepted.format, structured)
+            if form is not None:
+                body["response_format"] = form
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -228,29 +248,49 @@ class ChatClient:
         url: str,
         chunk: int,
         temperature: float | None = None,
+        max_tokens: int | None = None,
+        structured: StructuredOutput | None = None,
+        guard: Callable[[], AnswerGuard] | None = None,
     ) -> Completion:
         """Send one request, retrying as the classification table says.
 
-        ``temperature`` replaces ``llm.temperature`` (a retry of an unfaithful answer uses 0).
+        ``temperature`` replaces ``llm.temperature`` (a retry of an unfaithful answer uses 0),
+        ``max_tokens`` replaces ``llm.max_tokens``; ``structured`` asks for JSON of a schema;
+        ``guard`` makes each attempt's ``AnswerGuard``.
 
         Raises NeedsSplitError, ProviderFatalError (after tripping the breaker) or
         ProviderError / RateLimitExceededError when the retries are exhausted.
         """
-        estimate = prompt_tokens + self._llm.max_tokens
+        cap = self._llm.max_tokens if max_tokens is None else max_tokens
+        estimate = prompt_tokens + cap
         failures = rate_limited = attempt = 0
         while True:
             attempt += 1
             queued_at = trio.current_time()
-            streamed = self._stream
-            payload = self.payload(messages, stream=streamed, temperature=temperature)
+            streamed = self._accepted.stream
+            style = self._accepted.format
+            formatted = structured is not None and style != "none"
+            payload = self.payload(
+                messages,
+                stream=streamed,
+                temperature=temperature,
+                max_tokens=cap,
+                structured=structured,
+            )
             async with self._breaker.guard():
-                timing, outcome = await self._attempt(payload, estimate, prompt_tokens, streamed)
-                if outcome is STREAM_REFUSED:
-                    self._refuse_streaming()
-                    attempt -= 1  # not the provider's failure: send it again, plainly
+                timing, outcome = await self._attempt(
+                    payload,
+                    estimate,
+                    prompt_tokens,
+                    streamed=streamed,
+                    formatted=formatted,
+                    guard=guard() if guard is not None else None,
+                )
+                if self._accepted.learn(outcome, style):
+                    attempt -= 1  # not the provider's failure: send it again, as it accepts
                     continue
                 self._record(outcome, timing.status)
-            self._log_request(url, chunk, attempt, outcome, timing, queued_at)
+            log_request(url, chunk, attempt, outcome, timing, queued_at)
             if isinstance(outcome, Completion):
                 return outcome
             if outcome.action is Action.SPLIT:
@@ -277,18 +317,15 @@ class ChatClient:
             )
             await trio.sleep(delay)
 
-    def _refuse_streaming(self) -> None:
-        if self._stream:
-            self._stream = False
-            log.warning(
-                "warning",
-                message="The provider refused a streamed request; sending plain requests from "
-                "now on (set llm.stream = false to skip the first try). Without streaming a "
-                "request is bounded by request_timeout as a whole.",
-            )
-
     async def _attempt(
-        self, payload: bytes, estimate: int, prompt_tokens: int, streamed: bool
+        self,
+        payload: bytes,
+        estimate: int,
+        prompt_tokens: int,
+        *,
+        streamed: bool,
+        formatted: bool,
+        guard: AnswerGuard | None,
     ) -> tuple[Timing, Completion | Decision]:
         """One request under the rate limiter: its timing and outcome."""
         timing = Timing()
@@ -311,7 +348,7 @@ class ChatClient:
                 if self._on_tokens is not None:
                     self._on_tokens(estimate_tokens(text))
 
-            reader = StreamReader(prompt_tokens=prompt_tokens)
+            reader = StreamReader(prompt_tokens=prompt_tokens, guard=guard)
             try:
                 try:
                     response = await exchange(
@@ -329,9 +366,9 @@ class ChatClient:
                     outcome: Completion | Decision = Decision(Action.RETRY, exc.reason)
                 except httpx.TransportError as exc:
                     permit.observe_failure("connection")
-                    outcome = self._transport_failure(exc)
+                    outcome = transport_failure(exc, httpx.URL(self._url).host)
                 else:
-                    outcome = self._judge(response, permit, streamed)
+                    outcome = self._judge(response, permit, streamed, formatted, guard)
                     timing.status = response.status
                     ended = "ok" if isinstance(outcome, Completion) else "error"
             finally:
@@ -343,7 +380,14 @@ class ChatClient:
     def _queue_excused(self, flight: Flight) -> float:
         return 0.0 if self._queue is None else self._queue.excused(flight)
 
-    def _judge(self, response: Exchange, permit: Permit, streamed: bool) -> Completion | Decision:
+    def _judge(
+        self,
+        response: Exchange,
+        permit: Permit,
+        streamed: bool,
+        formatted: bool,
+        guard: AnswerGuard | None,
+    ) -> Completion | Decision:
         """Classify an answer and tell the limiter what it learned."""
         status = response.status
         # Remove an echoed key before anything shortens the text around it.
@@ -352,40 +396,26 @@ class ChatClient:
         if status == 200:
             if response.stream is not None:
                 outcome = response.stream.result()
-                if response.stream.usage_estimated and isinstance(outcome, Completion):
-                    self._warn_estimated_usage()
+                stopped = response.stream.stopped  # we closed it: no usage chunk came
+                if (
+                    response.stream.usage_estimated
+                    and not stopped
+                    and isinstance(outcome, Completion)
+                ):
+                    self._accepted.warn_estimated_usage()
             else:
-                outcome = decode_completion(body)
+                outcome = decode_completion(body, guard)
             if outcome.prompt_tokens or outcome.completion_tokens:
                 permit.observe_usage(outcome.prompt_tokens + outcome.completion_tokens)
             return outcome
-        if streamed and refuses_streaming(status, body):
-            return STREAM_REFUSED
+        refused = self._accepted.refusal(status, body, streamed=streamed, formatted=formatted)
+        if refused is not None:
+            return refused
         outcome = classify(status, body, response.headers)
         if outcome.action is Action.RETRY and verdict.retry_after_s:
             reason = f"{outcome.reason} (retry after {verdict.retry_after_s:g} s)"
             outcome = Decision(Action.RETRY, reason, overload=outcome.overload)
         return outcome
-
-    def _warn_estimated_usage(self) -> None:
-        if not self._usage_warned:
-            self._usage_warned = True
-            log.warning(
-                "warning",
-                message="The provider's streams carry no usage: token counts are estimated "
-                "(prompt from the tokenizer, answer from its length).",
-            )
-
-    def _transport_failure(self, exc: httpx.TransportError) -> Decision:
-        """No answer: retry a network blip, but stop on what retrying cannot change."""
-        if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes(exc)):
-            host = httpx.URL(self._url).host
-            return Decision(
-                Action.FATAL,
-                f"TLS certificate verification failed for {host}: check llm.base_url, or use "
-                "--insecure only for a trusted local endpoint",
-            )
-        return Decision(Action.RETRY, f"connection error: {type(exc).__name__}")
 
     def _scrub_bytes(self, body: bytes) -> bytes:
         if self._secret and self._secret in body:
@@ -402,27 +432,3 @@ class ChatClient:
             pass  # flow control, not a failure: the limiter already holds every worker
         else:
             self._breaker.record_failure(outcome.reason)
-
-    @staticmethod
-    def _log_request(
-        url: str,
-        chunk: int,
-        attempt: int,
-        outcome: Completion | Decision,
-        timing: Timing,
-        queued_at: float,
-    ) -> None:
-        first = None if timing.first_at is None else timing.first_at - timing.sent_at
-        log.info(
-            "llm_request",
-            url=url,
-            chunk=chunk,
-            attempt=attempt,
-            status=timing.status,
-            outcome=outcome.action.value if isinstance(outcome, Decision) else "ok",
-            latency_ms=round((timing.finished_at - timing.sent_at) * 1000, 1),
-            queued_ms=round((timing.sent_at - queued_at) * 1000, 1),
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            first_token_ms=None if first is None else round(first * 1000, 1),
-        )

@@ -1,10 +1,15 @@
 """A chat completion's JSON: the parts this tool reads, and the one ``Completion`` it keeps.
 
 ``decode_completion`` turns a plain (non-streamed) answer's body into a ``Completion`` or a
-retry/split ``Decision``; ``streaming.StreamReader`` does the same for a streamed one.
+retry/split ``Decision``; ``streaming.StreamReader`` does the same for a streamed one. An
+``AnswerGuard`` (the caller's, one per attempt) may stop a streamed answer that can no longer
+be used, and says whether an answer cut off at ``max_tokens`` was (then it is a ``Completion``
+marked ``stopped``, an unfaithful answer) or is only too long (a split).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import msgspec
 
@@ -38,12 +43,26 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int
     completion_tokens: int
     model: str
+    # Why the answer was stopped or cut off unusable ("": it is whole): an unfaithful answer.
+    stopped: str = ""
+
+
+class AnswerGuard(Protocol):
+    """Watches one answer: ``feed`` each piece as it streams in, ``cut_off`` at the end."""
+
+    def feed(self, text: str) -> str | None:
+        """Why to stop reading the answer now, or None."""
+        ...
+
+    def cut_off(self, content: str) -> str | None:
+        """Why an answer cut off at max_tokens is unusable, or None (too large: split)."""
+        ...
 
 
 _response_decoder = msgspec.json.Decoder(ChatResponse)
 
 
-def decode_completion(body: bytes) -> Completion | Decision:
+def decode_completion(body: bytes, guard: AnswerGuard | None = None) -> Completion | Decision:
     """A 200's body as a Completion, or a retry decision when it is unusable."""
     try:
         response = _response_decoder.decode(body)
@@ -53,15 +72,22 @@ def decode_completion(body: bytes) -> Completion | Decision:
         return Decision(Action.RETRY, "response has no choices")
     choice = response.choices[0]
     content = (choice.message.content if choice.message else None) or ""
-    return finished_answer(content, choice.finish_reason, response.usage or Usage(), response.model)
+    usage = response.usage or Usage()
+    return finished_answer(content, choice.finish_reason, usage, response.model, guard)
 
 
 def finished_answer(
-    content: str, finish_reason: str | None, usage: Usage, model: str
+    content: str,
+    finish_reason: str | None,
+    usage: Usage,
+    model: str,
+    guard: AnswerGuard | None = None,
 ) -> Completion | Decision:
-    """A whole answer (plain or streamed): a Completion, or a split when it was cut off."""
+    """A whole answer (plain or streamed): a Completion, or a split when it was cut off
+    (unless the guard finds the cut-off answer unusable: a loop is no reason to split)."""
     finish = finish_reason or "stop"
-    if finish == "length":
+    stopped = guard.cut_off(content) if guard is not None and finish == "length" else None
+    if finish == "length" and not stopped:
         return Decision(
             Action.SPLIT,
             "answer cut off at max_tokens (finish_reason=length)",
@@ -74,4 +100,5 @@ def finished_answer(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         model=model,
+        stopped=stopped or "",
     )

@@ -5,7 +5,9 @@ then (with ``stream_options.include_usage``) a chunk with empty ``choices`` and 
 ``data: [DONE]``. ``StreamReader`` takes the lines as they come and ends in the same
 ``Completion | Decision`` as a plain answer (``client.decode_completion``), so the retry loop
 treats both alike. Without a usage chunk the token counts are estimated (prompt: the caller's
-count; answer: characters / 4) and ``usage_estimated`` says so.
+count; answer: characters / 4) and ``usage_estimated`` says so. Given an ``AnswerGuard``, the
+reader stops at the piece after which the answer can no longer be used (a loop, too long):
+the stream is closed there, and the answer read so far is a ``Completion`` marked ``stopped``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from typing import Any
 
 import httpx
 import msgspec
+import structlog
 import trio
 
 from crawl4ai_llm_docs.llm.provider.classify import Action, Decision
-from crawl4ai_llm_docs.llm.provider.completion import Completion, Usage, finished_answer
+from crawl4ai_llm_docs.llm.provider.completion import (
+    AnswerGuard,
+    Completion,
+    Usage,
+    finished_answer,
+)
 
 CHARS_PER_TOKEN = 4  # the estimate when a stream carries no usage
+
+log = structlog.get_logger()
 
 
 class _Delta(msgspec.Struct):
@@ -51,8 +61,10 @@ def estimate_tokens(text: str) -> int:
 class StreamReader:
     """Feed it the response's lines; ``result`` once the stream ended (or was cut short)."""
 
-    def __init__(self, *, prompt_tokens: int) -> None:
+    def __init__(self, *, prompt_tokens: int, guard: AnswerGuard | None = None) -> None:
         self._prompt_estimate = prompt_tokens
+        self._guard = guard
+        self.stopped = ""  # why the guard stopped the answer
         self._parts: list[str] = []
         self._finish: str | None = None
         self._usage: Usage | None = None
@@ -89,6 +101,9 @@ class StreamReader:
             if choice.delta is not None and choice.delta.content:
                 added = choice.delta.content
                 self._parts.append(added)
+                if self._guard is not None:
+                    self.stopped = self._guard.feed(added) or ""
+                    self.done = self.done or bool(self.stopped)
             if choice.finish_reason:
                 self._finish = choice.finish_reason
         return added
@@ -105,6 +120,16 @@ class StreamReader:
         """What the stream amounted to, like ``decode_completion`` for a plain answer."""
         if self._problem is not None:
             return self._problem
+        if self.stopped:  # read no further: what arrived is the (unusable) answer
+            content = "".join(self._parts)
+            return Completion(
+                content=content,
+                finish_reason="stopped",
+                prompt_tokens=self._usage.prompt_tokens if self._usage else self._prompt_estimate,
+                completion_tokens=estimate_tokens(content),
+                model=self._model,
+                stopped=self.stopped,
+            )
         if not self._choices:
             return Decision(Action.RETRY, "response has no choices")
         if self._finish is None and not self.done:
@@ -119,7 +144,7 @@ class StreamReader:
         usage = self._usage or Usage(
             prompt_tokens=self._prompt_estimate, completion_tokens=estimate_tokens(content)
         )
-        return finished_answer(content, self._finish, usage, self._model)
+        return finished_answer(content, self._finish, usage, self._model, self._guard)
 
 
 class Timing:
@@ -131,6 +156,31 @@ class Timing:
         self.sent_at = self.finished_at = trio.current_time()
         self.first_at: float | None = None
         self.status: int | None = None
+
+
+def log_request(
+    url: str,
+    chunk: int,
+    attempt: int,
+    outcome: Completion | Decision,
+    timing: Timing,
+    queued_at: float,
+) -> None:
+    """The ``llm_request`` event of one attempt."""
+    first = None if timing.first_at is None else timing.first_at - timing.sent_at
+    log.info(
+        "llm_request",
+        url=url,
+        chunk=chunk,
+        attempt=attempt,
+        status=timing.status,
+        outcome=outcome.action.value if isinstance(outcome, Decision) else "ok",
+        latency_ms=round((timing.finished_at - timing.sent_at) * 1000, 1),
+        queued_ms=round((timing.sent_at - queued_at) * 1000, 1),
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        first_token_ms=None if first is None else round(first * 1000, 1),
+    )
 
 
 # The provider refused `"stream": true`: not an outcome of the request, a reason to resend it.

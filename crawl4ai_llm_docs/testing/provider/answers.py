@@ -8,8 +8,12 @@ with a real tokenizer, so tests can compute the same numbers by hand:
 The answer to a last user message holding `<document>TEXT</document>` is
 `<!-- description: Fake summary of "TITLE". -->`, a blank line, then TEXT stripped, where TITLE
 is the first Markdown heading of TEXT or else its first 60 characters (whitespace collapsed).
-Any other message is echoed back unchanged. With ``unfaithful_above`` set, a request asked
-above that temperature gets only the first quarter of TEXT (an unfaithful answer).
+A `<document>` of numbered lines (edit mode) is answered with an edit script instead
+(`edit_answers`). Any other message is echoed back unchanged. With ``unfaithful_above`` set, a request asked
+above that temperature gets only the first quarter of TEXT (an unfaithful answer). With `looping=True` (the
+provider's `loop_first`) the answer is what a small model at temperature 0 writes when it
+loops: its start, then one line (or one edit) again and again until the token cap (4096
+when neither the request nor the server sets one).
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ import math
 import re
 
 import msgspec
+
+from crawl4ai_llm_docs.testing.provider.edit_answers import (
+    ResponseFormat,
+    edit_script,
+    numbered_units,
+    plain_text,
+    render,
+)
 
 _OPEN, _CLOSE = "<document>", "</document>"
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
@@ -53,6 +65,7 @@ class ChatRequest(msgspec.Struct):
     temperature: float | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
 
     def output_cap(self) -> int | None:
         # max_completion_tokens is the newer name; either limits the answer.
@@ -84,28 +97,61 @@ def extract_document(text: str) -> str | None:
     return text[start + len(_OPEN) : end].strip()
 
 
-def describe(document: str) -> str:
+def summary(document: str) -> str:
     heading = _HEADING.search(document)
     title = heading.group(1).strip() if heading else " ".join(document.split())[:60]
-    return f'<!-- description: Fake summary of "{title}". -->'
+    return f'Fake summary of "{title}".'
+
+
+def describe(document: str) -> str:
+    return f"<!-- description: {summary(document)} -->"
 
 
 def prompt_tokens(request: ChatRequest) -> int:
     return estimate_tokens("".join(message.text() for message in request.messages))
 
 
+LOOP_CAP_TOKENS = 4096
+LOOP_LINE = "This sentence is what the model writes again and again.\n"
+LOOP_EDIT = "[1, 1], "
+
+
 def answer(
-    request: ChatRequest, max_output_tokens: int | None, unfaithful_above: float | None = None
+    request: ChatRequest,
+    max_output_tokens: int | None,
+    unfaithful_above: float | None = None,
+    *,
+    looping: bool = False,
 ) -> Answer:
     """The deterministic answer, cut to the smaller of the request's and the server's cap."""
     user = [m for m in request.messages if m.role == "user"] or request.messages
     last = user[-1].text() if user else ""
     document = extract_document(last)
-    content = last if document is None else f"{describe(document)}\n\n{document}"
+    units = numbered_units(document) if document is not None else None
+    if document is None:
+        content = last
+    elif units is not None:  # edit mode: a script over the numbered lines
+        document = plain_text(document)
+        content = render(edit_script(units, summary(document)), request.response_format)
+    else:
+        content = f"{describe(document)}\n\n{document}"
     temperature = 1.0 if request.temperature is None else request.temperature
-    if document is not None and unfaithful_above is not None and temperature > unfaithful_above:
+    if (
+        document is not None
+        and units is None
+        and unfaithful_above is not None
+        and temperature > unfaithful_above
+    ):
         content = f"{describe(document)}\n\n{document[: len(document) // 4]}"
     caps = [cap for cap in (request.output_cap(), max_output_tokens) if cap is not None]
+    if looping and document is not None:
+        cap = min(caps or [LOOP_CAP_TOKENS])
+        start, again = (
+            ('{"description": "x", "drop": [', LOOP_EDIT)
+            if units
+            else (content[:200] + "\n", LOOP_LINE)
+        )
+        content = start + again * (cap * 4 // len(again) + 1)
     finish_reason = "stop"
     if caps and estimate_tokens(content) > min(caps):
         content = content[: min(caps) * 4]

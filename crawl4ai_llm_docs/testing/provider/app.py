@@ -30,6 +30,7 @@ from crawl4ai_llm_docs.testing.provider.answers import (
 )
 from crawl4ai_llm_docs.testing.provider.batch import BatchService
 from crawl4ai_llm_docs.testing.provider.config import ProviderConfig
+from crawl4ai_llm_docs.testing.provider.edit_answers import format_refusal
 from crawl4ai_llm_docs.testing.provider.limits import Headers, ceil_seconds
 from crawl4ai_llm_docs.testing.provider.state import ProviderState
 from crawl4ai_llm_docs.testing.provider.stream import (
@@ -158,6 +159,10 @@ class ProviderApp:
             return _Reply(*errors.invalid_request("This server does not stream.", "stream"))
         if config.models and request.model not in config.models:
             return _Reply(*errors.model_not_found(request.model))
+        refused = format_refusal(request.response_format, config.structured_output)
+        if refused is not None:
+            state.stats.format_refused += 1
+            return _Reply(*refused)
         cap = request.output_cap()
         prompt = prompt_tokens(request)
         if config.context_limit is not None and prompt + (cap or 0) > config.context_limit:
@@ -167,7 +172,10 @@ class ProviderApp:
             state.stats.quota_refused += 1
             return _Reply(*errors.insufficient_quota())
 
-        result = answer(request, config.max_output_tokens, config.unfaithful_above_temperature)
+        looping = state.stats.loops < config.loop_first
+        result = answer(
+            request, config.max_output_tokens, config.unfaithful_above_temperature, looping=looping
+        )
         # Like OpenAI, the token bucket is charged the prompt plus max_tokens when given.
         refusal = state.limits.admit(prompt + (cap or result.completion_tokens), state.now())
         if refusal is not None:
@@ -186,6 +194,8 @@ class ProviderApp:
             state.stats.injected[fault] = state.stats.injected.get(fault, 0) + 1
         if fault == "error":
             return _Reply(*errors.server_error(state.rng.choice(config.error_codes)))
+        if looping and result.document is not None:
+            state.stats.loops += 1
         holder = object()  # this request's claim on a slot (see provider_stream)
         if not await acquire_slot(state, receive, holder):
             return None

@@ -78,6 +78,12 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     stream_chunks: PositiveInt = 16
     # Send the final usage chunk when `stream_options.include_usage` asks for it.
     stream_usage: bool = True
+    # The structured output (response_format) accepted, as OpenAI (json_schema), the
+    # llama-cpp-python server (json_object with a schema) or a server with none (none).
+    structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # The first N answers to a <document> loop until the token cap, like a small model at
+    # temperature 0: one line (or one edit) again and again.
+    loop_first: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         if not self.error_codes:

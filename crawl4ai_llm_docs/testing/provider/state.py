@@ -50,6 +50,9 @@ class ProviderStats(msgspec.Struct, kw_only=True):
     abandoned_queued: int = 0  # of `abandoned`: the client left while waiting for a slot
     # Seconds of slot time spent on answers the client left before they were complete.
     abandoned_work_s: float = 0.0
+    # Requests refused for a response_format this server does not take (structured_output).
+    format_refused: int = 0
+    loops: int = 0  # looping answers sent (ProviderConfig.loop_first)
 
 
 class ProviderState:
