@@ -13,9 +13,14 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
-from crawl4ai_llm_docs.llm.faithfulness.guard import AnswerGuard
-from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, judge
+from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts, non_space
+from crawl4ai_llm_docs.llm.faithfulness.guard import DESCRIPTION_ALLOWANCE, AnswerGuard
+from crawl4ai_llm_docs.llm.faithfulness.judge import (
+    LENGTH_ALLOWANCE,
+    FaithfulSettings,
+    judge,
+    length_problem,
+)
 
 SETTINGS = FaithfulSettings()
 _WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
@@ -90,15 +95,26 @@ def test_an_answer_past_the_ratio_is_stopped_and_a_cut_off_one_is_unfaithful() -
     guard = AnswerGuard(chunk, SETTINGS)
     words = [f"word{n} " for n in range(1000)]
     stopped_at = next(n for n, piece in enumerate(words) if guard.feed(piece) is not None)
-    # Stopped just past max_output_ratio of the chunk plus the description allowance.
-    assert 3.0 * chunk.content_size + 400 < sum(len(w) - 1 for w in words[: stopped_at + 1])
-    assert sum(len(w) - 1 for w in words[:stopped_at]) <= 3.0 * chunk.content_size + 400
+    # Stopped just past the judge's bound (max_output_ratio of the whole chunk plus its
+    # allowance) plus the description allowance.
+    bound = 3.0 * non_space(chunk.text) + LENGTH_ALLOWANCE + DESCRIPTION_ALLOWANCE
+    assert bound < sum(len(w) - 1 for w in words[: stopped_at + 1])
+    assert sum(len(w) - 1 for w in words[:stopped_at]) <= bound
     assert AnswerGuard(chunk, SETTINGS).cut_off("".join(words)) is not None
     # An answer about as long as the chunk, cut off honestly: too large, not unfaithful.
     assert AnswerGuard(chunk, SETTINGS).cut_off(" ".join(_WORDS * 9)) is None
 
 
-def test_tiny_chunks_have_no_upper_bound_as_in_the_judge() -> None:
+def test_tiny_chunks_have_the_judges_bound_too() -> None:
+    """The judge bounds a tiny chunk's answer at the ratio of the whole chunk plus its
+    allowance (issue 25: an echo is never too long); the guard stops at that bound plus the
+    description line, never before."""
     chunk = MarkdownFacts.of("`x`\n")
     guard = AnswerGuard(chunk, SETTINGS)
-    assert all(guard.feed(f"text {n} ") is None for n in range(200))
+    pieces = [f"text{n} " for n in range(400)]
+    stopped_at = next(n for n, piece in enumerate(pieces) if guard.feed(piece) is not None)
+    written = "".join(pieces[:stopped_at])
+    bound = 3.0 * non_space(chunk.text) + LENGTH_ALLOWANCE + DESCRIPTION_ALLOWANCE
+    assert non_space(written) <= bound < non_space(written + pieces[stopped_at])
+    # What the guard let through without the description allowance, the judge rejects too.
+    assert length_problem("`x`\n", written, SETTINGS) is not None
