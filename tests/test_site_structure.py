@@ -158,6 +158,8 @@ def test_description_prefers_the_llm_then_the_meta_then_the_first_sentence() -> 
     assert describe(with_llm) == "From the LLM."
     empty = Document(index=0, url="u", title="Only a title", markdown="")
     assert describe(empty) == "Only a title"
+    wordless = Document(index=0, url="https://a.example/guide/x.html", title="\u00b6", markdown="")
+    assert describe(wordless) == "The page at /guide/x.html"  # never an empty description
 
 
 def _fields(document: Document) -> dict[str, object]:

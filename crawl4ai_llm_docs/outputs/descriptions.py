@@ -7,6 +7,7 @@ sentence of its text; always plain text on one line, at most ``MAX_CHARS`` chara
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from crawl4ai_llm_docs.markdown.blocks import fence_mask, heading_level
 from crawl4ai_llm_docs.models import Document
@@ -126,8 +127,15 @@ def first_sentence(markdown: str) -> str:
 
 
 def describe(document: Document, *, title: str = "") -> str:
-    """The page's description: the LLM's, the page's own, its first sentence, or its title."""
+    """The page's description: the LLM's, the page's own, its first sentence, its title, or
+    (a page with no words at all, e.g. titled only "¶") where it is: never empty, since an
+    llms.txt link without one is a fault readers are told to fix."""
     for text in (document.description, document.meta_description):
         if described := clean(text):
             return described
-    return first_sentence(document.markdown) or clean(title or document.title)
+    return (
+        first_sentence(document.markdown)
+        or clean(title or document.title)
+        or clean(document.title)
+        or f"The page at {urlsplit(document.url).path or '/'}"
+    )
