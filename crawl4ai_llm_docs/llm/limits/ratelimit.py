@@ -131,7 +131,7 @@ class AdaptiveRateLimiter:
         self._rpm = StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
         self._tpm = StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
-        self._pacer = Pacer(self._reserve)  # per-minute headers as a rate; silent providers
+        self._pacer = Pacer(self._reserve, wall_clock)  # per-minute headers; silent providers
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
@@ -313,9 +313,9 @@ class AdaptiveRateLimiter:
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
             retry_after = retry_delay_from_body(body)
-        pause = 0.0
+        pause, learned = 0.0, None
         if self.adaptive:  # before _back_off marks this burst as seen
-            self._pacer.answered(
+            learned = self._pacer.answered(
                 permit,
                 kind,
                 info,
@@ -327,7 +327,7 @@ class AdaptiveRateLimiter:
             )
         if kind in ("rate_limited", "overloaded"):
             self._rate_limited += 1
-            pause = self._back_off(permit, now, retry_after)
+            pause = self._back_off(permit, now, retry_after, learned)
         elif kind == "ok":
             if permit.seq > self._reacted_seq:
                 self._strikes = 0
@@ -358,13 +358,22 @@ class AdaptiveRateLimiter:
             self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
 
-    def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
-        """Pause every worker; halve concurrency once per burst of rate-limit answers."""
+    def _back_off(
+        self, permit: Permit, now: float, delay: float | None, learned: float | None = None
+    ) -> float:
+        """Pause every worker; halve concurrency once per burst of rate-limit answers.
+
+        `learned`: the pause a silent provider's learned rate asks for; that rate explains
+        the 429, so the concurrency is left as it is.
+        """
         if permit.seq > self._reacted_seq:  # the first answer to a request sent since then
             self._reacted_seq = self._seq
             self._strikes = min(self._strikes + 1, 16)
-            self._set_effective(max(1, self._effective // 2))
-        if delay is None:
+            if learned is None:
+                self._set_effective(max(1, self._effective // 2))
+        if learned is not None:
+            delay = learned
+        elif delay is None:
             first, largest = _BACKOFF_S
             delay = min(first * 2 ** (max(self._strikes, 1) - 1), largest)
         delay = min(delay, self._max_pause_s)
