@@ -94,14 +94,13 @@ class Pacer:
     def describe(self) -> dict[str, float | None]:
         """The learned state, as `LimiterSnapshot` fields."""
         pace, silent = self.pace, self.silent
-        learned = not self.advertised and silent.rate is not None
         return {
             "paced_rate_per_s": None if pace is None else pace.bucket.rate,
             "paced_burst": None if pace is None else pace.burst,
             "enforcement_window_s": self.window_s,
-            "learned_rate_per_s": silent.rate if learned else None,
-            "learned_burst": silent.burst if learned else None,
-            "learned_window_s": silent.window_s if learned else None,
+            "learned_rate_per_s": None if self.advertised else silent.rate,
+            "learned_burst": None if self.advertised else silent.burst,
+            "learned_window_s": None if self.advertised else silent.window_s,
         }
 
     # --- admission ---------------------------------------------------------------------------

@@ -44,7 +44,10 @@ PROBE_GAP_S = 0.025  # between sends while the limit is unknown
 _MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
 PROBE_SENDS = 64  # spacing stops after this many sends without a 429 (no limit, it seems)
 _FIRST_PAUSE_S = 2.0  # the longest first pause after a bare 429
-_CREEP = 0.001  # a held-back send accepted raises a measured rate by this share
+# A measured rate rises by this x n^2 / m after n held-back sends accepted since it was
+# measured from m accepted ones: slowly at first, faster the longer nothing refutes it, and
+# slower the more requests it rests on (a 429 measures it anew).
+_CREEP = 5e-5
 _RAMP = 0.1  # ... or by this share while the rate is only a floor
 _HELD_BACK = 1.25  # a send the learned bucket held back goes out with about one request in it
 _WINDOW_MARGIN_S = 0.25  # send this long after a window is expected to close
@@ -76,7 +79,9 @@ class SilentRate:
         self._closes = -math.inf  # when the current window closes (window mode)
         self._window_sent = 0.0  # sends in the current window (window mode)
         self._idle = 0.0  # the longest time between two sends since the anchor
-        self._tightened = False  # a 429 at the learned rate has set it from a long span
+        self._estimate = 0.0  # the rate as last measured, before it crept up
+        self._based_on = 1  # the sends accepted in the span it was measured over
+        self._held_ok = 0  # held-back sends accepted since
 
     @property
     def rate(self) -> float | None:
@@ -132,12 +137,11 @@ class SilentRate:
             self.burst = max(1.0, permit.seq - 1.0)  # every send before it was accepted
             self._reanchor(permit)
             self.mode = "measuring"
-            return retry_after if retry_after is not None else self._first_pause(now)
-        if retry_after is not None and retry_after > self.burst_refill_s() + 1.0:
-            # Longer than any per-minute bucket takes to refill one: a window, closing then.
-            self.window_s, self.mode, self.window_start = MINUTE, "window", "first request"
-            self._closes, self._window_sent = now + retry_after, math.inf
-            self._reanchor(permit)
+            if retry_after is None:
+                return self._first_pause(now)
+            self._told_window(permit, now, retry_after)
+            return retry_after
+        if self._told_window(permit, now, retry_after):
             return retry_after
         if self.mode == "window" and accepted >= 0.75 * (self.burst or 1.0):
             self._reanchor(permit)  # a window's worth again: wait for the next one
@@ -154,6 +158,16 @@ class SilentRate:
         self._measured(accepted, permit.sent_at - sent0, permit, now)
         return 0.0 if retry_after is None else retry_after
 
+    def _told_window(self, permit: Permit, now: float, retry_after: float | None) -> bool:
+        """A Retry-After longer than any per-minute bucket takes to refill one request: a
+        window, closing then; count its requests from then on."""
+        if retry_after is None or retry_after <= self.burst_refill_s() + 1.0:
+            return False
+        self.window_s, self.mode, self.window_start = MINUTE, "window", "first request"
+        self._closes, self._window_sent = now + retry_after, math.inf
+        self._reanchor(permit)
+        return True
+
     def _accepted(self, permit: Permit, now: float) -> None:
         if self._first_ok is None or self._missed or self._waited_window:
             self._first_ok = permit.sent_at  # a window (re)opened with this send, perhaps
@@ -169,8 +183,9 @@ class SilentRate:
         # Sent as soon as the rate allowed, and accepted: it may be higher; probe above it.
         if self.mode == "ramping":
             model.rate *= 1.0 + _RAMP
-        elif self.mode == "paced" and not self._tightened:
-            model.rate *= 1.0 + _CREEP  # until a 429 has measured it over a long span
+        elif self.mode == "paced":
+            self._held_ok += 1
+            model.rate = self._estimate * (1.0 + _CREEP * self._held_ok**2 / self._based_on)
 
     def _measured(self, accepted: int, span: float, permit: Permit, now: float) -> None:
         """A refusal after `accepted` sends went through in `span` s since the anchor."""
@@ -182,7 +197,6 @@ class SilentRate:
             # A 429 at the learned rate: it is within a request over the span measured, so
             # half a request below it will not meet the next for about as long again.
             estimate = (accepted - 0.5 * (accepted >= 4)) / span
-            self._tightened = True
         # The whole burst came back: it may have been full, refill lost, so only a floor.
         floor = accepted >= burst - 0.5 and self.mode == "measuring"
         if self.model is None:
@@ -198,6 +212,7 @@ class SilentRate:
         self.model.rate = estimate
         self.model.level, self.model.at = 0.0, now  # it refused: empty
         self.mode = "ramping" if floor else "paced"
+        self._estimate, self._based_on, self._held_ok = estimate, max(1, accepted), 0
 
     def _reanchor(self, permit: Permit) -> None:
         self._anchor, self._refused_since = (permit.seq, permit.sent_at), 0
