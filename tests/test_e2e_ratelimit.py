@@ -44,6 +44,28 @@ def _run(tmp_path: Path, provider: dict[str, Any]) -> tuple[int, int, int, dict[
             {"rpm": 120, "burst_requests": 6, "header_dialect": "none", "latency": 0.3},
             id="no-headers",
         ),
+        # Silent, and its 429s say nothing about when to come back either.
+        pytest.param(
+            {
+                "rpm": 120,
+                "burst_requests": 6,
+                "header_dialect": "none",
+                "rate_limit_hint": False,
+                "latency": 0.3,
+            },
+            id="no-headers-bare-429",
+        ),
+        # Silent but for the Retry-After of its 429s.
+        pytest.param(
+            {
+                "rpm": 60,
+                "burst_requests": 3,
+                "header_dialect": "none",
+                "retry_after": "always",
+                "latency": 0.3,
+            },
+            id="no-headers-retry-after",
+        ),
     ],
 )
 def test_enforcement_modes_complete_with_few_429s(tmp_path: Path, provider: dict[str, Any]) -> None:

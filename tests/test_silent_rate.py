@@ -291,3 +291,21 @@ def test_a_long_retry_after_is_a_window_and_its_count_is_kept() -> None:
         rate.dispatched(permit(seq, opens + seq / 100), opens + seq / 100)
     wait, _ = rate.wait_s(opens + 0.5)
     assert wait == pytest.approx(60.0 + 0.25 - 0.5 + 0.22)  # until just after it closes
+
+
+def test_a_retry_after_proved_too_short_is_waited_longer() -> None:
+    # A provider that charges refused requests too, and names the wait before charging: a
+    # client that waits exactly its Retry-After is refused every time (each refusal is
+    # charged, the bucket never gets ahead). Nothing accepted after a pause: wait longer.
+    rate = clock_at(10.0)
+    refused = first_burst(rate, 10)
+    pauses = [rate.answered(refused, "rate_limited", 1.0, refused.sent_at, fresh=True)]
+    at = refused.sent_at
+    for seq in range(12, 15):
+        at += pauses[-1] or 0.0
+        again = permit(seq, at)
+        rate.dispatched(again, at)
+        pauses.append(rate.answered(again, "rate_limited", 1.0, at, fresh=True))
+    # Doubling, until longer than a per-minute bucket of 10 takes to refill one (6 s): then
+    # a window is the likelier reason, and the next send goes just after the minute turns.
+    assert pauses == pytest.approx([1.0, 2.0, 4.0, 50.25])

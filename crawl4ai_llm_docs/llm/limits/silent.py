@@ -147,8 +147,10 @@ class SilentRate:
             self._reanchor(permit)  # a window's worth again: wait for the next one
             return self._until_window(now, MINUTE)
         if (accepted <= 0 or permit.sent_at <= sent0) and self.model is None:
+            # Refused again after the pause: wait longer, even than a Retry-After that was
+            # just proved too short (a provider may charge refused requests too).
             self._missed += 1
-            return retry_after if retry_after is not None else self._longer_pause(now)
+            return max(retry_after or 0.0, self._longer_pause(now))
         if accepted <= 0 or permit.sent_at <= sent0:  # refused at once after a fresh start
             assert self.model is not None
             self.model.rate /= 2
