@@ -3,7 +3,8 @@
 It sends requests as fast as the provider allows and never faster:
 
 - Concurrency: a `trio.CapacityLimiter` whose size is the AIMD effective limit (halved on a 429
-  or overload, +1 after that many successes in a row, between 1 and `max_concurrent`).
+  or overload, +1 after that many successes in a row, between 1 and `max_concurrent`). A 429
+  from a provider that never sent budgets does not halve it: the learned rate explains it.
 - Proactive budgets: a model of the provider's request and token buckets, reset from every
   answer's headers (`headers.parse_rate_limit`). The provider measured `remaining` when that
   request arrived, so the sends made since are replayed on top, refilling at the advertised
@@ -16,7 +17,8 @@ It sends requests as fast as the provider allows and never faster:
   backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
 - Learned pacing (`pacing.Pacer`): per-minute headers read as a rate with a learned burst,
   where they describe a per-minute view rather than the bucket that enforces; and, for
-  providers that advertise nothing, the rate measured between 429s.
+  providers that advertise nothing, the burst and rate (or fixed window) learned from what
+  they accept and refuse (`silent.SilentRate`), which also chooses the pause after their 429s.
 - Waits shorter than 10 ms are counted in the snapshot but not reported to `on_wait`.
 
 `adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.

@@ -16,17 +16,22 @@ followed too (see "nothing accepted" below).
   Sends still waiting for their answer count as accepted: a refusal comes back at once.
 - From then on a model of the bucket (the learned burst and rate, emptied at each 429) admits
   a send when it holds one request: waits are the refill of one request, and what refills
-  during a pause goes out at once after it, as the real bucket allows. A send the rate held
-  back that is accepted raises the rate a little (the probe above the estimate); a 429
+  during a pause goes out at once after it, as the real bucket allows. Each send the rate
+  held back that is accepted raises the rate (the probe above the estimate): slowly at first,
+  faster the longer nothing refutes it, slower the more requests the estimate rests on. A 429
   tightens it to what was accepted since the anchor, a span that only grows, so the estimate
-  converges and each 429 is rarer than the one before.
+  converges and each 429 is rarer than the one before. Without a `Retry-After`, no worker
+  waits longer than that refill of one request.
 - A measurement that drained the whole burst is only a floor (the bucket was full, refill was
   lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it.
 - Nothing accepted after a pause: the refill is slower than thought, or the provider counts
   in windows. The pause grows to the longest refill of one request a burst allows, then to
   the end of the minute that opened with the window's first accepted request, or of the
   clock's minute (fixed windows start at one of the two), whichever comes first. A send
-  accepted there shows a fixed window: from then on a 429 waits for the next window.
+  accepted there shows a fixed window (as does a `Retry-After` longer than any per-minute
+  bucket's refill of one request): from then on a window's count (the burst) goes out, and
+  the next send waits for the window to close. A `Retry-After` proved too short (refused
+  again) is waited longer the next time: some providers charge refused requests too.
 
 All times are trio clock seconds; nothing here sleeps or touches I/O.
 """
@@ -110,8 +115,6 @@ class SilentRate:
             self._window_sent += 1
         if self.model is not None:
             level = self.model.level_at(now)
-            assert level is not None
-            assert self.model.capacity is not None
             permit.silent_level = level
             self.model.take(now, 1)
 
