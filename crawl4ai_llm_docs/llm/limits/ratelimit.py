@@ -219,7 +219,9 @@ class AdaptiveRateLimiter:
                     self._gate_reason = why
                     self._blocks += 1
                 contended = False  # a released waiter still leaves after a little jitter
-                with trio.move_on_at(now + max(wait, 0.0) + self._rng.uniform(0, _JITTER_S)):
+                # (not the spacing of sends to a silent provider: that is already spread)
+                jitter = 0.0 if why == "probe" and wait > 0 else self._rng.uniform(0, _JITTER_S)
+                with trio.move_on_at(now + max(wait, 0.0) + jitter):
                     await self._changed.wait()
             if now > queued:
                 self._waited(reason, now - queued, remaining, reset)
