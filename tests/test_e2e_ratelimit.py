@@ -73,7 +73,7 @@ def test_enforcement_modes_complete_with_few_429s(tmp_path: Path, provider: dict
     print(f"\n{provider}: {requests} requests, {refused} 429s")
     assert successes == PAGES
     assert requests == PAGES + refused
-    assert refused <= 3  # measured: 0-1 with per-minute headers, 2 without headers
+    assert refused <= 3  # measured: 0-1 with per-minute headers, 1-3 without (2 CPU-busy: 1-3)
     assert report["run_finished"]["rate_limited"] == refused
     assert report["run_finished"]["documents"] == PAGES
 
