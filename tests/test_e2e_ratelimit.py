@@ -44,6 +44,28 @@ def _run(tmp_path: Path, provider: dict[str, Any]) -> tuple[int, int, int, dict[
             {"rpm": 120, "burst_requests": 6, "header_dialect": "none", "latency": 0.3},
             id="no-headers",
         ),
+        # Silent, and its 429s say nothing about when to come back either.
+        pytest.param(
+            {
+                "rpm": 120,
+                "burst_requests": 6,
+                "header_dialect": "none",
+                "rate_limit_hint": False,
+                "latency": 0.3,
+            },
+            id="no-headers-bare-429",
+        ),
+        # Silent but for the Retry-After of its 429s.
+        pytest.param(
+            {
+                "rpm": 60,
+                "burst_requests": 3,
+                "header_dialect": "none",
+                "retry_after": "always",
+                "latency": 0.3,
+            },
+            id="no-headers-retry-after",
+        ),
     ],
 )
 def test_enforcement_modes_complete_with_few_429s(tmp_path: Path, provider: dict[str, Any]) -> None:
@@ -51,7 +73,7 @@ def test_enforcement_modes_complete_with_few_429s(tmp_path: Path, provider: dict
     print(f"\n{provider}: {requests} requests, {refused} 429s")
     assert successes == PAGES
     assert requests == PAGES + refused
-    assert refused <= 3  # measured: 0-1 with per-minute headers, 2 without headers
+    assert refused <= 3  # measured: 0-1 with per-minute headers, 1-3 without (2 CPU-busy: 1-3)
     assert report["run_finished"]["rate_limited"] == refused
     assert report["run_finished"]["documents"] == PAGES
 

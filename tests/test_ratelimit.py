@@ -201,8 +201,13 @@ async def test_every_header_dialect_avoids_429s(
 # --- reactive: 429s, AIMD, pauses -----------------------------------------------------------
 
 
+# Budgets far from binding: a provider that advertises them, so a 429 is not read as a silent
+# provider's rate (that is `silent.SilentRate`'s, tested in test_silent_rate.py).
+ROOMY = {"x-ratelimit-limit-requests": "100000", "x-ratelimit-remaining-requests": "99999"}
+
+
 class Scripted(Provider):
-    """No buckets: the n-th request (1-based) in `reject` gets a 429 with that Retry-After."""
+    """Roomy budgets: the n-th request (1-based) in `reject` gets a 429 with that Retry-After."""
 
     def __init__(self, reject: dict[int, int | None], status: int = 429) -> None:
         super().__init__()
@@ -213,10 +218,11 @@ class Scripted(Provider):
         self.arrivals.append(now)
         n = len(self.arrivals)
         if n not in self.reject:
-            return 200, {}
+            return 200, ROOMY
         self.rejected += 1
         retry_after = self.reject[n]
-        return self.status, {} if retry_after is None else {"retry-after": str(retry_after)}
+        extra = {} if retry_after is None else {"retry-after": str(retry_after)}
+        return self.status, ROOMY | extra
 
 
 async def test_429_halves_concurrency_and_it_recovers(
@@ -266,15 +272,15 @@ async def test_a_429_without_retry_after_backs_off_exponentially(
     pauses = []
     for _ in range(3):
         async with lim.slot() as permit:
-            verdict = permit.observe(429, {})
+            verdict = permit.observe(429, ROOMY)
         pauses.append(verdict.pause_s)
         async with lim.slot() as permit:
             pass
     assert pauses == pytest.approx([1.0, 2.0, 4.0])
     async with lim.slot() as permit:
-        assert permit.observe(200, {}).ok
+        assert permit.observe(200, ROOMY).ok
     async with lim.slot() as permit:
-        assert permit.observe(429, {}).pause_s == 1.0  # a success ends the streak
+        assert permit.observe(429, ROOMY).pause_s == 1.0  # a success ends the streak
 
 
 @pytest.mark.parametrize(

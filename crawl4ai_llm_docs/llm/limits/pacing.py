@@ -11,13 +11,8 @@
   headers said there was room, shows the same thing for headers that looked exact: from
   then on they are read as a rate too. Headers that describe the bucket itself (remaining
   never above a burst smaller than the limit) keep the exact model in `buckets.Bucket`.
-- A silent provider (no headers): after its first answer and until its rate is known,
-  consecutive sends are 25 ms (or 1.5 x a 429's round trip, at most 0.5 s) apart, so a 429 stops the rest of a burst instead of arriving with its
-  siblings. Every worker waits out the first 429's delay (Retry-After or the body's "try
-  again in 1s"); the bucket refills meanwhile, and the next refusal comes when that refill
-  is spent: the requests accepted between the two refusals, over the time between them, is
-  the refill rate. Requests are then spaced at that rate (less half the reserve: it is a
-  lower bound already), creeping up on success to heal an underestimate.
+- A silent provider (no headers): `silent.SilentRate` learns its burst and rate from what it
+  accepts and refuses, and paces sends at them.
 
 Everything is counted by actual dispatch times, so a late event loop shifts sends later but
 never lets them bunch up to catch up.
@@ -26,21 +21,18 @@ never lets them bunch up to catch up.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
-from crawl4ai_llm_docs.llm.limits.buckets import MINUTE, Bucket, StaticCap
+from crawl4ai_llm_docs.llm.limits.buckets import MINUTE, Bucket
 from crawl4ai_llm_docs.llm.limits.headers import RateLimitInfo
 from crawl4ai_llm_docs.llm.limits.permits import Permit, VerdictKind
+from crawl4ai_llm_docs.llm.limits.silent import SilentRate
 
 PaceReason = Literal["requests", "probe"]
 
-PROBE_GAP_S = 0.025  # between sends while nothing is known about a silent provider's limit
-_MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
-PROBE_SENDS = 64  # ... for at most this many sends unless a 429 came (no limit, it seems)
 _PER_MINUTE_SHARE = 0.9  # a bucket this close to the limit is a per-minute view, not the bucket
 _BURST_GROWTH = 0.25  # the burst grows by this / burst per success that used it fully
-_CREEP = 0.002  # a measured rate grows +0.2 % per success (about +10 % in 50 requests)
-_MEASURE_RESERVE = 0.5  # a measured rate is a lower bound already: half the usual reserve
 
 
 class Pace:
@@ -90,29 +82,25 @@ class Pace:
 class Pacer:
     """Learned pacing constraints; see the module docstring."""
 
-    def __init__(self, reserve: float) -> None:
+    def __init__(self, reserve: float, wall_clock: Callable[[], float]) -> None:
         self._reserve = reserve
         self.pace: Pace | None = None  # per-minute headers read as a rate
         self.quantized = False  # a short 429 proved the headers a per-minute view
         self.window_s: float | None = None  # the enforcement window a short 429 revealed
         self._replayed: dict[int, float] = {}  # seq -> debt, for sends made before `pace`
-        self.learned: StaticCap | None = None  # a silent provider's rate, learned from 429s
-        self._mark: tuple[int, float] | None = None  # (seq, sent_at) of a burst's first 429
-        self._refused_since_mark = 0
-        self._sends = 0
-        self._last_send = -math.inf
-        self._silent = False  # an answer came without budgets (the first wave goes at once)
-        self._gap = PROBE_GAP_S  # grows to the 429s' round trip, so one stops the next send
+        self.silent = SilentRate(wall_clock)  # what a provider without headers allows
         self.advertised = False  # headers have shown budgets at some point
 
     def describe(self) -> dict[str, float | None]:
         """The learned state, as `LimiterSnapshot` fields."""
-        pace, learned = self.pace, self.learned
+        pace, silent = self.pace, self.silent
         return {
             "paced_rate_per_s": None if pace is None else pace.bucket.rate,
             "paced_burst": None if pace is None else pace.burst,
             "enforcement_window_s": self.window_s,
-            "learned_rate_per_s": None if learned is None else learned.per_minute / MINUTE,
+            "learned_rate_per_s": None if self.advertised else silent.rate,
+            "learned_burst": None if self.advertised else silent.burst,
+            "learned_window_s": None if self.advertised else silent.window_s,
         }
 
     # --- admission ---------------------------------------------------------------------------
@@ -121,20 +109,20 @@ class Pacer:
         plans: list[tuple[float, PaceReason, Bucket | None]] = []
         if self.pace is not None:
             plans.append((self.pace.bucket.wait_s(now, 1, 0.0), "requests", self.pace.bucket))
-        if self.learned is not None:
-            plans.append((self.learned.wait_s(now, 1), "requests", self.learned.bucket))
-        elif self._silent and not self.advertised and (self._sends < PROBE_SENDS or self._mark):
-            plans.append((self._last_send + self._gap - now, "probe", None))
+        if not self.advertised:
+            wait, learned = self.silent.wait_s(now)
+            if learned:
+                plans.append((wait, "requests", self.silent.model))
+            else:
+                plans.append((wait, "probe", None))
         return plans
 
     def dispatched(self, permit: Permit, now: float) -> None:
-        self._sends += 1
-        self._last_send = now
         if self.pace is not None:
             self.pace.bucket.take(now, 1)
             permit.pace_debt = self.pace.debt(now)
-        if self.learned is not None:
-            self.learned.take(now, 1)
+        if not self.advertised:
+            self.silent.dispatched(permit, now)
 
     # --- feedback ----------------------------------------------------------------------------
 
@@ -148,11 +136,14 @@ class Pacer:
         requests: Bucket,
         tokens: Bucket,
         reacted_seq: int,
-    ) -> None:
-        """Learn from one answer; `requests`/`tokens` are the header models, reconciled."""
+    ) -> float | None:
+        """Learn from one answer; `requests`/`tokens` are the header models, reconciled.
+
+        For a 429 from a provider that never advertised budgets: the pause every worker
+        should take (what the learned rate explains; the concurrency is not at fault).
+        """
         if requests.level is not None or tokens.level is not None:
-            self.advertised = True
-            self.learned = None  # advertised budgets are better than a guess
+            self.advertised = True  # advertised budgets are better than a guess
         refused = kind == "rate_limited"
         if refused and self._tokens_explain(permit, info):
             refused = False  # the token budget refused it; the request pace was fine
@@ -168,11 +159,9 @@ class Pacer:
                 self.pace.refused(now, debt)
             elif debt is not None and kind == "ok":
                 self.pace.accepted(now, debt)
-        if not self.advertised:
-            self._silent = True
-            if kind == "rate_limited":  # a refusal takes this long to come back
-                self._gap = max(self._gap, min(_MAX_GAP_S, 1.5 * (now - permit.sent_at)))
-            self._learn_silent(permit, kind, reacted_seq)
+        if self.advertised:
+            return None
+        return self.silent.answered(permit, kind, retry_after, now, permit.seq > reacted_seq)
 
     @staticmethod
     def _tokens_explain(permit: Permit, info: RateLimitInfo) -> bool:
@@ -210,25 +199,3 @@ class Pacer:
             self._replayed[int(seq)] = debt
         self.pace = Pace(rate, peak, now)
         self.pace.bucket.level = peak - max(0.0, debt - rate * max(0.0, now - at))
-
-    def _learn_silent(self, permit: Permit, kind: VerdictKind, reacted_seq: int) -> None:
-        """A silent provider: measure its rate between the first 429s of two bursts."""
-        seq0, sent0 = self._mark or (0, math.nan)
-        if kind == "ok":
-            if self.learned is not None and permit.seq > seq0:  # sent at the learned pace
-                self.learned.raise_rate(_CREEP * self.learned.per_minute)
-            return
-        if kind != "rate_limited":
-            return
-        if permit.seq <= reacted_seq or permit.seq <= seq0:
-            self._refused_since_mark += permit.seq > seq0  # an echo of a burst already seen
-            return
-        if self._mark is not None:
-            accepted = permit.seq - seq0 - 1 - self._refused_since_mark
-            if accepted <= 0 or permit.sent_at <= sent0:
-                self._refused_since_mark += 1  # none got through: measure a longer span
-                return
-            # The bucket was empty at both refusals: what it accepted between is its refill.
-            rate = accepted / (permit.sent_at - sent0) * (1.0 - self._reserve * _MEASURE_RESERVE)
-            self.learned = StaticCap(rate * MINUTE, 1.0)
-        self._mark, self._refused_since_mark = (permit.seq, permit.sent_at), 0

@@ -72,6 +72,8 @@ class LimiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     paced_burst: float | None = None
     enforcement_window_s: float | None = None  # shown by a 429 shorter than the minute
     learned_rate_per_s: float | None = None  # a silent provider's rate, learned from 429s
+    learned_burst: float | None = None  # ... its burst (the sends accepted before the first)
+    learned_window_s: float | None = None  # ... a fixed window it was seen to count in
 
 
 class Limiter(Protocol):
@@ -104,6 +106,7 @@ class Permit:
         self.failure: FailureKind | None = None
         self.usage: int | None = None
         self.pace_debt: float | None = None  # how much of the learned burst its send used
+        self.silent_level: float | None = None  # a silent provider's learned bucket, at its send
         self.done = False
 
     def observe(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Verdict:

@@ -3,7 +3,8 @@
 It sends requests as fast as the provider allows and never faster:
 
 - Concurrency: a `trio.CapacityLimiter` whose size is the AIMD effective limit (halved on a 429
-  or overload, +1 after that many successes in a row, between 1 and `max_concurrent`).
+  or overload, +1 after that many successes in a row, between 1 and `max_concurrent`). A 429
+  from a provider that never sent budgets does not halve it: the learned rate explains it.
 - Proactive budgets: a model of the provider's request and token buckets, reset from every
   answer's headers (`headers.parse_rate_limit`). The provider measured `remaining` when that
   request arrived, so the sends made since are replayed on top, refilling at the advertised
@@ -16,7 +17,8 @@ It sends requests as fast as the provider allows and never faster:
   backoff), not only the one that got it. Waiters then leave one by one with a little jitter.
 - Learned pacing (`pacing.Pacer`): per-minute headers read as a rate with a learned burst,
   where they describe a per-minute view rather than the bucket that enforces; and, for
-  providers that advertise nothing, the rate measured between 429s.
+  providers that advertise nothing, the burst and rate (or fixed window) learned from what
+  they accept and refuse (`silent.SilentRate`), which also chooses the pause after their 429s.
 - Waits shorter than 10 ms are counted in the snapshot but not reported to `on_wait`.
 
 `adaptive=False` keeps only the static caps, the pauses and a fixed `max_concurrent`.
@@ -131,7 +133,7 @@ class AdaptiveRateLimiter:
         self._rpm = StaticCap(rpm, min(10.0, max(1.0, rpm / 10))) if rpm > 0 else None
         self._tpm = StaticCap(tpm, max(1.0, tpm / 10)) if tpm > 0 else None
         self._paused_until = -math.inf
-        self._pacer = Pacer(self._reserve)  # per-minute headers as a rate; silent providers
+        self._pacer = Pacer(self._reserve, wall_clock)  # per-minute headers; silent providers
         self._seq = 0  # requests dispatched so far
         self._reacted_seq = 0  # signals from requests sent before our last reaction are echoes
         self._strikes = 0  # rate-limit reactions in a row, for the default backoff
@@ -217,7 +219,9 @@ class AdaptiveRateLimiter:
                     self._gate_reason = why
                     self._blocks += 1
                 contended = False  # a released waiter still leaves after a little jitter
-                with trio.move_on_at(now + max(wait, 0.0) + self._rng.uniform(0, _JITTER_S)):
+                # (not the spacing of sends to a silent provider: that is already spread)
+                jitter = 0.0 if why == "probe" and wait > 0 else self._rng.uniform(0, _JITTER_S)
+                with trio.move_on_at(now + max(wait, 0.0) + jitter):
                     await self._changed.wait()
             if now > queued:
                 self._waited(reason, now - queued, remaining, reset)
@@ -313,9 +317,9 @@ class AdaptiveRateLimiter:
         retry_after = info.retry_after_s
         if retry_after is None and status >= 400:
             retry_after = retry_delay_from_body(body)
-        pause = 0.0
+        pause, learned = 0.0, None
         if self.adaptive:  # before _back_off marks this burst as seen
-            self._pacer.answered(
+            learned = self._pacer.answered(
                 permit,
                 kind,
                 info,
@@ -327,7 +331,7 @@ class AdaptiveRateLimiter:
             )
         if kind in ("rate_limited", "overloaded"):
             self._rate_limited += 1
-            pause = self._back_off(permit, now, retry_after)
+            pause = self._back_off(permit, now, retry_after, learned)
         elif kind == "ok":
             if permit.seq > self._reacted_seq:
                 self._strikes = 0
@@ -358,13 +362,22 @@ class AdaptiveRateLimiter:
             self._tokens.refund(now, permit.entries["tokens"], surplus)
         self._notify()
 
-    def _back_off(self, permit: Permit, now: float, delay: float | None) -> float:
-        """Pause every worker; halve concurrency once per burst of rate-limit answers."""
+    def _back_off(
+        self, permit: Permit, now: float, delay: float | None, learned: float | None = None
+    ) -> float:
+        """Pause every worker; halve concurrency once per burst of rate-limit answers.
+
+        `learned`: the pause a silent provider's learned rate asks for; that rate explains
+        the 429, so the concurrency is left as it is.
+        """
         if permit.seq > self._reacted_seq:  # the first answer to a request sent since then
             self._reacted_seq = self._seq
             self._strikes = min(self._strikes + 1, 16)
-            self._set_effective(max(1, self._effective // 2))
-        if delay is None:
+            if learned is None:
+                self._set_effective(max(1, self._effective // 2))
+        if learned is not None:
+            delay = learned
+        elif delay is None:
             first, largest = _BACKOFF_S
             delay = min(first * 2 ** (max(self._strikes, 1) - 1), largest)
         delay = min(delay, self._max_pause_s)

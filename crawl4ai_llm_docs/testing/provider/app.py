@@ -10,7 +10,6 @@ Counters and live config live in `provider_state`.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from crawl4ai_llm_docs.testing.provider.answers import (
 from crawl4ai_llm_docs.testing.provider.batch import BatchService
 from crawl4ai_llm_docs.testing.provider.config import ProviderConfig
 from crawl4ai_llm_docs.testing.provider.edit_answers import format_refusal
-from crawl4ai_llm_docs.testing.provider.limits import Headers, ceil_seconds
+from crawl4ai_llm_docs.testing.provider.limits import Headers, refusal_extras
 from crawl4ai_llm_docs.testing.provider.state import ProviderState
 from crawl4ai_llm_docs.testing.provider.stream import (
     acquire_slot,
@@ -180,14 +179,8 @@ class ProviderApp:
         refusal = state.limits.admit(prompt + (cap or result.completion_tokens), state.now())
         if refusal is not None:
             state.stats.rate_limited += 1
-            retry_after = max(1, ceil_seconds(refusal.wait))
-            status, problem = errors.rate_limited(request.model, refusal, retry_after)
-            if config.header_dialect == "none":
-                return _Reply(status, problem)
-            extra: Headers = [(b"retry-after", b"%d" % retry_after)]
-            if config.header_scope == "minute":  # the exact wait, as a short window gives it
-                extra.append((b"retry-after-ms", b"%d" % math.ceil(refusal.wait * 1000)))
-            return _Reply(status, problem, tuple(extra))
+            hint, extra = refusal_extras(config, refusal)
+            return _Reply(*errors.rate_limited(request.model, refusal, hint), tuple(extra))
 
         fault = _pick_fault(config, state.rng)
         if fault is not None:

@@ -14,6 +14,8 @@ from msgspec import Meta
 
 HeaderDialect = Literal["openai", "anthropic", "ietf", "none"]
 HeaderScope = Literal["bucket", "minute"]
+LimitWindow = Literal["bucket", "minute", "first_request"]
+RetryAfterMode = Literal["auto", "always", "never"]
 
 Rate = Annotated[float, Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Meta(ge=0.0)]
@@ -42,6 +44,17 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     # enforces, like OpenAI's "60,000 RPM enforced as 1,000 per second". 429s then also carry
     # `retry-after-ms`. With header_dialect "none" no headers are sent either way.
     header_scope: HeaderScope = "bucket"
+    # How `rpm` / `tpm` are enforced: "bucket" = the token buckets above; "minute" = fixed
+    # windows, at most `rpm` requests (`tpm` tokens) per minute of the wall clock (as LiteLLM,
+    # Kong or Upstash count); "first_request" = a window opens with a request and lasts 60 s
+    # (a counter that expires, as Redis INCR + EXPIRE limiters count). `burst_*` do not apply.
+    limit_window: LimitWindow = "bucket"
+    # The `Retry-After` header of a 429: "auto" sends it unless header_dialect is "none";
+    # "always" sends it even then (a silent provider that still says when to come back).
+    retry_after: RetryAfterMode = "auto"
+    # A 429's message says "Please try again in Ns." (OpenAI's wording); false: a bare
+    # "Rate limit reached" with no delay anywhere, as many gateways and proxies answer.
+    rate_limit_hint: bool = True
     # Injected faults, each a fraction of admitted requests (checked in this order).
     error_rate: Rate = 0.0
     error_codes: tuple[ErrorCode, ...] = (500, 502, 503, 529)

@@ -100,7 +100,8 @@ def insufficient_quota() -> ErrorResponse:
     )
 
 
-def rate_limited(model: str, refusal: Refusal, retry_after: int) -> ErrorResponse:
+def rate_limited(model: str, refusal: Refusal, retry_after: int | None) -> ErrorResponse:
+    """OpenAI's 429; `retry_after` None leaves out "Please try again in Ns." (a bare refusal)."""
     unit = "RPM" if refusal.kind == "requests" else "TPM"
     where = f"for {model} in organization org-fake on {refusal.kind} per min ({unit})"
     if refusal.too_large:
@@ -112,8 +113,8 @@ def rate_limited(model: str, refusal: Refusal, retry_after: int) -> ErrorRespons
         )
     return openai_error(
         429,
-        f"{head} Please try again in {retry_after}s. Visit "
-        "https://platform.openai.com/account/rate-limits to learn more.",
+        f"{head}{'' if retry_after is None else f' Please try again in {retry_after}s.'} "
+        "Visit https://platform.openai.com/account/rate-limits to learn more.",
         refusal.kind,
         "rate_limit_exceeded",
     )

@@ -58,11 +58,16 @@ class ProviderStats(msgspec.Struct, kw_only=True):
 class ProviderState:
     """Live config, buckets, random source and stats of one running provider."""
 
-    def __init__(self, config: ProviderConfig, clock: Callable[[], float] = trio.current_time):
+    def __init__(
+        self,
+        config: ProviderConfig,
+        clock: Callable[[], float] = trio.current_time,
+        wall_offset: float | None = None,  # wall clock - `clock` (None: the system's)
+    ):
         self._clock = clock
         self.config = config
         self.rng = random.Random(config.seed)
-        self.limits = RateLimits(config, clock())
+        self.limits = RateLimits(config, clock(), wall_offset)
         self.stats = ProviderStats()
         self.fatal = False
         self._clients: set[tuple[str, int]] = set()
@@ -89,7 +94,7 @@ class ProviderState:
         """Zero the counters, refill the buckets and restart the random sequence."""
         in_flight = self.stats.in_flight  # a live gauge; requests still running will decrement it
         self.stats = ProviderStats(in_flight=in_flight, max_in_flight=in_flight)
-        self.limits = RateLimits(self.config, self.now())
+        self.limits = RateLimits(self.config, self.now(), self.limits.wall_offset)
         self.rng.seed(self.config.seed)
         self.fatal = False
         self._clients.clear()
