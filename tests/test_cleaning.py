@@ -184,11 +184,18 @@ async def test_an_unusable_script_is_asked_again_at_temperature_0(
 
 
 async def test_a_script_that_drops_the_content_keeps_the_crawled_text(cache: ResultCache) -> None:
-    units = len(NumberedChunk(PAGE).units)
+    # Lines with code stay whatever a drop says: the prose is what such a script takes away.
+    prose = "\n".join(
+        f"Paragraph {n} explains how the terminal echo is turned off and restored."
+        for n in range(12)
+    )
+    page = f"# getpass\n\n{prose}\n\n```python\nimport getpass\n```\n\nCall `getpass()`.\n"
+    units = len(NumberedChunk(page).units)
     everything = json.dumps({"description": "x", "drop": [[1, units]]})
-    result, events = await process(Model(everything, everything), cache, **EDIT)
+    chunk = make_chunk(page)
+    result, events = await process(Model(everything, everything), cache, chunk, **EDIT)
     assert result.source == "fallback"
-    assert result.markdown == PAGE  # the crawled text, code blocks and all
+    assert result.markdown == page  # the crawled text, code blocks and all
     (fallback,) = named(events, "faithfulness_fallback")
     assert "of the chunk's text" in fallback["reason"] or "length" in fallback["reason"]
 

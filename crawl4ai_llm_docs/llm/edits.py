@@ -6,7 +6,10 @@ block is one unit, numbered on its opening fence, and blank lines are not number
 join. ``NumberedChunk.apply`` builds the cleaned Markdown from the chunk's own lines, so the
 model's words never become content (except the heading marks, and a title it may add):
 
-    drop      the units named leave; a code block stays whatever a range says
+    drop      the units named leave; a code block, and a line with inline code (a backtick),
+              stay whatever a range says: code is content, and chrome is gone before the
+              model sees the page (the extractor removes it), so a drop over code is a
+              model's mistake
     headings  the line becomes ``#`` * level and its text (its old marks, a ``**bold**``
               wrapper and a setext underline removed); a code block, table row, list item,
               quote or rule cannot become a heading
@@ -130,6 +133,11 @@ class NumberedChunk:
 
     # ------------------------------------------------------------ applying a script
 
+    def _holds_code(self, unit: int) -> bool:
+        """A code block, or a line with (part of) an inline code span: never dropped."""
+        found = self.units[unit]
+        return found.code or "`" in self.lines[found.start]
+
     def _unit(self, number: int, what: str) -> int:
         if not 1 <= number <= len(self.units):
             raise ScriptError(
@@ -148,7 +156,7 @@ class NumberedChunk:
         """The cleaned Markdown; raises ScriptError for a script that is not valid here."""
         dropped: set[int] = set()
         for pair in script.drop:
-            dropped.update(u for u in self._span(pair, "drop") if not self.units[u].code)
+            dropped.update(u for u in self._span(pair, "drop") if not self._holds_code(u))
         levels: dict[int, int] = {}
         for number, level in script.headings:
             unit = self._unit(number, "a heading")

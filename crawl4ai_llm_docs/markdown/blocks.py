@@ -13,9 +13,16 @@ from typing import NamedTuple
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)")
 # Lenient on indentation on purpose: fences inside list items are indented 2-4 spaces, and a
-# chunk boundary must not land inside those either.
-_FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
-_FENCE_CLOSE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*$")
+# chunk boundary must not land inside those either. A fence may also open on a container's
+# first line, after list markers and quote marks (``- ```py``, ``1. > ~~~``): an item whose
+# content starts with code. Missed, its closing fence would read as an opening one and every
+# block after it would be paired wrongly.
+_CONTAINERS = r"(?:[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+|[ \t]*>[ \t]?)*"
+_FENCE_OPEN = re.compile(rf"^({_CONTAINERS}[ \t]*)(`{{3,}}|~{{3,}})(.*)$")
+# Quote marks may precede a closing fence (a fenced block inside a quote); list markers may
+# not: ``- ```` opens a new item's block.
+_FENCE_CLOSE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[ \t]*$")
+_MARKER_CHARACTER = re.compile(r"[^ \t>]")
 
 PARAGRAPH = 7  # block level of a paragraph: lower levels are headings, split there first
 
@@ -55,6 +62,8 @@ def open_fence(line: str) -> Fence | None:
     indent, marker, info = match.groups()
     if marker[0] == "`" and "`" in info:  # CommonMark: not a fence, inline code
         return None
+    # The closing fence of a block opened after a list marker is indented to the item's text.
+    indent = _MARKER_CHARACTER.sub(" ", indent)
     return Fence(indent=indent, marker=marker, info=info.strip())
 
 
