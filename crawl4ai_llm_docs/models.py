@@ -107,6 +107,9 @@ class PageLinks(Struct, frozen=True, kw_only=True):
     # What the page is when it is not documentation, read from its HTML: "a search page",
     # "a generated index" ... ("" for a documentation page).
     generated: str = ""
+    # The page has more links than are read (``crawl.links.MAX_LINKS_PER_PAGE``): the rest
+    # are not followed, and discovery says so.
+    capped: bool = False
 
 
 class PageReport(Struct, frozen=True, kw_only=True):

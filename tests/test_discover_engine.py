@@ -15,6 +15,7 @@ import trio
 from structlog.testing import capture_logs
 
 from crawl4ai_llm_docs.config_schema import AppConfig
+from crawl4ai_llm_docs.crawl import links as links_module
 from crawl4ai_llm_docs.discover.engine import Discovery
 from crawl4ai_llm_docs.discover.mapper import crawl_for_links, map_site
 from crawl4ai_llm_docs.errors import InputError
@@ -88,6 +89,18 @@ async def test_max_pages_lists_exactly_that_many_and_warns(
     # Every page in scope not listed is named: here, the 21 the limit left out.
     for i in range(9, 30):
         assert f"# not listed: {site.url(page(i))} (--max-pages 10 reached)" in text, i
+
+
+async def test_a_page_with_more_links_than_are_read_is_named_in_a_warning(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(links_module, "MAX_LINKS_PER_PAGE", 5)
+    site = await start(nursery, pages=30)
+    root = site.url("/docs/")
+    with capture_logs() as logs:
+        await map_to(tmp_path, [root])
+    warnings = [str(e.get("message")) for e in logs if e.get("log_level") == "warning"]
+    assert any(root in w and "more than 5 links" in w for w in warnings), warnings
 
 
 async def test_max_depth(nursery: trio.Nursery, tmp_path: Path) -> None:

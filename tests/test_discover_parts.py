@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from crawl4ai_llm_docs.crawl import links as links_module
 from crawl4ai_llm_docs.crawl.links import page_links
 from crawl4ai_llm_docs.discover.frontier import Queued, SeenSet, SpillQueue
 from crawl4ai_llm_docs.discover.llms_txt import candidates, parse_llms_txt, read_llms_txt
@@ -130,6 +131,22 @@ def test_links_in_document_order_once_each_absolute() -> None:
     )
     assert links.canonical == "https://x.org/docs/intro.html"
     assert not links.noindex
+
+
+def test_links_past_the_cap_are_flagged_not_silently_dropped() -> None:
+    cap = links_module.MAX_LINKS_PER_PAGE
+    anchors = "".join(
+        f'<a href="p{n}.html">p</a><a href="p{n}.html#x">again</a>' for n in range(cap)
+    )
+    full = page_links(f"<html><body>{anchors}</body></html>", "https://x.org/")
+    assert len(full.links) == cap
+    assert not full.capped  # duplicates are no links past the cap
+    over = page_links(
+        f'<html><body>{anchors}<a href="last.html">l</a></body></html>', "https://x.org/"
+    )
+    assert len(over.links) == cap
+    assert over.capped
+    assert "https://x.org/last.html" not in over.links
 
 
 def test_robots_meta_noindex_and_nofollow() -> None:

@@ -97,6 +97,7 @@ def page_links(html: str, url: str) -> PageLinks:
             break
     nofollow = "nofollow" in words or "none" in words
     links: dict[str, None] = {}
+    capped = False
     if not nofollow:
         for element in doc.iter("a", "area"):
             href = (element.get("href") or "").strip()
@@ -107,16 +108,18 @@ def page_links(html: str, url: str) -> PageLinks:
             if element.get("download") is not None:
                 continue
             absolute = urljoin(base, href).split("#", 1)[0]
-            if absolute.startswith(("http://", "https://")):
-                links[absolute] = None
+            if absolute.startswith(("http://", "https://")) and absolute not in links:
                 if len(links) >= MAX_LINKS_PER_PAGE:
+                    capped = True  # a link past the cap: said, not silently dropped
                     break
+                links[absolute] = None
     return PageLinks(
         links=tuple(links),
         noindex="noindex" in words or "none" in words,
         nofollow=nofollow,
         canonical=canonical,
         generated=generated_kind(doc),
+        capped=capped,
     )
 
 

@@ -308,6 +308,13 @@ class Discovery:
     async def _follow(self, item: Queued, report: PageReport) -> None:
         if "links" not in self.config.sources:
             return
+        if report.links.capped:
+            log.warning(
+                "warning",
+                message=f"{item.url} has more than {len(report.links.links):,} links: only "
+                "the first ones were followed. Pages linked only after them are missed; list "
+                "them in a URL file, or let a sitemap or llms.txt name them.",
+            )
         max_depth = self.config.max_depth
         if max_depth and item.depth + 1 > max_depth:
             for link in report.links.links:
