@@ -283,7 +283,7 @@ class RunFlags:
             group=MODE,
             help="rewrite: the model writes each cleaned page; edit: it answers with a short "
             "edit script (lines to drop, headings, joins) the tool applies, for a fraction of "
-            "the tokens [default: rewrite].",
+            "the tokens [default: edit].",
         ),
     ] = None
 
