@@ -57,6 +57,7 @@ def llm_config(provider: FakeProvider, **fields: Any) -> LLMConfig:
         "mode": "batch",
         "batch_poll_initial_s": 0.05,
         "batch_poll_max_s": 0.2,
+        "cleaning": "rewrite",  # these tests follow rewrite answers; edit mode: test_provider_edit
         **fields,
     }
     return msgspec.convert(base, LLMConfig)

@@ -23,7 +23,7 @@ from crawl4ai_llm_docs.collect.spool import DocumentSpool
 from crawl4ai_llm_docs.config import AppConfig, LLMConfig, OutputConfig
 from crawl4ai_llm_docs.models import Chunk, ChunkResult, Document
 
-LLM = LLMConfig()
+LLM = LLMConfig(cleaning="rewrite")  # the keys of rewrite answers; edit keys: test_cleaning
 
 
 def chunk(text: str = "# Page\n\nBody.", **changes: object) -> Chunk:
@@ -73,7 +73,7 @@ def test_key_is_sha256_hex_and_stable() -> None:
     key = ResultCache.key_for(chunk(), LLM)
     assert len(key) == 64
     assert int(key, 16) >= 0
-    assert key == ResultCache.key_for(chunk(), LLMConfig())
+    assert key == ResultCache.key_for(chunk(), LLMConfig(cleaning="rewrite"))
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ def _llm() -> LLMConfig:
             "user_prompt": "{content}",
             "temperature": 0.2,
             "max_tokens": 1000,
+            "cleaning": "rewrite",  # the fixture's answers are rewrites (written before edit mode)
         },
         LLMConfig,
     )

@@ -87,8 +87,16 @@ class Model:
 
 
 def llm_config(**llm: Any) -> LLMConfig:
+    """Rewrite mode unless a test asks for edit (``**EDIT``): the tests name their mode."""
     return msgspec.convert(
-        {"base_url": "https://llm.example/v1", "model": "m", "max_retries": 0, **llm}, LLMConfig
+        {
+            "base_url": "https://llm.example/v1",
+            "model": "m",
+            "max_retries": 0,
+            "cleaning": "rewrite",
+            **llm,
+        },
+        LLMConfig,
     )
 
 

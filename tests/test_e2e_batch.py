@@ -320,12 +320,16 @@ def test_retries_and_halves_join_the_next_round_no_live_request(
         env = {**setup.env, **env}
         no_cache = ("--no-cache",) if cache == "no-cache" else ()
         batch_out, live_out = tmp_path / "batch" / "docs.md", tmp_path / "live" / "docs.md"
-        args = setup.args("--batch", "--log-json", str(log_file), *no_cache, output=batch_out)
+        # Rewrites: their answers are cut off and split (edit scripts never are).
+        rewrite = ("--cleaning", "rewrite")
+        args = setup.args(
+            "--batch", "--log-json", str(log_file), *rewrite, *no_cache, output=batch_out
+        )
         result = setup.run(*args, env=env)
         live_requests = setup.provider.stats().requests
         seen = batches(setup)
         # The same pages live (the follow-ups sent as live requests) for comparison.
-        live = setup.run(*setup.args("--no-cache", output=live_out), env=env)
+        live = setup.run(*setup.args(*rewrite, "--no-cache", output=live_out), env=env)
     assert result.code == 0, result
     assert live.code == 0, live
     assert live_requests == 0  # not one live request in batch mode

@@ -92,7 +92,7 @@ def test_edit_mode_keeps_all_code_for_a_fraction_of_the_tokens(tmp_path: Path) -
     with running(tmp_path, site=click_site(), urls=[]) as setup:
         setup.urls_file.write_text("\n".join(setup.site.url(page) for page in PAGES) + "\n")
         _run(setup, "crawled", "--no-llm", "--no-cache")
-        _, rewrite = _run(setup, "rewrite", "--no-cache")
+        _, rewrite = _run(setup, "rewrite", "--cleaning", "rewrite", "--no-cache")
         _, edit = _run(setup, "edit", "--cleaning", "edit", "--llms-txt", str(tmp_path / "llms"))
         _, again = _run(setup, "again", "--cleaning", "edit")
         requests_before = setup.provider.stats().requests
@@ -191,7 +191,7 @@ def test_dry_run_estimates_both_modes(tmp_path: Path) -> None:
     }
     with running(tmp_path, pages=4) as setup:
         env = {**setup.env, **prices}
-        rewrite = setup.run(*setup.args("--dry-run"), env=env)
+        rewrite = setup.run(*setup.args("--dry-run", "--cleaning", "rewrite"), env=env)
         edit = setup.run(*setup.args("--dry-run", "--cleaning", "edit"), env=env)
         assert setup.provider.stats().requests == 0
     for result, mine, other in ((rewrite, "rewrite", "edit"), (edit, "edit", "rewrite")):

@@ -114,7 +114,7 @@ def test_a_page_larger_than_a_chunk_is_split_and_reassembled_in_order(tmp_path: 
             env=cli_env(tmp_path, api_key=None),
         )
         assert raw.code == 0, raw
-        result = setup.run(*setup.args(), env={**setup.env, **env_limits})
+        result = setup.run(*setup.args("--cleaning", "rewrite"), env={**setup.env, **env_limits})
         stats = setup.provider.stats()
     assert result.code == 0, result
     assert stats.requests > 2 * 3  # every page needed several chunks
@@ -141,7 +141,7 @@ def test_default_chunks_fit_the_answer_limit(tmp_path: Path) -> None:
     """A chunk whose cleaned text cannot fit in llm.max_tokens is cut off and paid twice."""
     log_file = tmp_path / "run.jsonl"
     with running(tmp_path, site=SiteConfig(pages=1, sections=60)) as setup:
-        result = setup.run(*setup.args("--log-json", str(log_file)))
+        result = setup.run(*setup.args("--cleaning", "rewrite", "--log-json", str(log_file)))
         stats = setup.provider.stats()
     assert result.code == 0, result
     assert stats.requests > 4  # the page did need several chunks
@@ -154,7 +154,7 @@ def test_tokens_of_cut_off_answers_are_counted(tmp_path: Path) -> None:
     log_file = tmp_path / "run.jsonl"
     provider = {"max_output_tokens": 1200}
     with running(tmp_path, site=SiteConfig(pages=1, sections=12), provider=provider) as setup:
-        result = setup.run(*setup.args("--log-json", str(log_file)))
+        result = setup.run(*setup.args("--cleaning", "rewrite", "--log-json", str(log_file)))
         stats = setup.provider.stats()
     assert result.code == 0, result
     assert _split_outcomes(log_file) > 0  # the provider did cut answers off
@@ -532,7 +532,12 @@ def _chunks(*tokens: int) -> list[Chunk]:
 def test_estimate_arithmetic() -> None:
     config = msgspec.convert(
         {
-            "llm": {"max_tokens": 1000, "input_price_per_mtok": 1.0, "output_price_per_mtok": 4.0},
+            "llm": {
+                "cleaning": "rewrite",  # answers as long as their chunks, capped at max_tokens
+                "max_tokens": 1000,
+                "input_price_per_mtok": 1.0,
+                "output_price_per_mtok": 4.0,
+            },
             "parallel": {"max_concurrent_requests": 2},
         },
         AppConfig,
@@ -560,7 +565,9 @@ def test_estimate_arithmetic() -> None:
 
 def test_estimate_time_is_never_below_the_longest_request() -> None:
     # One request cannot use four slots: the run takes as long as that request.
-    config = msgspec.convert({"parallel": {"max_concurrent_requests": 4}}, AppConfig)
+    config = msgspec.convert(
+        {"llm": {"cleaning": "rewrite"}, "parallel": {"max_concurrent_requests": 4}}, AppConfig
+    )
     estimate = Estimate(config)
     estimate.add_page(_chunks(600))
     assert estimate.seconds() == pytest.approx(FIRST_TOKEN_S + 600 / OUTPUT_TOKENS_PER_S)
@@ -589,8 +596,8 @@ async def test_failed_pages_are_not_counted_as_documents_written(tmp_path: Path)
 
 
 def test_chunk_size_leaves_room_for_the_answer() -> None:
-    def llm(**fields: int) -> LLMConfig:
-        return msgspec.convert({"llm": fields}, AppConfig).llm
+    def llm(**fields: int) -> LLMConfig:  # rewrite mode: the answer is as long as the chunk
+        return msgspec.convert({"llm": {"cleaning": "rewrite", **fields}}, AppConfig).llm
 
     assert chunk_size(llm()) == int(4096 * ANSWER_HEADROOM)  # the defaults: 6000 vs 4096
     assert chunk_size(llm(chunk_max_tokens=1000)) == 1000  # small chunks are kept

@@ -38,6 +38,7 @@ CLICK = Path("/usr/share/doc/python-click-doc/html")
 PAGES = ("prompts.html", "wincmd.html")
 CONFIG = """
 [llm]
+cleaning = "rewrite"
 temperature = 0.0
 max_tokens = 640
 chunk_max_tokens = 256
@@ -135,7 +136,7 @@ def test_real_llm_output_invents_no_code_and_a_rerun_sends_nothing(
     (first, log1, served1, report1), (second, log2, served2, report2) = runs
 
     # No invented code reaches the output, whatever the model answered.
-    llm_config = LLMConfig()
+    llm_config = LLMConfig(cleaning="rewrite")
     prompt = "\n".join([llm_config.system_prompt, llm_config.user_prompt, *PAGES])
     sources = (tmp_path / "crawled.md").read_text(encoding="utf-8") + "\n" + prompt
     invented = ungrounded(output.read_text(encoding="utf-8"), sources)

@@ -78,8 +78,15 @@ class Script:
 async def process(
     script: Script, cache: ResultCache, chunk: Chunk | None = None, **llm: Any
 ) -> tuple[ChunkResult, list[dict[str, Any]]]:
+    # The judge on rewrites (edit scripts: tests/test_cleaning.py).
     config = LLMConfig(
-        **{"base_url": "https://llm.example/v1", "model": "m", "max_retries": 0, **llm}
+        **{
+            "base_url": "https://llm.example/v1",
+            "model": "m",
+            "max_retries": 0,
+            "cleaning": "rewrite",
+            **llm,
+        }
     )
     parallel = ParallelConfig()
     client = ChatClient(
@@ -199,7 +206,9 @@ async def test_changed_check_settings_rejudge_without_asking_again(cache: Result
     assert script.requests == []
     assert result.source == "cache"
     assert result.markdown.strip() == short.strip()
-    key = ResultCache.key_for(make_chunk(), LLMConfig(base_url="https://llm.example/v1", model="m"))
+    key = ResultCache.key_for(
+        make_chunk(), LLMConfig(base_url="https://llm.example/v1", model="m", cleaning="rewrite")
+    )
     entry = await cache.get(key)
     assert entry is not None
     assert entry.problem is None  # the new verdict was written back
@@ -258,7 +267,9 @@ async def test_the_disabled_cache_still_retries(tmp_path: Path) -> None:
 
 async def test_old_cache_entries_are_judged_not_trusted(cache: ResultCache) -> None:
     """An entry written before verdicts were cached (no ``check``) is judged on reading."""
-    key = ResultCache.key_for(make_chunk(), LLMConfig(base_url="https://llm.example/v1", model="m"))
+    key = ResultCache.key_for(
+        make_chunk(), LLMConfig(base_url="https://llm.example/v1", model="m", cleaning="rewrite")
+    )
     await cache.put_entry(CachedResult(key=key, markdown=UNFAITHFUL))
     script = Script(PAGE)
     result, _ = await process(script, cache)

@@ -121,7 +121,7 @@ def test_a_chunk_too_large_is_split_and_both_halves_are_kept(
     tmp_path: Path, provider: dict[str, Any], refusal: int
 ) -> None:
     with running(tmp_path, site=BIG_PAGES, provider=provider) as setup:
-        result = setup.run(*setup.args())
+        result = setup.run(*setup.args("--cleaning", "rewrite"))
         stats = setup.provider.stats()
     assert result.code == 0, result
     assert "cannot be split" not in result.stderr
@@ -141,7 +141,7 @@ def test_a_chunk_that_cannot_be_split_keeps_its_crawled_markdown_and_is_listed(
     tmp_path: Path,
 ) -> None:
     with running(tmp_path, site=BIG_PAGES, provider={"max_output_tokens": 100}) as setup:
-        result = setup.run(*setup.args())
+        result = setup.run(*setup.args("--cleaning", "rewrite"))
     assert result.code == 1, result
     assert "cannot be split further" in result.stderr
     markdown = setup.output.read_text()
