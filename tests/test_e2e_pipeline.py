@@ -599,7 +599,7 @@ def test_chunk_size_leaves_room_for_the_answer() -> None:
     def llm(**fields: int) -> LLMConfig:  # rewrite mode: the answer is as long as the chunk
         return msgspec.convert({"llm": {"cleaning": "rewrite", **fields}}, AppConfig).llm
 
-    assert chunk_size(llm()) == int(4096 * ANSWER_HEADROOM)  # the defaults: 6000 vs 4096
+    assert chunk_size(llm()) == int(4096 * ANSWER_HEADROOM)  # the defaults: 4000 vs 4096
     assert chunk_size(llm(chunk_max_tokens=1000)) == 1000  # small chunks are kept
     assert chunk_size(llm(max_tokens=100_000, chunk_max_tokens=20_000)) == 20_000
     # A tiny answer limit does not shred pages below the smallest chunk allowed.

@@ -62,7 +62,7 @@ def test_rewrite_configured_with_edit_beside_it() -> None:
     assert estimate.completion_tokens == 4000
     text = estimate.render(1)
     assert re.search(r"cleaning:\s+rewrite$", text, re.MULTILINE)
-    # Edit mode takes the page in one chunk of 4,000 tokens (chunk_max_tokens is 6,000).
+    # Edit mode takes the page in one chunk of 4,000 tokens (chunk_max_tokens is 4,000).
     edit_prompt = 4000 + EDIT_PROMPT_OVERHEAD_TOKENS + NUMBER_TOKENS_PER_LINE * 80
     edit_answer = edit_completion(4000, 512)
     assert (

@@ -29,7 +29,7 @@ def chunk_size(llm: LLMConfig) -> int:
 
     A cleaned chunk is about as long as the chunk itself (plus the description line), so a
     chunk near ``max_tokens`` or above it would be cut off (finish_reason=length) and sent
-    again as halves: paid for twice. With the defaults (6000 vs 4096) every large page was.
+    again as halves: paid for twice (with chunks of 6000 and max_tokens 4096 every large page was).
     In edit mode the answer is a short script: the prompt is the limit, not the answer.
     """
     if llm.cleaning == "edit":
