@@ -148,17 +148,31 @@ async def test_a_window_opened_by_a_first_request_costs_one_probe_more(
     assert run.snapshot.learned_window_s == 60.0
 
 
+@pytest.mark.parametrize("retry_after", [True, False], ids=["retry-after", "bare"])
 async def test_bursts_smaller_than_the_workers_cost_one_429_each(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, retry_after: bool
 ) -> None:
     # Eight workers and a burst of 1: sends spaced from the first, so only one is refused
-    # when the burst runs out, not seven.
-    run = await run_jobs(bucket(30, 1, True), 28, 1.0)
+    # when the burst runs out, not seven. Then one request per pause is taken for the rate
+    # at once (no second 429 to find the burst drained again), ramping up to the next 429.
+    run = await run_jobs(bucket(30, 1, retry_after), 28, 1.0)
     first = [at for at, _ in run.sends[:4]]
     assert min(b - a for a, b in itertools.pairwise(first)) >= PROBE_GAP_S - 1e-9
     assert run.sends[1][1] == 429
-    assert run.refused <= 3  # measured: 3 (a burst of 1 leaves no room to measure in)
-    assert run.span <= 1.2 * ideal_span(make_config(bucket(30, 1, True)), 28, 8, 1.0)
+    assert run.refused <= 2
+    assert run.span <= 1.2 * ideal_span(make_config(bucket(30, 1, retry_after)), 28, 8, 1.0)
+
+
+async def test_a_burst_of_1_slower_than_one_per_pause_waits_longer_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 10/min, bare 429s: one request does not refill in the first pause (2 s). The guess of
+    # one per pause is dropped at the refusal after it, and the pause doubles as before; a
+    # rate halved from the guess would rest on a bucket taken for empty that was not.
+    fields = bucket(10, 1, False)
+    run = await run_jobs(fields, 28, 1.0)
+    assert run.refused <= 4
+    assert run.span <= 1.2 * ideal_span(make_config(fields), 28, 8, 1.0, WALL)
 
 
 @settings(
@@ -233,6 +247,20 @@ def test_a_pause_ends_just_after_the_clocks_minute_if_that_comes_first() -> None
     refused = first_burst(rate, 10)
     pause = rate.answered(refused, "rate_limited", None, refused.sent_at, fresh=True)
     assert pause == pytest.approx(1.25)
+
+
+def test_a_burst_of_1_is_paced_at_one_request_per_pause_at_once() -> None:
+    # Sends after the pause would drain a burst of 1 again and measure only a floor: take
+    # that floor (one request per pause) without the 429, and ramp up from it.
+    for retry_after, pause in ((None, 2.0), (3.0, 3.0)):
+        rate = clock_at(10.0)
+        refused = first_burst(rate, 1)
+        now = refused.sent_at + 0.01
+        assert rate.answered(refused, "rate_limited", retry_after, now, fresh=True) == pause
+        assert (rate.mode, rate.burst, rate.rate) == ("ramping", 1.0, pytest.approx(1 / pause))
+        wait, learned = rate.wait_s(now)
+        assert learned
+        assert wait == pytest.approx(pause)
 
 
 def test_the_refill_is_measured_between_two_429s_and_paced_at() -> None:

@@ -24,6 +24,8 @@ followed too (see "nothing accepted" below).
   waits longer than that refill of one request.
 - A measurement that drained the whole burst is only a floor (the bucket was full, refill was
   lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it.
+  A burst of 1 is always drained so: one request per first pause is taken for that floor at
+  once, without the 429 that would measure it (dropped if the next send is refused).
 - Nothing accepted after a pause: the refill is slower than thought, or the provider counts
   in windows. The pause grows to the longest refill of one request a burst allows, then to
   the end of the minute that opened with the window's first accepted request, or of the
@@ -87,6 +89,7 @@ class SilentRate:
         self._estimate = 0.0  # the rate as last measured, before it crept up
         self._based_on = 1  # the sends accepted in the span it was measured over
         self._held_ok = 0  # held-back sends accepted since
+        self._guessed = False  # the rate is one request per first pause, unconfirmed
 
     @property
     def rate(self) -> float | None:
@@ -140,15 +143,19 @@ class SilentRate:
             self.burst = max(1.0, permit.seq - 1.0)  # every send before it was accepted
             self._reanchor(permit)
             self.mode = "measuring"
-            if retry_after is None:
-                return self._first_pause(now)
-            self._told_window(permit, now, retry_after)
-            return retry_after
+            if retry_after is not None and self._told_window(permit, now, retry_after):
+                return retry_after
+            pause = self._first_pause(now) if retry_after is None else retry_after
+            if self.burst <= 1:  # sends after the pause can only drain it again: a floor
+                self._guess_one_per(pause, now)
+            return pause
         if self._told_window(permit, now, retry_after):
             return retry_after
         if self.mode == "window" and accepted >= 0.75 * (self.burst or 1.0):
             self._reanchor(permit)  # a window's worth again: wait for the next one
             return self._until_window(now, MINUTE)
+        if self._guessed and accepted <= 0:  # not even one request refilled in the pause
+            self.model, self.mode, self._guessed = None, "measuring", False
         if (accepted <= 0 or permit.sent_at <= sent0) and self.model is None:
             # Refused again after the pause: wait longer, even than a Retry-After that was
             # just proved too short (a provider may charge refused requests too).
@@ -182,6 +189,8 @@ class SilentRate:
                 self._closes = self._window_close(permit.sent_at, now)
                 self._window_sent = self._sends - permit.seq + 1  # sent in it so far
         self._missed, self._waited_window = 0, None
+        if permit.seq > self._anchor[0]:
+            self._guessed = False
         level, model = permit.silent_level, self.model
         if model is None or level is None or level >= _HELD_BACK or permit.seq <= self._anchor[0]:
             return
@@ -218,6 +227,13 @@ class SilentRate:
         self.model.level, self.model.at = 0.0, now  # it refused: empty
         self.mode = "ramping" if floor else "paced"
         self._estimate, self._based_on, self._held_ok = estimate, max(1, accepted), 0
+
+    def _guess_one_per(self, pause: float, now: float) -> None:
+        """Ramp up from one request per `pause`, the bucket empty now: what sends after the
+        pause would measure at the cost of a 429 when the burst is 1 (they drain it)."""
+        self.model = Bucket(capacity=self.burst, rate=1.0 / max(pause, PROBE_GAP_S))
+        self.model.level, self.model.at = 0.0, now
+        self.mode, self._guessed = "ramping", True
 
     def _reanchor(self, permit: Permit) -> None:
         self._anchor, self._refused_since = (permit.seq, permit.sent_at), 0
