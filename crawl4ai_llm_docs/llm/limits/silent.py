@@ -23,7 +23,9 @@ followed too (see "nothing accepted" below).
   converges and each 429 is rarer than the one before. Without a `Retry-After`, no worker
   waits longer than that refill of one request.
 - A measurement that drained the whole burst is only a floor (the bucket was full, refill was
-  lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it.
+  lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it:
+  the rate at the 429 is at least what the sends accepted over any recent span needed beyond
+  a full burst (not the last rate accepted: the bucket saved while the ramp was below it).
   A burst of 1 is always drained so: one request per first pause is taken for that floor at
   once, without the 429 that would measure it (dropped if the next send is refused).
 - Nothing accepted after a pause: the refill is slower than thought, or the provider counts
@@ -58,6 +60,7 @@ _CREEP = 5e-5
 _RAMP = 0.1  # ... or by this share while the rate is only a floor
 _HELD_BACK = 1.25  # a send the learned bucket held back goes out with about one request in it
 _WINDOW_MARGIN_S = 0.25  # send this long after a window is expected to close
+_RECENT = 256  # sends remembered for `_needed_rate`
 
 Mode = Literal["probing", "measuring", "paced", "ramping", "window"]
 WindowStart = Literal["clock", "first request"]  # a window opens on the minute, or with a request
@@ -89,6 +92,7 @@ class SilentRate:
         self._estimate = 0.0  # the rate as last measured, before it crept up
         self._based_on = 1  # the sends accepted in the span it was measured over
         self._held_ok = 0  # held-back sends accepted since
+        self._recent: dict[int, float] = {}  # seq -> sent_at of recent sends not refused
         self._guessed = False  # the rate is one request per first pause, unconfirmed
 
     @property
@@ -110,6 +114,9 @@ class SilentRate:
 
     def dispatched(self, permit: Permit, now: float) -> None:
         self._sends += 1
+        self._recent[permit.seq] = now
+        if len(self._recent) > _RECENT:
+            del self._recent[next(iter(self._recent))]
         self._idle = max(self._idle, now - self._last_send)
         self._last_send = now
         if self.mode == "window":
@@ -132,6 +139,7 @@ class SilentRate:
             self._accepted(permit, now)
         if kind != "rate_limited":
             return None
+        self._recent.pop(permit.seq, None)
         self.gap = max(self.gap, min(_MAX_GAP_S, 1.5 * (now - permit.sent_at)))
         seq0, sent0 = self._anchor
         after_anchor = self.mode != "probing" and permit.seq > seq0
@@ -215,10 +223,14 @@ class SilentRate:
         floor = accepted >= burst - 0.5 and self.mode == "measuring"
         if self.model is None:
             self.model = Bucket(capacity=burst, rate=estimate)
-        elif self.mode == "ramping":
-            # The last rate accepted before this refusal is a floor too (a small bucket had
+        elif self.mode == "ramping" and burst <= 1:
+            # The last rate accepted before this refusal is a floor too (a bucket of one had
             # no room to save for the refused send); above it, what the span measured.
             estimate = max(estimate, self.model.rate / (1.0 + _RAMP) ** 2)
+        elif self.mode == "ramping":
+            # A larger one saved while the ramp was below the rate, and accepted sends above
+            # it for a while: the floor is what the accepted sends needed beyond a burst.
+            estimate = max(estimate, self._needed_rate(permit))
         elif overflowed:
             estimate = max(estimate, self.model.rate * (1.0 - _RAMP))
         if floor or self.mode == "ramping" or overflowed:
@@ -227,6 +239,18 @@ class SilentRate:
         self.model.level, self.model.at = 0.0, now  # it refused: empty
         self.mode = "ramping" if floor else "paced"
         self._estimate, self._based_on, self._held_ok = estimate, max(1, accepted), 0
+
+    def _needed_rate(self, refused: Permit) -> float:
+        """The lowest refill rate that accepts the recent sends before `refused`: for each of
+        them, the sends accepted from it on, less a full burst, over the time to `refused`."""
+        burst, accepted, needed = self.burst or 1.0, 0, 0.0
+        for seq, sent_at in reversed(self._recent.items()):
+            if seq >= refused.seq:
+                continue
+            accepted += 1
+            if refused.sent_at > sent_at:
+                needed = max(needed, (accepted - burst) / (refused.sent_at - sent_at))
+        return needed
 
     def _guess_one_per(self, pause: float, now: float) -> None:
         """Ramp up from one request per `pause`, the bucket empty now: what sends after the
