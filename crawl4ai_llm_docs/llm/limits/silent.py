@@ -9,10 +9,11 @@ followed too (see "nothing accepted" below).
   1.5 x a 429's round trip, at most 0.5 s), so the send that finds the bucket empty is refused
   alone and its 429 is back before the next send: a burst costs one 429, not one per worker.
 - The first 429 reveals the burst (the sends accepted before it) and is the anchor: the bucket
-  was empty then. Every worker waits (the `Retry-After`, else the longest a request can take
-  to refill, a burst being at most a minute's worth, and at most `_FIRST_PAUSE_S`), the bucket
-  refills meanwhile, then sends go `gap` apart until one is refused: the bucket is empty
-  again, so what it accepted since the anchor, over the time since, is its refill rate.
+  was empty then. Every worker waits (the longest a request can take to refill, a burst being
+  at most a minute's worth, and at most `_FIRST_PAUSE_S`; the `Retry-After` if longer, or
+  instead for a burst too small to hold that refill), the bucket refills meanwhile, then
+  sends go `gap` apart until one is refused: the bucket is empty again, so what it accepted
+  since the anchor, over the time since, is its refill rate.
   Sends still waiting for their answer count as accepted: a refusal comes back at once.
 - From then on a model of the bucket (the learned burst and rate, emptied at each 429) admits
   a send when it holds one request: waits are the refill of one request, and what refills
@@ -53,6 +54,7 @@ PROBE_GAP_S = 0.025  # between sends while the limit is unknown
 _MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
 PROBE_SENDS = 64  # spacing stops after this many sends without a 429 (no limit, it seems)
 _FIRST_PAUSE_S = 2.0  # the longest first pause after a bare 429
+_MEASURE_BURST = 3  # ... after any first 429, if the burst is at least this (see `answered`)
 # A measured rate rises by this x n^2 / m after n held-back sends accepted since it was
 # measured from m accepted ones: slowly at first, faster the longer nothing refutes it, and
 # slower the more requests it rests on (a 429 measures it anew).
@@ -154,6 +156,10 @@ class SilentRate:
             if retry_after is not None and self._told_window(permit, now, retry_after):
                 return retry_after
             pause = self._first_pause(now) if retry_after is None else retry_after
+            if retry_after is not None and self.burst >= _MEASURE_BURST:
+                # A short Retry-After ("1") leaves too few refilled requests to measure the
+                # rate by; a burst of 3 holds a first pause's refill at up to 90/min.
+                pause = max(retry_after, self._first_pause(now))
             if self.burst <= 1:  # sends after the pause can only drain it again: a floor
                 self._guess_one_per(pause, now)
             return pause
