@@ -78,27 +78,30 @@ def test_transient_faults_are_retried_and_nothing_is_lost(
 
 
 @pytest.mark.parametrize(
-    ("provider", "flags"),
+    ("provider", "flags", "storm"),
     [
-        # No rate-limit headers at all: 429s come with the body's hint only.
-        pytest.param({"header_dialect": "none"}, (), id="429-without-retry-after"),
+        # No rate-limit headers at all: 429s come with the body's hint only. The limiter
+        # learns a burst of 1 from its first 429 (tests/test_silent_rate.py), so that one
+        # may be all there is.
+        pytest.param({"header_dialect": "none"}, (), 1, id="429-without-retry-after"),
         # Headers ignored by choice: every 429 carries Retry-After.
         pytest.param(
             {"header_dialect": "openai"},
             ("--disable-adaptive-rate-limiting",),
+            2,
             id="429-with-retry-after",
         ),
     ],
 )
 def test_a_429_storm_is_waited_out(
-    tmp_path: Path, provider: dict[str, Any], flags: tuple[str, ...]
+    tmp_path: Path, provider: dict[str, Any], flags: tuple[str, ...], storm: int
 ) -> None:
     limits = {"rpm": 600, "burst_requests": 1, **provider}
     with running(tmp_path, pages=5, provider=limits) as setup:
         result = setup.run(*setup.args(*flags))
         stats = setup.provider.stats()
     assert result.code == 0, result
-    assert stats.by_status.get(429, 0) >= 2, stats  # a storm, not a single refusal
+    assert stats.by_status.get(429, 0) >= storm, stats  # refused (a storm if not adapting)
     assert stats.successes == 5
     _assert_complete(setup, setup.output.read_text())
     assert _report(setup)["run_finished"]["rate_limited"] == stats.by_status[429]

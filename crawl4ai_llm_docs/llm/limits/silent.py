@@ -9,10 +9,11 @@ followed too (see "nothing accepted" below).
   1.5 x a 429's round trip, at most 0.5 s), so the send that finds the bucket empty is refused
   alone and its 429 is back before the next send: a burst costs one 429, not one per worker.
 - The first 429 reveals the burst (the sends accepted before it) and is the anchor: the bucket
-  was empty then. Every worker waits (the `Retry-After`, else the longest a request can take
-  to refill, a burst being at most a minute's worth, and at most `_FIRST_PAUSE_S`), the bucket
-  refills meanwhile, then sends go `gap` apart until one is refused: the bucket is empty
-  again, so what it accepted since the anchor, over the time since, is its refill rate.
+  was empty then. Every worker waits (the longest a request can take to refill, a burst being
+  at most a minute's worth, and at most `_FIRST_PAUSE_S`; the `Retry-After` if longer, or
+  instead for a burst too small to hold that refill), the bucket refills meanwhile, then
+  sends go `gap` apart until one is refused: the bucket is empty again, so what it accepted
+  since the anchor, over the time since, is its refill rate.
   Sends still waiting for their answer count as accepted: a refusal comes back at once.
 - From then on a model of the bucket (the learned burst and rate, emptied at each 429) admits
   a send when it holds one request: waits are the refill of one request, and what refills
@@ -23,7 +24,11 @@ followed too (see "nothing accepted" below).
   converges and each 429 is rarer than the one before. Without a `Retry-After`, no worker
   waits longer than that refill of one request.
 - A measurement that drained the whole burst is only a floor (the bucket was full, refill was
-  lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it.
+  lost): the rate then ramps up from it, `_RAMP` per accepted send, until a 429 measures it:
+  the rate at the 429 is at least what the sends accepted over any recent span needed beyond
+  a full burst (not the last rate accepted: the bucket saved while the ramp was below it).
+  A burst of 1 is always drained so: one request per first pause is taken for that floor at
+  once, without the 429 that would measure it (dropped if the next send is refused).
 - Nothing accepted after a pause: the refill is slower than thought, or the provider counts
   in windows. The pause grows to the longest refill of one request a burst allows, then to
   the end of the minute that opened with the window's first accepted request, or of the
@@ -49,6 +54,7 @@ PROBE_GAP_S = 0.025  # between sends while the limit is unknown
 _MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
 PROBE_SENDS = 64  # spacing stops after this many sends without a 429 (no limit, it seems)
 _FIRST_PAUSE_S = 2.0  # the longest first pause after a bare 429
+_MEASURE_BURST = 3  # ... after any first 429, if the burst is at least this (see `answered`)
 # A measured rate rises by this x n^2 / m after n held-back sends accepted since it was
 # measured from m accepted ones: slowly at first, faster the longer nothing refutes it, and
 # slower the more requests it rests on (a 429 measures it anew).
@@ -56,6 +62,7 @@ _CREEP = 5e-5
 _RAMP = 0.1  # ... or by this share while the rate is only a floor
 _HELD_BACK = 1.25  # a send the learned bucket held back goes out with about one request in it
 _WINDOW_MARGIN_S = 0.25  # send this long after a window is expected to close
+_RECENT = 256  # sends remembered for `_needed_rate`
 
 Mode = Literal["probing", "measuring", "paced", "ramping", "window"]
 WindowStart = Literal["clock", "first request"]  # a window opens on the minute, or with a request
@@ -87,6 +94,8 @@ class SilentRate:
         self._estimate = 0.0  # the rate as last measured, before it crept up
         self._based_on = 1  # the sends accepted in the span it was measured over
         self._held_ok = 0  # held-back sends accepted since
+        self._recent: dict[int, float] = {}  # seq -> sent_at of recent sends not refused
+        self._guessed = False  # the rate is one request per first pause, unconfirmed
 
     @property
     def rate(self) -> float | None:
@@ -107,6 +116,9 @@ class SilentRate:
 
     def dispatched(self, permit: Permit, now: float) -> None:
         self._sends += 1
+        self._recent[permit.seq] = now
+        if len(self._recent) > _RECENT:
+            del self._recent[next(iter(self._recent))]
         self._idle = max(self._idle, now - self._last_send)
         self._last_send = now
         if self.mode == "window":
@@ -129,6 +141,7 @@ class SilentRate:
             self._accepted(permit, now)
         if kind != "rate_limited":
             return None
+        self._recent.pop(permit.seq, None)
         self.gap = max(self.gap, min(_MAX_GAP_S, 1.5 * (now - permit.sent_at)))
         seq0, sent0 = self._anchor
         after_anchor = self.mode != "probing" and permit.seq > seq0
@@ -140,15 +153,23 @@ class SilentRate:
             self.burst = max(1.0, permit.seq - 1.0)  # every send before it was accepted
             self._reanchor(permit)
             self.mode = "measuring"
-            if retry_after is None:
-                return self._first_pause(now)
-            self._told_window(permit, now, retry_after)
-            return retry_after
+            if retry_after is not None and self._told_window(permit, now, retry_after):
+                return retry_after
+            pause = self._first_pause(now) if retry_after is None else retry_after
+            if retry_after is not None and self.burst >= _MEASURE_BURST:
+                # A short Retry-After ("1") leaves too few refilled requests to measure the
+                # rate by; a burst of 3 holds a first pause's refill at up to 90/min.
+                pause = max(retry_after, self._first_pause(now))
+            if self.burst <= 1:  # sends after the pause can only drain it again: a floor
+                self._guess_one_per(pause, now)
+            return pause
         if self._told_window(permit, now, retry_after):
             return retry_after
         if self.mode == "window" and accepted >= 0.75 * (self.burst or 1.0):
             self._reanchor(permit)  # a window's worth again: wait for the next one
             return self._until_window(now, MINUTE)
+        if self._guessed and accepted <= 0:  # not even one request refilled in the pause
+            self.model, self.mode, self._guessed = None, "measuring", False
         if (accepted <= 0 or permit.sent_at <= sent0) and self.model is None:
             # Refused again after the pause: wait longer, even than a Retry-After that was
             # just proved too short (a provider may charge refused requests too).
@@ -182,6 +203,8 @@ class SilentRate:
                 self._closes = self._window_close(permit.sent_at, now)
                 self._window_sent = self._sends - permit.seq + 1  # sent in it so far
         self._missed, self._waited_window = 0, None
+        if permit.seq > self._anchor[0]:
+            self._guessed = False
         level, model = permit.silent_level, self.model
         if model is None or level is None or level >= _HELD_BACK or permit.seq <= self._anchor[0]:
             return
@@ -206,10 +229,14 @@ class SilentRate:
         floor = accepted >= burst - 0.5 and self.mode == "measuring"
         if self.model is None:
             self.model = Bucket(capacity=burst, rate=estimate)
-        elif self.mode == "ramping":
-            # The last rate accepted before this refusal is a floor too (a small bucket had
+        elif self.mode == "ramping" and burst <= 1:
+            # The last rate accepted before this refusal is a floor too (a bucket of one had
             # no room to save for the refused send); above it, what the span measured.
             estimate = max(estimate, self.model.rate / (1.0 + _RAMP) ** 2)
+        elif self.mode == "ramping":
+            # A larger one saved while the ramp was below the rate, and accepted sends above
+            # it for a while: the floor is what the accepted sends needed beyond a burst.
+            estimate = max(estimate, self._needed_rate(permit))
         elif overflowed:
             estimate = max(estimate, self.model.rate * (1.0 - _RAMP))
         if floor or self.mode == "ramping" or overflowed:
@@ -218,6 +245,25 @@ class SilentRate:
         self.model.level, self.model.at = 0.0, now  # it refused: empty
         self.mode = "ramping" if floor else "paced"
         self._estimate, self._based_on, self._held_ok = estimate, max(1, accepted), 0
+
+    def _needed_rate(self, refused: Permit) -> float:
+        """The lowest refill rate that accepts the recent sends before `refused`: for each of
+        them, the sends accepted from it on, less a full burst, over the time to `refused`."""
+        burst, accepted, needed = self.burst or 1.0, 0, 0.0
+        for seq, sent_at in reversed(self._recent.items()):
+            if seq >= refused.seq:
+                continue
+            accepted += 1
+            if refused.sent_at > sent_at:
+                needed = max(needed, (accepted - burst) / (refused.sent_at - sent_at))
+        return needed
+
+    def _guess_one_per(self, pause: float, now: float) -> None:
+        """Ramp up from one request per `pause`, the bucket empty now: what sends after the
+        pause would measure at the cost of a 429 when the burst is 1 (they drain it)."""
+        self.model = Bucket(capacity=self.burst, rate=1.0 / max(pause, PROBE_GAP_S))
+        self.model.level, self.model.at = 0.0, now
+        self.mode, self._guessed = "ramping", True
 
     def _reanchor(self, permit: Permit) -> None:
         self._anchor, self._refused_since = (permit.seq, permit.sent_at), 0
