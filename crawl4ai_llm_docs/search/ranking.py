@@ -167,12 +167,18 @@ def ranked_pages(
 ) -> list[tuple[int, float]]:
     """(page id, score) of the ``limit`` pages whose own fields match best."""
     bm25 = f"bm25(pages_fts, {_weights(PAGE_WEIGHTS)})"
-    in_sets = f"AND p.docs_set IN ({', '.join('?' * len(docs_sets))})" if docs_sets else ""
-    rows = db.execute(
-        f"SELECT p.id, -{bm25} FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
-        f"WHERE pages_fts MATCH ? {in_sets} ORDER BY 2 DESC LIMIT ?",
-        (expression, *docs_sets, limit),
-    ).fetchall()
+    if docs_sets:
+        rows = db.execute(
+            f"SELECT p.id, -{bm25} FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
+            f"WHERE pages_fts MATCH ? AND p.docs_set IN ({', '.join('?' * len(docs_sets))}) "
+            "ORDER BY 2 DESC LIMIT ?",
+            (expression, *docs_sets, limit),
+        ).fetchall()
+    else:  # no join: it looked up every matching page's row (the triggers keep one per rowid)
+        rows = db.execute(
+            f"SELECT rowid, -{bm25} FROM pages_fts WHERE pages_fts MATCH ? ORDER BY 2 DESC LIMIT ?",
+            (expression, limit),
+        ).fetchall()
     return [(int(row[0]), float(row[1])) for row in rows]
 
 
