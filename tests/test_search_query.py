@@ -179,6 +179,15 @@ def test_a_word_cut_short_falls_back_to_prefixes(docs: DocsIndex) -> None:
     assert not nothing.prefix_fallback
 
 
+@pytest.mark.parametrize(
+    "text", ["temporary directory", "memoize", "unit test", "records values stream", "the"]
+)
+def test_naming_the_only_docs_set_changes_nothing(docs: DocsIndex, text: str) -> None:
+    # Without a docs set the page fields are ranked without joining pages (faster): the
+    # same pages, scores and sections as the query that joins to filter by set.
+    assert docs.search(text, limit=10) == docs.search(text, docs_sets=["lib"], limit=10)
+
+
 def test_a_hit_names_its_section_source_and_other_matches(docs: DocsIndex) -> None:
     hit = docs.search("temporary directory removed").results[0]
     assert (
