@@ -29,7 +29,7 @@ from crawl4ai_llm_docs.models import Document
 from crawl4ai_llm_docs.search.database import IndexFileError
 from crawl4ai_llm_docs.search.reader import open_docs_index
 from crawl4ai_llm_docs.search.sections import split_sections
-from crawl4ai_llm_docs.search.update import IndexRequest, IndexStats, write_index
+from crawl4ai_llm_docs.search.update import IndexRequest, IndexStats, _Writer, write_index
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 TOPICS = ["parsing", "sockets", "threads", "archives", "logging", "timers", "paths", "codecs"]
@@ -176,6 +176,38 @@ def test_an_interrupted_run_removes_nothing_and_failed_pages_keep_their_sections
     stats = update(index, [page(0), page(1, failed=True), page(2), page(3)], urls=urls)
     assert stats.removed_pages == 0
     assert section_rows(index) == before
+
+
+def _fts_rows(index: Path) -> int:
+    with sqlite3.connect(index) as db:
+        return int(db.execute("SELECT count(*) FROM sections_fts_data").fetchone()[0])
+
+
+def test_merging_the_fts_segments_changes_no_search_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [
+        [page(n) for n in range(60)],  # a first build: merged into one segment
+        [page(n, revision=1 if n % 15 == 0 else 0) for n in range(60)],  # small ones merged
+        [page(n, revision=2 if n % 20 == 1 else 0) for n in range(60)],
+    ]
+    merged, plain = tmp_path / "merged.sqlite", tmp_path / "plain.sqlite"
+    for documents in runs:
+        update(merged, documents)
+    monkeypatch.setattr(_Writer, "compact", lambda self: None)
+    for documents in runs:
+        update(plain, documents)
+    assert _fts_rows(merged) < _fts_rows(plain)  # fewer segments
+    with sqlite3.connect(merged) as db:
+        db.execute("INSERT INTO sections_fts(sections_fts) VALUES ('integrity-check')")
+        db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('integrity-check')")
+    first, second = open_docs_index(merged), open_docs_index(plain)
+    try:
+        for text in ["sockets", "revision 1", "threads errors", "page 42", "open", "revis"]:
+            assert first.search(text, limit=10) == second.search(text, limit=10)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_docs_sets_are_separate(index: Path) -> None:

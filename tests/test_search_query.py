@@ -23,7 +23,14 @@ from markdown_it import MarkdownIt
 
 from crawl4ai_llm_docs.markdown.tokens import count_tokens
 from crawl4ai_llm_docs.models import Document
-from crawl4ai_llm_docs.search.excerpts import ELLIPSIS, best_excerpt, page_window
+from crawl4ai_llm_docs.search.excerpts import (
+    ELLIPSIS,
+    _stem,
+    best_excerpt,
+    page_window,
+    stem_matcher,
+    stems,
+)
 from crawl4ai_llm_docs.search.query import parse_query
 from crawl4ai_llm_docs.search.reader import DocsIndex
 from crawl4ai_llm_docs.search.update import IndexRequest, write_index
@@ -172,6 +179,15 @@ def test_a_word_cut_short_falls_back_to_prefixes(docs: DocsIndex) -> None:
     assert not nothing.prefix_fallback
 
 
+@pytest.mark.parametrize(
+    "text", ["temporary directory", "memoize", "unit test", "records values stream", "the"]
+)
+def test_naming_the_only_docs_set_changes_nothing(docs: DocsIndex, text: str) -> None:
+    # Without a docs set the page fields are ranked without joining pages (faster): the
+    # same pages, scores and sections as the query that joins to filter by set.
+    assert docs.search(text, limit=10) == docs.search(text, docs_sets=["lib"], limit=10)
+
+
 def test_a_hit_names_its_section_source_and_other_matches(docs: DocsIndex) -> None:
     hit = docs.search("temporary directory removed").results[0]
     assert (
@@ -257,6 +273,22 @@ def test_the_excerpt_is_where_the_words_are() -> None:
     assert "the csv reader is here" in excerpt.text
     assert excerpt.text.startswith(ELLIPSIS)
     assert excerpt.text.endswith(ELLIPSIS)
+
+
+_STEM_WORDS = st.text(st.sampled_from("aeisdlnyg\u0130K\u00e9"), min_size=1, max_size=9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEM_WORDS, max_size=5), st.lists(_STEM_WORDS, max_size=30))
+def test_the_stem_matcher_answers_as_stemming_every_word(query: list[str], text: list[str]) -> None:
+    # Words made of the suffixes' letters (and letters whose lower case differs), so that
+    # suffixes and near-suffixes come up often.
+    wanted = stems(query + [word + "es" for word in query])
+    matcher = stem_matcher(wanted)
+    for word in text + query + [word + "ies" for word in query]:
+        assert (word.lower() in matcher) == (_stem(word) in wanted)
+        if word.lower() in matcher:
+            assert matcher[word.lower()] == _stem(word)
 
 
 def test_a_path_beyond_the_fixture_is_refused(docs: DocsIndex, tmp_path: Path) -> None:

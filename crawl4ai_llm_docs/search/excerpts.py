@@ -10,7 +10,7 @@ renders as its source does.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from crawl4ai_llm_docs.markdown.blocks import Fence, open_fence
@@ -32,8 +32,23 @@ def _stem(word: str) -> str:
     return word
 
 
-def stems(words: Sequence[str] | frozenset[str]) -> frozenset[str]:
+def stems(words: Iterable[str]) -> frozenset[str]:
     return frozenset(_stem(word) for word in words)
+
+
+def stem_matcher(wanted: frozenset[str]) -> dict[str, str]:
+    """The lower-case words whose stem is one of ``wanted`` (stems), each mapped to it.
+
+    A word stems to ``s`` only when it is ``s`` or ``s`` plus one of the suffixes, so
+    ``word.lower() in matcher`` answers ``_stem(word) in wanted`` with one lookup: telling
+    which words of a long text are wanted no longer stems each of them (that was most of the
+    time of a search answered by page fields)."""
+    matcher: dict[str, str] = {}
+    for stem in wanted:
+        for word in (stem, *(stem + suffix for suffix in _SUFFIXES)):
+            if _stem(word) == stem:
+                matcher[word] = stem
+    return matcher
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,8 @@ def _slice(lines: Sequence[str], start: int, end: int, owners: Sequence[int]) ->
 
 
 def _line_scores(lines: Sequence[str], wanted: frozenset[str]) -> list[int]:
-    return [sum(1 for word in _WORD.findall(line) if _stem(word) in wanted) for line in lines]
+    matcher = stem_matcher(wanted)
+    return [sum(1 for word in _WORD.findall(line) if word.lower() in matcher) for line in lines]
 
 
 def _fitted(lines: Sequence[str], start: int, end: int, max_tokens: int) -> Excerpt:

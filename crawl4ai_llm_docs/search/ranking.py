@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from crawl4ai_llm_docs.search.excerpts import stems
+from crawl4ai_llm_docs.search.excerpts import stem_matcher, stems
 from crawl4ai_llm_docs.search.query import Query, quote
 
 # bm25() weights, one per FTS column in declaration order.
@@ -167,12 +167,18 @@ def ranked_pages(
 ) -> list[tuple[int, float]]:
     """(page id, score) of the ``limit`` pages whose own fields match best."""
     bm25 = f"bm25(pages_fts, {_weights(PAGE_WEIGHTS)})"
-    in_sets = f"AND p.docs_set IN ({', '.join('?' * len(docs_sets))})" if docs_sets else ""
-    rows = db.execute(
-        f"SELECT p.id, -{bm25} FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
-        f"WHERE pages_fts MATCH ? {in_sets} ORDER BY 2 DESC LIMIT ?",
-        (expression, *docs_sets, limit),
-    ).fetchall()
+    if docs_sets:
+        rows = db.execute(
+            f"SELECT p.id, -{bm25} FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
+            f"WHERE pages_fts MATCH ? AND p.docs_set IN ({', '.join('?' * len(docs_sets))}) "
+            "ORDER BY 2 DESC LIMIT ?",
+            (expression, *docs_sets, limit),
+        ).fetchall()
+    else:  # no join: it looked up every matching page's row (the triggers keep one per rowid)
+        rows = db.execute(
+            f"SELECT rowid, -{bm25} FROM pages_fts WHERE pages_fts MATCH ? ORDER BY 2 DESC LIMIT ?",
+            (expression, limit),
+        ).fetchall()
     return [(int(row[0]), float(row[1])) for row in rows]
 
 
@@ -181,12 +187,17 @@ def _combine(
 ) -> list[PageHit]:
     hits: dict[int, PageHit] = {}
     for section, page, score in sections:
-        hit = hits.setdefault(page, PageHit(page))
+        hit = hits.get(page)
+        if hit is None:  # not setdefault: that builds a PageHit for every section
+            hit = hits[page] = PageHit(page)
         if len(hit.sections) < len(PAGE_DECAY):
             hit.score += PAGE_DECAY[len(hit.sections)] * score
         hit.sections.append((section, score))
     for page, score in pages:
-        hits.setdefault(page, PageHit(page)).score += PAGE_FIELDS_SHARE * score
+        hit = hits.get(page)
+        if hit is None:
+            hit = hits[page] = PageHit(page)
+        hit.score += PAGE_FIELDS_SHARE * score
     return sorted(hits.values(), key=lambda hit: (-hit.score, hit.page_id))
 
 
@@ -230,7 +241,7 @@ def _by_page_fields(
             (query.expression(), MAX_SCORED_SECTIONS),
         ).fetchall()
         return _combine([(int(r[0]), int(r[1]), 0.0) for r in rows], [])[:limit]
-    wanted = stems(query.words())
+    wanted = stem_matcher(stems(query.words()))
     sections = []
     for page, score in pages:
         rows = db.execute(
@@ -243,6 +254,8 @@ def _by_page_fields(
     return _combine(sections, [])[:limit]
 
 
-def _overlap(text: str, wanted: frozenset[str]) -> int:
-    """How many of the wanted words ``text`` has (distinct), for choosing a section."""
-    return len(wanted & stems(_WORD.findall(text.lower())))
+def _overlap(text: str, wanted: dict[str, str]) -> int:
+    """How many of the wanted words (a ``stem_matcher``) ``text`` has, distinct stems, for
+    choosing a section."""
+    found = set(_WORD.findall(text.lower())) & wanted.keys()
+    return len({wanted[word] for word in found})
