@@ -321,3 +321,30 @@ def test_common_words_are_left_out_rarest_first_and_pages_answer_all_common_quer
     assert all("/filler/" in hit.url for hit in hits)
     # "reading" is in the filler pages' headings; "charlie" names some of them.
     assert _urls(docs, "charlie record", limit=1)[0].startswith("charlie-")
+
+
+def test_common_words_answer_only_from_the_docs_sets_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawl4ai_llm_docs.search import ranking
+
+    path = tmp_path / "index.sqlite"
+    sets = {
+        "lib": [_filler(n) for n in range(40)],
+        "other": [_doc(900, "https://o.example/intro.html", "Intro", "# Intro\n\nWelcome.\n")],
+    }
+    for name, documents in sets.items():
+        write_index(
+            documents,
+            IndexRequest(path=path, docs_set=name, source=name, urls=[d.url for d in documents]),
+            site_name=name,
+            title_of=lambda d: d.title,
+            describe=lambda d, title: title,
+            generated_at=datetime(2026, 12, 7, tzinfo=UTC),
+        )
+    monkeypatch.setattr(ranking, "MAX_SCORED_SECTIONS", 12)
+    index = DocsIndex(path)
+    assert index.search("values record", docs_sets=["lib"], limit=3).results  # answered...
+    assert (
+        index.search("values record", docs_sets=["other"], limit=3).results == []
+    )  # ...there only

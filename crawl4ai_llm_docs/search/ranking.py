@@ -235,10 +235,16 @@ def _by_page_fields(
     parts = " OR ".join(quote(part) for part in query.parts())
     pages = ranked_pages(db, f"{{title url_words}} : ({parts})", docs_sets, limit)
     if not pages:
+        in_sets = ""  # the sets asked for bound this fallback too
+        if docs_sets:
+            in_sets = (
+                " AND s.page_id IN (SELECT id FROM pages WHERE docs_set IN "
+                f"({', '.join('?' * len(docs_sets))}))"
+            )
         rows = db.execute(
             "SELECT f.rowid, s.page_id FROM sections_fts f JOIN sections s ON s.id = f.rowid "
-            "WHERE sections_fts MATCH ? LIMIT ?",
-            (query.expression(), MAX_SCORED_SECTIONS),
+            f"WHERE sections_fts MATCH ?{in_sets} LIMIT ?",
+            (query.expression(), *docs_sets, MAX_SCORED_SECTIONS),
         ).fetchall()
         return _combine([(int(r[0]), int(r[1]), 0.0) for r in rows], [])[:limit]
     wanted = stem_matcher(stems(query.words()))
