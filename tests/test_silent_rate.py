@@ -25,7 +25,7 @@ from crawl4ai_llm_docs.llm.limits.ratelimit import AdaptiveRateLimiter, LimiterS
 from crawl4ai_llm_docs.llm.limits.silent import PROBE_GAP_S, SilentRate
 from crawl4ai_llm_docs.testing.provider.app import ProviderApp
 from crawl4ai_llm_docs.testing.provider.config import make_config
-from crawl4ai_llm_docs.testing.provider.limits import ideal_span
+from crawl4ai_llm_docs.testing.provider.limits import RateLimits, ideal_span
 from crawl4ai_llm_docs.testing.provider.state import ProviderState
 
 WALL = 1_704_067_217.3  # the wall clock at virtual time 0: 17.3 s into a minute
@@ -203,6 +203,30 @@ async def test_a_short_retry_after_is_not_the_span_the_refill_is_measured_over(
     run = await run_jobs(fields, jobs, 1.0)
     assert run.refused <= most
     assert run.span <= 1.2 * ideal_span(make_config(fields), jobs, 8, 1.0, WALL)
+
+
+@pytest.mark.parametrize(
+    ("fields", "jobs"),
+    [
+        pytest.param(bucket(60, 1, False), 28, id="60rpm-burst1-bare"),
+        pytest.param(bucket(120, 1, True), 100, id="120rpm-burst1-retry-after-100"),
+        pytest.param(bucket(30, 1, False), 100, id="30rpm-burst1-bare-100"),
+    ],
+)
+async def test_a_burst_of_1_is_paced_at_the_fastest_spacing_it_accepted(
+    autojump_clock: trio.testing.MockClock, fields: dict[str, Any], jobs: int
+) -> None:
+    # A bucket of one saves nothing: its ramp's overshoot is refused at once, so the ramp
+    # climbs fast, and the fastest spacing accepted before the refusal is the rate (before:
+    # the rate at the 429 less two ramp steps, then a probe above it: 1.28x and 1.22x the
+    # ideal, and a third 429). No probe above it: each would cost a 429.
+    run = await run_jobs(fields, jobs, 1.0)
+    ideal = ideal_span(make_config(fields), jobs, WORKERS, 1.0, WALL)
+    assert run.refused <= 2
+    assert run.span <= 1.2 * ideal
+    rate = run.snapshot.learned_rate_per_s
+    assert rate is not None
+    assert rate <= fields["rpm"] / 60
 
 
 async def test_a_burst_of_1_slower_than_one_per_pause_waits_longer_first(
@@ -392,3 +416,59 @@ def test_a_retry_after_proved_too_short_is_waited_longer() -> None:
     # doubling, until longer than a per-minute bucket of 10 takes to refill one (6 s): then
     # a window is the likelier reason, and the next send goes just after the minute turns.
     assert pauses == pytest.approx([2.0, 4.0, 50.25])
+
+
+async def stream_round_trips(fields: dict[str, Any], round_trip: float, report: bool) -> Run:
+    """28 documents into the fake provider's buckets (bare 429s), every answer's headers
+    `round_trip` s after its send (a busy machine, a distant provider), streamed 200s 1 s
+    long; `report`:
+    the client tells the limiter when a stream's headers arrive, as `llm/provider` does."""
+    config = make_config({"header_dialect": "none"} | fields)
+    limits = RateLimits(config, trio.current_time(), WALL)
+    limiter = AdaptiveRateLimiter(
+        max_concurrent=WORKERS, rng=random.Random(7), wall_clock=lambda: WALL + trio.current_time()
+    )
+    sends: list[tuple[float, int]] = []
+    todo = list(range(28))
+
+    async def worker() -> None:
+        while todo:
+            todo.pop()
+            while True:
+                async with limiter.slot() as permit:
+                    now = trio.current_time()
+                    refused = limits.admit(0, now) is not None
+                    sends.append((now, 429 if refused else 200))
+                    await trio.sleep(round_trip)
+                    if not refused:
+                        if report:
+                            permit.observe_stream_start()
+                        await trio.sleep(1.0)
+                    verdict = permit.observe(429 if refused else 200, {}, b"")
+                if verdict.ok:
+                    break
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(WORKERS):
+            nursery.start_soon(worker)
+    return Run(sends, limiter.snapshot())
+
+
+@pytest.mark.parametrize(
+    "fields", [bucket(30, 5, False), bucket(60, 3, False)], ids=["30rpm-burst5", "60rpm-burst3"]
+)
+async def test_a_burst_ends_with_one_429_when_answers_come_back_slowly(
+    autojump_clock: trio.testing.MockClock, fields: dict[str, Any]
+) -> None:
+    # A 429 back 43 ms after its send (measured under load) while the first wave goes 25 ms
+    # apart: the send after the refused one left before its 429 came back, and was refused
+    # too (3 429s for 28 documents, one over the target). A stream's headers come back as
+    # soon as a 429 would: spaced by them, the first wave waits for the 429 that ends it.
+    slow = await stream_round_trips(fields, 0.043, report=True)
+    assert slow.refused <= 2
+    assert slow.span <= 1.2 * ideal_span(make_config(fields), 28, WORKERS, 1.043, WALL)
+    unreported = await stream_round_trips(fields, 0.043, report=False)
+    assert unreported.refused > slow.refused  # the echo the headers' round trip prevents
+    quick = await stream_round_trips(fields, 0.002, report=True)
+    first = [at for at, _ in quick.sends[: fields["burst_requests"] + 1]]  # to the first 429
+    assert max(b - a for a, b in itertools.pairwise(first)) <= PROBE_GAP_S + 1e-9  # as before

@@ -126,6 +126,11 @@ class Pacer:
 
     # --- feedback ----------------------------------------------------------------------------
 
+    def stream_started(self, round_trip: float) -> None:
+        """A streamed answer's headers came back `round_trip` s after its send."""
+        if not self.advertised:
+            self.silent.answer_started(round_trip)
+
     def answered(
         self,
         permit: Permit,

@@ -88,6 +88,8 @@ class Limiter(Protocol):
 
     def _observe_usage(self, permit: Permit, used: int) -> None: ...
 
+    def _observe_stream_start(self, permit: Permit) -> None: ...
+
     async def _acquire(self, permit: Permit) -> None: ...
 
     def _release(self, permit: Permit) -> None: ...
@@ -120,6 +122,11 @@ class Permit:
         self._first_outcome()
         self.failure = kind
         self._limiter._observe_failure(self, kind)
+
+    def observe_stream_start(self) -> None:
+        """A streamed answer's headers arrived (before its text): how soon an answer can
+        come back, known long before the answer is whole. Optional; before `observe`."""
+        self._limiter._observe_stream_start(self)
 
     def _first_outcome(self) -> None:
         if self.verdict is not None or self.failure is not None:

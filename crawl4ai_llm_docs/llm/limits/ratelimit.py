@@ -351,6 +351,10 @@ class AdaptiveRateLimiter:
         self._successes = 0
         self._notify()
 
+    def _observe_stream_start(self, permit: Permit) -> None:
+        if self.adaptive:
+            self._pacer.stream_started(trio.current_time() - permit.sent_at)
+
     def _observe_usage(self, permit: Permit, used: int) -> None:
         # Our own TPM cap is settled exactly. The provider's model only gets charged more:
         # whether it refunds an over-estimate shows in its next headers, not before.

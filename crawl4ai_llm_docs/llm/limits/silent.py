@@ -28,7 +28,10 @@ followed too (see "nothing accepted" below).
   the rate at the 429 is at least what the sends accepted over any recent span needed beyond
   a full burst (not the last rate accepted: the bucket saved while the ramp was below it).
   A burst of 1 is always drained so: one request per first pause is taken for that floor at
-  once, without the 429 that would measure it (dropped if the next send is refused).
+  once, without the 429 that would measure it (dropped if the next send is refused). Its
+  ramp climbs faster (it saves nothing to hide an overshoot in: the 429 that ends the ramp
+  costs the same either way), the fastest spacing it accepted is then the rate, and nothing
+  probes above it (each probe would cost a 429).
 - Nothing accepted after a pause: the refill is slower than thought, or the provider counts
   in windows. The pause grows to the longest refill of one request a burst allows, then to
   the end of the minute that opened with the window's first accepted request, or of the
@@ -52,6 +55,8 @@ from crawl4ai_llm_docs.llm.limits.permits import Permit, VerdictKind
 
 PROBE_GAP_S = 0.025  # between sends while the limit is unknown
 _MAX_GAP_S = 0.5  # ... or 1.5 x a 429's round trip, up to this
+_MAX_STREAM_GAP_S = 0.1  # ... or 1.5 x the fastest stream's headers, up to this (see
+# `answer_started`: a longer one would slow the first sends to a provider with no limit)
 PROBE_SENDS = 64  # spacing stops after this many sends without a 429 (no limit, it seems)
 _FIRST_PAUSE_S = 2.0  # the longest first pause after a bare 429
 _MEASURE_BURST = 3  # ... after any first 429, if the burst is at least this (see `answered`)
@@ -60,6 +65,7 @@ _MEASURE_BURST = 3  # ... after any first 429, if the burst is at least this (se
 # slower the more requests it rests on (a 429 measures it anew).
 _CREEP = 5e-5
 _RAMP = 0.1  # ... or by this share while the rate is only a floor
+_RAMP_ONE = 0.25  # ... for a burst of one (see `_ramp`)
 _HELD_BACK = 1.25  # a send the learned bucket held back goes out with about one request in it
 _WINDOW_MARGIN_S = 0.25  # send this long after a window is expected to close
 _RECENT = 256  # sends remembered for `_needed_rate`
@@ -74,7 +80,8 @@ class SilentRate:
     def __init__(self, wall_clock: Callable[[], float]) -> None:
         self._wall_clock = wall_clock  # fixed windows may follow the clock's minutes
         self.mode: Mode = "probing"
-        self.gap = PROBE_GAP_S
+        self.gap = PROBE_GAP_S  # from a 429's round trip
+        self._stream_gap = 0.0  # from the round trip of a stream's headers
         self.burst: float | None = None
         self.model: Bucket | None = None  # the bucket as learned (paced and ramping)
         self.window_s: float | None = None  # set once a fixed window was seen to close
@@ -111,7 +118,7 @@ class SilentRate:
         if self.mode == "window" and now < self._closes and self._window_sent >= (self.burst or 1):
             return self._closes + _WINDOW_MARGIN_S - now, True  # this window's count is used
         if self.mode != "probing" or self._sends < PROBE_SENDS:
-            return self._last_send + self.gap - now, False
+            return self._last_send + max(self.gap, self._stream_gap) - now, False
         return 0.0, False
 
     def dispatched(self, permit: Permit, now: float) -> None:
@@ -131,6 +138,14 @@ class SilentRate:
             self.model.take(now, 1)
 
     # --- feedback ----------------------------------------------------------------------------
+
+    def answer_started(self, round_trip: float) -> None:
+        """A streamed answer's headers came back `round_trip` s after its send. A 429 comes
+        back as soon (it is an answer's headers, without the text); sends closer together
+        than that leave before the 429 that ends a burst is seen, and are refused with it:
+        an echo, one more 429 per send. The latest one counts (a busy machine answers
+        later now, not on average); a 429's own round trip is only known after the first."""
+        self._stream_gap = min(_MAX_STREAM_GAP_S, 1.5 * max(0.0, round_trip))
 
     def answered(
         self, permit: Permit, kind: VerdictKind, retry_after: float | None, now: float, fresh: bool
@@ -210,9 +225,11 @@ class SilentRate:
             return
         # Sent as soon as the rate allowed, and accepted: it may be higher; probe above it.
         if self.mode == "ramping":
-            model.rate *= 1.0 + _RAMP
+            model.rate *= 1.0 + self._ramp()
         elif self.mode == "paced":
-            self._held_ok += 1
+            # A bucket of one holds no savings to absorb a probe above its rate: each costs
+            # a 429, so its measured floor is kept (a probe would cost more than it gains).
+            self._held_ok += (self.burst or 1.0) > 1
             model.rate = self._estimate * (1.0 + _CREEP * self._held_ok**2 / self._based_on)
 
     def _measured(self, accepted: int, span: float, permit: Permit, now: float) -> None:
@@ -229,13 +246,10 @@ class SilentRate:
         floor = accepted >= burst - 0.5 and self.mode == "measuring"
         if self.model is None:
             self.model = Bucket(capacity=burst, rate=estimate)
-        elif self.mode == "ramping" and burst <= 1:
-            # The last rate accepted before this refusal is a floor too (a bucket of one had
-            # no room to save for the refused send); above it, what the span measured.
-            estimate = max(estimate, self.model.rate / (1.0 + _RAMP) ** 2)
         elif self.mode == "ramping":
-            # A larger one saved while the ramp was below the rate, and accepted sends above
-            # it for a while: the floor is what the accepted sends needed beyond a burst.
+            # The bucket saved while the ramp was below the rate, and accepted sends above it
+            # for a while: the floor is what the accepted sends needed beyond a full burst
+            # (for a burst of one, the fastest spacing it accepted).
             estimate = max(estimate, self._needed_rate(permit))
         elif overflowed:
             estimate = max(estimate, self.model.rate * (1.0 - _RAMP))
@@ -248,14 +262,17 @@ class SilentRate:
 
     def _needed_rate(self, refused: Permit) -> float:
         """The lowest refill rate that accepts the recent sends before `refused`: for each of
-        them, the sends accepted from it on, less a full burst, over the time to `refused`."""
+        them, the sends accepted from it on, less a full burst, over the time from it to the
+        last of them (the bucket held at most a burst when it went)."""
         burst, accepted, needed = self.burst or 1.0, 0, 0.0
+        last: float | None = None
         for seq, sent_at in reversed(self._recent.items()):
             if seq >= refused.seq:
                 continue
             accepted += 1
-            if refused.sent_at > sent_at:
-                needed = max(needed, (accepted - burst) / (refused.sent_at - sent_at))
+            last = sent_at if last is None else last
+            if last > sent_at:
+                needed = max(needed, (accepted - burst) / (last - sent_at))
         return needed
 
     def _guess_one_per(self, pause: float, now: float) -> None:
@@ -264,6 +281,11 @@ class SilentRate:
         self.model = Bucket(capacity=self.burst, rate=1.0 / max(pause, PROBE_GAP_S))
         self.model.level, self.model.at = 0.0, now
         self.mode, self._guessed = "ramping", True
+
+    def _ramp(self) -> float:
+        """A ramp above a bucket of one is refused at once (it saves nothing to hide the
+        overshoot in): the 429 that ends it costs the same however fast it climbed."""
+        return _RAMP_ONE if (self.burst or 1.0) <= 1 else _RAMP
 
     def _reanchor(self, permit: Permit) -> None:
         self._anchor, self._refused_since = (permit.seq, permit.sent_at), 0

@@ -359,6 +359,7 @@ class ChatClient:
                         on_first=on_first,
                         on_text=on_text,
                         excused=lambda: 0.0 if flight is None else self._queue_excused(flight),
+                        on_stream=permit.observe_stream_start,
                     )
                 except NoAnswerError as exc:
                     permit.observe_failure("timeout")

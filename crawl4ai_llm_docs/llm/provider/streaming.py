@@ -233,6 +233,7 @@ async def exchange(
     on_first: Callable[[], None],
     on_text: Callable[[str], None],
     excused: Callable[[], float] = lambda: 0.0,
+    on_stream: Callable[[], None] = lambda: None,
 ) -> Exchange:
     """Send and read one request under its deadlines; raises NoAnswerError when one passes.
 
@@ -241,6 +242,7 @@ async def exchange(
     (``min(first_token_timeout, request_timeout)``, plus the ``excused()`` seconds it waited
     behind other requests the server was serving in order), then ``idle_timeout`` between
     events: an answer that is arriving is never cut off, a stalled one is noticed in seconds.
+    ``on_stream`` runs when a stream's headers arrive, before any of its text.
     """
     sent = trio.current_time()
     first = min(timeouts.first_token_s, timeouts.total_s) if streaming else timeouts.total_s
@@ -252,7 +254,13 @@ async def exchange(
                     nursery.start_soon(_first_token_watch, attempt, sent + first, excused)
                 try:
                     return await _receive(
-                        response_cm, attempt, reader, timeouts, on_first=on_first, on_text=on_text
+                        response_cm,
+                        attempt,
+                        reader,
+                        timeouts,
+                        on_first=on_first,
+                        on_text=on_text,
+                        on_stream=on_stream,
                     )
                 finally:
                     attempt.watch.cancel()
@@ -286,6 +294,7 @@ async def _receive(
     *,
     on_first: Callable[[], None],
     on_text: Callable[[str], None],
+    on_stream: Callable[[], None],
 ) -> Exchange:
     async with response_cm as response:
         kind = response.headers.get("content-type", "")
@@ -295,6 +304,7 @@ async def _receive(
                 attempt.phase, attempt.scope.deadline = "total", attempt.sent + timeouts.total_s
             body = await response.aread()
             return Exchange(response.status_code, response.headers, body, None)
+        on_stream()  # its headers: the round trip of an answer, before its text
         async for line in response.aiter_lines():
             text = reader.feed(line)
             if text is None:
