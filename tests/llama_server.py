@@ -98,7 +98,9 @@ def _wait_ready(server: LlamaServer) -> None:
 
 
 @contextmanager
-def start_llama_server(log_dir: Path, *, threads: int = 1) -> Iterator[LlamaServer]:
+def start_llama_server(
+    log_dir: Path, *, threads: int = 1, context: int = CONTEXT_TOKENS
+) -> Iterator[LlamaServer]:
     """Run the server from the venv until the block ends; raises when it cannot start.
 
     One thread by default: on a busy machine (the suite runs beside other work) two
@@ -121,7 +123,7 @@ def start_llama_server(log_dir: Path, *, threads: int = 1) -> Iterator[LlamaServ
         "--port",
         str(port),
         "--n_ctx",
-        str(CONTEXT_TOKENS),
+        str(context),
         "--n_threads",
         str(threads),
         "--n_threads_batch",

@@ -329,6 +329,44 @@ async def test_stream_closed_before_the_end_is_retried(
     assert retries(logs) == ["the stream ended before the answer was complete"]
 
 
+def context_exceeded() -> Answer:
+    """llama-cpp-python's plain answer to a prompt over its context."""
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 512 tokens. However, you "
+            "requested 951 tokens (931 in the messages, 20 in the completion).",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    }
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=msgspec.json.encode(body))
+
+    return answer
+
+
+async def test_a_stream_that_says_nothing_is_asked_again_plainly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # llama-cpp-python streams a 200 and then nothing when a prompt is over its context
+    # (measured with 0.3.36): read as a transient failure, it was retried until the breaker
+    # stopped the run. Asked again without streaming, the server says why: split it.
+    script = Script(stream([]), context_exceeded(), stream(events(["later"])))
+    with structlog.testing.capture_logs() as logs:
+        client = make_client(script)
+        with pytest.raises(NeedsSplitError, match="maximum context length"):
+            await complete(client)
+        later = await complete(client)  # other requests still stream
+    assert [r.get("stream") for r in script.requests] == [True, None, True]
+    assert later.content == "later"
+    [said] = retries(logs)
+    assert "before its first event" in said
+    # A server that only failed once answers the plain request.
+    script = Script(stream([]), plain("second time"))
+    assert (await complete(make_client(script))).content == "second time"
+
+
 async def test_queue_limit_hears_of_every_attempt(autojump_clock: trio.testing.MockClock) -> None:
     queue = QueueAwareLimit(max_limit=4)
     await complete(make_client(Script(stream(events(["a", "b"]))), queue=queue))

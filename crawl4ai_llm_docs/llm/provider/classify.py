@@ -37,6 +37,10 @@ class Decision(msgspec.Struct, frozen=True):
     # Tokens the provider billed for an answer that was still unusable (e.g. cut off).
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # A stream that ended before its first event: the server failed after its 200 and could
+    # not say why (llama-cpp-python, for a prompt over its context). Asked again without
+    # streaming, the same failure comes back as an error that says it (and may be split).
+    ask_plainly: bool = False
 
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})

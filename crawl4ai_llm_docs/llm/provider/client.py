@@ -264,10 +264,11 @@ class ChatClient:
         cap = self._llm.max_tokens if max_tokens is None else max_tokens
         estimate = prompt_tokens + cap
         failures = rate_limited = attempt = 0
+        plainly = False  # this request's stream ended unexplained: ask without one
         while True:
             attempt += 1
             queued_at = trio.current_time()
-            streamed = self._accepted.stream
+            streamed = self._accepted.stream and not plainly
             style = self._accepted.format
             formatted = structured is not None and style != "none"
             payload = self.payload(
@@ -295,6 +296,7 @@ class ChatClient:
                 return outcome
             if outcome.action is Action.SPLIT:
                 raise NeedsSplitError(outcome.reason)
+            plainly = plainly or outcome.ask_plainly
             if outcome.action is Action.FATAL:
                 raise ProviderFatalError(f"The provider refused the request: {outcome.reason}")
             if outcome.action is Action.FAIL:

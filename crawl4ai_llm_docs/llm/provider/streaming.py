@@ -130,6 +130,13 @@ class StreamReader:
                 model=self._model,
                 stopped=self.stopped,
             )
+        if self.events == 0:
+            return Decision(
+                Action.RETRY,
+                "the server ended the stream before its first event (it failed after answering"
+                " 200; asked again without streaming, it can say why)",
+                ask_plainly=True,
+            )
         if not self._choices:
             return Decision(Action.RETRY, "response has no choices")
         if self._finish is None and not self.done:
