@@ -7,7 +7,10 @@
   are spread at `limit / 60` per second plus a burst the provider has really accepted: at
   first the deepest burst already sent and answered, growing on success (by one per success
   that used it fully until a first 429, slowly after) and cut below the refused one on a
-  429, never to grow past that again. A 429 with a Retry-After shorter than the minute, while the
+  429, never to grow past that again. A send that tests a deeper burst than any accepted
+  goes no sooner after the last such test than a refusal takes to come back (as long as a
+  stream's headers take, `SilentRate.answer_gap`): two tests in flight, refused together,
+  would cost two 429s for one finding. A 429 with a Retry-After shorter than the minute, while the
   headers said there was room, shows the same thing for headers that looked exact: from
   then on they are read as a rate too. Headers that describe the bucket itself (remaining
   never above a burst smaller than the limit) keep the exact model in `buckets.Bucket`.
@@ -46,6 +49,12 @@ class Pace:
         self.bucket = Bucket(capacity=burst, rate=rate)
         self.bucket.at = now
         self.ceiling = math.inf  # below the burst a 429 refused
+        self.proven = 0.0  # the deepest use of the burst accepted so far
+
+    def probes(self, now: float) -> bool:
+        """Whether the next send would use more of the burst than any accepted send did,
+        before any was refused: it tests the burst, and may be refused."""
+        return self.ceiling == math.inf and self.debt(now) + 1.0 > self.proven + 0.5
 
     @property
     def burst(self) -> float:
@@ -69,6 +78,7 @@ class Pace:
         Until a first refusal, by one per such success (about doubling per round trip, as
         TCP's slow start); after it, slowly (+1 per `burst / _BURST_GROWTH` successes).
         """
+        self.proven = max(self.proven, debt)
         if self.ceiling == math.inf and debt >= self.burst - 1.5:
             self.resize(now, self.burst + 1.0)
         elif debt >= self.burst - 0.5:
@@ -90,6 +100,7 @@ class Pacer:
         self._replayed: dict[int, float] = {}  # seq -> debt, for sends made before `pace`
         self.silent = SilentRate(wall_clock)  # what a provider without headers allows
         self.advertised = False  # headers have shown budgets at some point
+        self._probed_at = -math.inf  # the last send that tested the burst (`Pace.probes`)
 
     def describe(self) -> dict[str, float | None]:
         """The learned state, as `LimiterSnapshot` fields."""
@@ -109,6 +120,8 @@ class Pacer:
         plans: list[tuple[float, PaceReason, Bucket | None]] = []
         if self.pace is not None:
             plans.append((self.pace.bucket.wait_s(now, 1, 0.0), "requests", self.pace.bucket))
+            if self.pace.probes(now):  # not before the 429 the last test may bring is back
+                plans.append((self._probed_at + self.silent.answer_gap() - now, "probe", None))
         if not self.advertised:
             wait, learned = self.silent.wait_s(now)
             if learned:
@@ -119,6 +132,8 @@ class Pacer:
 
     def dispatched(self, permit: Permit, now: float) -> None:
         if self.pace is not None:
+            if self.pace.probes(now):
+                self._probed_at = now
             self.pace.bucket.take(now, 1)
             permit.pace_debt = self.pace.debt(now)
         if not self.advertised:
@@ -127,9 +142,9 @@ class Pacer:
     # --- feedback ----------------------------------------------------------------------------
 
     def stream_started(self, round_trip: float) -> None:
-        """A streamed answer's headers came back `round_trip` s after its send."""
-        if not self.advertised:
-            self.silent.answer_started(round_trip)
+        """A streamed answer's headers came back `round_trip` s after its send: as soon as
+        a refusal would (`SilentRate.answer_gap`, for providers with headers too)."""
+        self.silent.answer_started(round_trip)
 
     def answered(
         self,

@@ -6,8 +6,10 @@ The provider is taken for a token bucket: a burst, refilled at a steady rate. A 
 followed too (see "nothing accepted" below).
 
 - Before the first 429 nothing is known: sends, the first wave too, go `gap` apart (25 ms, or
-  1.5 x a 429's round trip, at most 0.5 s), so the send that finds the bucket empty is refused
-  alone and its 429 is back before the next send: a burst costs one 429, not one per worker.
+  1.5 x a 429's round trip, at most 0.5 s; before the first 429, 1.5 x the round trip of the
+  latest stream's headers, at most 0.1 s, as a 429 comes back as soon), so the send that finds
+  the bucket empty is refused alone and its 429 is back before the next send: a burst costs
+  one 429, not one per worker.
 - The first 429 reveals the burst (the sends accepted before it) and is the anchor: the bucket
   was empty then. Every worker waits (the longest a request can take to refill, a burst being
   at most a minute's worth, and at most `_FIRST_PAUSE_S`; the `Retry-After` if longer, or
@@ -104,6 +106,11 @@ class SilentRate:
         self._recent: dict[int, float] = {}  # seq -> sent_at of recent sends not refused
         self._guessed = False  # the rate is one request per first pause, unconfirmed
 
+    def answer_gap(self) -> float:
+        """How long a refusal may take to come back: 1.5 x the round trip of the last 429 or
+        stream's headers (at least 25 ms)."""
+        return max(self.gap, self._stream_gap)
+
     @property
     def rate(self) -> float | None:
         return None if self.model is None else self.model.rate
@@ -118,7 +125,7 @@ class SilentRate:
         if self.mode == "window" and now < self._closes and self._window_sent >= (self.burst or 1):
             return self._closes + _WINDOW_MARGIN_S - now, True  # this window's count is used
         if self.mode != "probing" or self._sends < PROBE_SENDS:
-            return self._last_send + max(self.gap, self._stream_gap) - now, False
+            return self._last_send + self.answer_gap() - now, False
         return 0.0, False
 
     def dispatched(self, permit: Permit, now: float) -> None:
