@@ -244,7 +244,7 @@ CTRL_C_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 def test_ctrl_c_leaves_no_browser_behind(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path)],
@@ -260,7 +260,8 @@ def test_ctrl_c_leaves_no_browser_behind(tmp_path: Path) -> None:
             assert psutil.pid_exists(pid)
             assert chromium_processes(tmp_path)
             child.send_signal(signal.SIGINT)
-            returncode = child.wait(timeout=30)
+            # 3-11 s beside two CPU-busy processes; over 30 s once at a load of ~8
+            returncode = child.wait(timeout=90)
         finally:
             if child.poll() is None:
                 child.kill()
