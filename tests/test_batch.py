@@ -671,7 +671,9 @@ async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     from crawl4ai_llm_docs.llm.batch.results import Answers
     from crawl4ai_llm_docs.llm.processor import Ask
 
-    llm = msgspec.convert({"mode": "batch", "chunk_min_tokens": 64}, LLMConfig)
+    # Rewrites: one cut off (not looping) is split, as a live one is.
+    settings = {"mode": "batch", "chunk_min_tokens": 64, "cleaning": "rewrite"}
+    llm = msgspec.convert(settings, LLMConfig)
     client = ChatClient(
         llm=llm,
         parallel=ParallelConfig(),
@@ -722,3 +724,44 @@ async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     assert "bad request" in (refusal.warning or "")
     assert any("unreadable batch result line" in e.get("message", "") for e in logs)
     assert set(waiting.keys) == {keys[2], keys[3], *(ask.key for ask in written)}
+
+
+async def test_an_edit_script_cut_off_in_a_batch_is_asked_again_not_split(
+    tmp_path: Path,
+) -> None:
+    # A half edit script is no script, and a model that ran on to max_tokens would do so on
+    # half the chunk too: live requests ask again (temperature 0), never split. Batch
+    # answers were read without that guard and split, paying for two more lines each.
+    from crawl4ai_llm_docs.llm.batch.pending import Waiting
+    from crawl4ai_llm_docs.llm.batch.results import Answers
+    from crawl4ai_llm_docs.llm.processor import Ask
+
+    llm = msgspec.convert({"mode": "batch", "chunk_min_tokens": 64}, LLMConfig)
+    assert llm.cleaning == "edit"  # the default
+    client = ChatClient(
+        llm=llm,
+        parallel=ParallelConfig(),
+        api_key=None,
+        limiter=AdaptiveRateLimiter(max_concurrent=1),
+        breaker=CircuitBreaker(),
+    )
+    processor = ChunkProcessor(client=client, cache=ResultCache(tmp_path / "cache"), llm=llm)
+    send, _ = trio.open_memory_channel[ChunkResult](10)
+    work = WorkDir(tmp_path / "cache")
+    written: list[Ask] = []
+
+    async def write(chunk: Chunk, ask: Ask) -> None:
+        written.append(ask)
+
+    waiting = Waiting(processor=processor, work=work, send=send, write=write)
+    answers = Answers(processor=processor, waiting=waiting, work=work, store=BatchStore(tmp_path))
+    await waiting.add(big_chunk())
+    [first] = written
+    written.clear()
+    script = '{"drop": [' + ", ".join(["[3, 4]"] * 40)  # looping, then cut off
+    body = {"choices": [{"message": {"content": script}, "finish_reason": "length"}]}
+    line = {"custom_id": first.key, "response": {"status_code": 200, "body": body}}
+    await answers.line(msgspec.json.encode(line), [])
+    work.close()
+    [again] = written  # one line, the retry; not two halves
+    assert again.attempt == 1

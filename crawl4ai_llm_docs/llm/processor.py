@@ -34,6 +34,7 @@ from crawl4ai_llm_docs.llm.cleaning import Cleaning
 from crawl4ai_llm_docs.llm.faithfulness.facts import MarkdownFacts
 from crawl4ai_llm_docs.llm.faithfulness.judge import FaithfulSettings, Verdict, invented_code, judge
 from crawl4ai_llm_docs.llm.provider.client import ChatClient, Completion, NeedsSplitError
+from crawl4ai_llm_docs.llm.provider.completion import AnswerGuard
 from crawl4ai_llm_docs.markdown.chunking import split_chunk
 from crawl4ai_llm_docs.markdown.reassemble import merge_results
 from crawl4ai_llm_docs.models import Chunk, ChunkResult
@@ -167,6 +168,12 @@ class ChunkProcessor:
         """An answer that came another way (a batch): judged and cached like a live one."""
         facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
         return await self._judged(chunk, key, completion, facts)
+
+    async def answer_guard(self, chunk: Chunk) -> AnswerGuard:
+        """What reads an answer for this chunk as a live request's does (a batch's answer,
+        cut off: a loop, or any edit script, is no reason to split)."""
+        facts = await _in_thread_if_large(chunk.text, lambda: MarkdownFacts.of(chunk.text))
+        return self._cleaning.request(chunk, facts).guard()
 
     def request_body(self, chunk: Chunk, *, attempt: int = 0) -> bytes:
         """A chunk's request as a batch line sends it (a retry, ``attempt`` > 0, at

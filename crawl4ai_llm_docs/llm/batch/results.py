@@ -62,7 +62,13 @@ class Answers:
         response = line.response
         outcome: Completion | Decision
         if response is not None and response.status_code == 200:
-            outcome = decode_completion(bytes(response.body))
+            body = bytes(response.body)
+            outcome = decode_completion(body)
+            if isinstance(outcome, Decision) and outcome.action is Action.SPLIT:
+                # Cut off: read as a live answer is (a loop, or a half edit script, is
+                # rejected and asked again, not split: a smaller chunk would not help).
+                guard = await self._processor.answer_guard(await self.waiting.chunk(key))
+                outcome = decode_completion(body, guard)
         elif response is not None and response.status_code:
             outcome = classify(response.status_code, bytes(response.body), {})
         else:
