@@ -664,33 +664,52 @@ async def test_a_batch_shared_by_two_url_lists_stays_stored_until_both_collected
     assert listing["stats"]["batches_created"] == 1
 
 
+class ResultLines:
+    """A batch's result lines read into a run's waiting chunks; the lines written for the
+    next round are collected in ``written``."""
+
+    def __init__(self, tmp_path: Path, **llm_settings: Any) -> None:
+        from crawl4ai_llm_docs.llm.batch.pending import Waiting
+        from crawl4ai_llm_docs.llm.batch.results import Answers
+        from crawl4ai_llm_docs.llm.processor import Ask
+
+        settings = {"mode": "batch", "chunk_min_tokens": 64, **llm_settings}
+        llm = msgspec.convert(settings, LLMConfig)
+        client = ChatClient(
+            llm=llm,
+            parallel=ParallelConfig(),
+            api_key=None,
+            limiter=AdaptiveRateLimiter(max_concurrent=1),
+            breaker=CircuitBreaker(),
+        )
+        cache = ResultCache(tmp_path / "cache")
+        processor = ChunkProcessor(client=client, cache=cache, llm=llm)
+        send, self.receive = trio.open_memory_channel[ChunkResult](10)
+        self.work = WorkDir(tmp_path / "cache")
+        self.written: list[Ask] = []
+
+        async def write(chunk: Chunk, ask: Ask) -> None:
+            self.written.append(ask)
+
+        self.waiting = Waiting(processor=processor, work=self.work, send=send, write=write)
+        store = BatchStore(tmp_path)
+        self.answers = Answers(
+            processor=processor, waiting=self.waiting, work=self.work, store=store
+        )
+
+
 async def test_result_lines_are_sorted_into_answers_retries_splits_and_refusals(
     tmp_path: Path,
 ) -> None:
-    from crawl4ai_llm_docs.llm.batch.pending import Waiting
-    from crawl4ai_llm_docs.llm.batch.results import Answers
-    from crawl4ai_llm_docs.llm.processor import Ask
-
     # Rewrites: one cut off (not looping) is split, as a live one is.
-    settings = {"mode": "batch", "chunk_min_tokens": 64, "cleaning": "rewrite"}
-    llm = msgspec.convert(settings, LLMConfig)
-    client = ChatClient(
-        llm=llm,
-        parallel=ParallelConfig(),
-        api_key=None,
-        limiter=AdaptiveRateLimiter(max_concurrent=1),
-        breaker=CircuitBreaker(),
+    reading = ResultLines(tmp_path, cleaning="rewrite")
+    answers, waiting, written, work = (
+        reading.answers,
+        reading.waiting,
+        reading.written,
+        reading.work,
     )
-    processor = ChunkProcessor(client=client, cache=ResultCache(tmp_path / "cache"), llm=llm)
-    send, receive = trio.open_memory_channel[ChunkResult](10)
-    work = WorkDir(tmp_path / "cache")
-    written: list[Ask] = []
-
-    async def write(chunk: Chunk, ask: Ask) -> None:
-        written.append(ask)
-
-    waiting = Waiting(processor=processor, work=work, send=send, write=write)
-    answers = Answers(processor=processor, waiting=waiting, work=work, store=BatchStore(tmp_path))
+    receive = reading.receive
     chunks = [big_chunk(), make_chunk(1), make_chunk(2), make_chunk(3)]
     for chunk in chunks:
         await waiting.add(chunk)
@@ -732,29 +751,13 @@ async def test_an_edit_script_cut_off_in_a_batch_is_asked_again_not_split(
     # A half edit script is no script, and a model that ran on to max_tokens would do so on
     # half the chunk too: live requests ask again (temperature 0), never split. Batch
     # answers were read without that guard and split, paying for two more lines each.
-    from crawl4ai_llm_docs.llm.batch.pending import Waiting
-    from crawl4ai_llm_docs.llm.batch.results import Answers
-    from crawl4ai_llm_docs.llm.processor import Ask
-
-    llm = msgspec.convert({"mode": "batch", "chunk_min_tokens": 64}, LLMConfig)
-    assert llm.cleaning == "edit"  # the default
-    client = ChatClient(
-        llm=llm,
-        parallel=ParallelConfig(),
-        api_key=None,
-        limiter=AdaptiveRateLimiter(max_concurrent=1),
-        breaker=CircuitBreaker(),
+    reading = ResultLines(tmp_path)  # edit scripts, the default
+    answers, waiting, written, work = (
+        reading.answers,
+        reading.waiting,
+        reading.written,
+        reading.work,
     )
-    processor = ChunkProcessor(client=client, cache=ResultCache(tmp_path / "cache"), llm=llm)
-    send, _ = trio.open_memory_channel[ChunkResult](10)
-    work = WorkDir(tmp_path / "cache")
-    written: list[Ask] = []
-
-    async def write(chunk: Chunk, ask: Ask) -> None:
-        written.append(ask)
-
-    waiting = Waiting(processor=processor, work=work, send=send, write=write)
-    answers = Answers(processor=processor, waiting=waiting, work=work, store=BatchStore(tmp_path))
     await waiting.add(big_chunk())
     [first] = written
     written.clear()
