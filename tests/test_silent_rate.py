@@ -418,10 +418,12 @@ def test_a_retry_after_proved_too_short_is_waited_longer() -> None:
     assert pauses == pytest.approx([2.0, 4.0, 50.25])
 
 
-async def stream_round_trips(fields: dict[str, Any], round_trip: float, report: bool) -> Run:
+async def stream_round_trips(
+    fields: dict[str, Any], round_trip: float, report: bool, refusals: tuple[float, ...] = ()
+) -> Run:
     """28 documents into the fake provider's buckets (bare 429s), every answer's headers
     `round_trip` s after its send (a busy machine, a distant provider), streamed 200s 1 s
-    long; `report`:
+    long; the 429s' round trips are `refusals` in turn, if given; `report`:
     the client tells the limiter when a stream's headers arrive, as `llm/provider` does."""
     config = make_config({"header_dialect": "none"} | fields)
     limits = RateLimits(config, trio.current_time(), WALL)
@@ -429,7 +431,7 @@ async def stream_round_trips(fields: dict[str, Any], round_trip: float, report: 
         max_concurrent=WORKERS, rng=random.Random(7), wall_clock=lambda: WALL + trio.current_time()
     )
     sends: list[tuple[float, int]] = []
-    todo = list(range(28))
+    todo, refusal_trips = list(range(28)), list(refusals)
 
     async def worker() -> None:
         while todo:
@@ -439,7 +441,8 @@ async def stream_round_trips(fields: dict[str, Any], round_trip: float, report: 
                     now = trio.current_time()
                     refused = limits.admit(0, now) is not None
                     sends.append((now, 429 if refused else 200))
-                    await trio.sleep(round_trip)
+                    trip = refusal_trips.pop(0) if refused and refusal_trips else round_trip
+                    await trio.sleep(trip)
                     if not refused:
                         if report:
                             permit.observe_stream_start()
@@ -472,3 +475,43 @@ async def test_a_burst_ends_with_one_429_when_answers_come_back_slowly(
     quick = await stream_round_trips(fields, 0.002, report=True)
     first = [at for at, _ in quick.sends[: fields["burst_requests"] + 1]]  # to the first 429
     assert max(b - a for a, b in itertools.pairwise(first)) <= PROBE_GAP_S + 1e-9  # as before
+
+
+async def test_after_a_pause_one_send_goes_until_its_answer_begins(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Measured under load: a window of 20 per clock minute, its 429s back in 7 ms until one
+    # took 25 ms, the spacing of sends. The two sends after the first pause (nothing refilled
+    # in a window) were both refused: 3 429s for 28 documents where 2 are the target.
+    slow_after = (0.007, 0.030, 0.030)
+    run = await stream_round_trips(window(20), 0.007, report=True, refusals=slow_after)
+    assert run.refused == 2
+    assert run.span <= 1.2 * ideal_span(make_config(window(20)), 28, WORKERS, 1.007, WALL)
+
+
+def after_first_pause(streamed: bool) -> tuple[SilentRate, Permit]:
+    """A burst of 10, its 429, and the first send after the pause, just sent."""
+    rate = clock_at(10.0)
+    refused = first_burst(rate, 10)
+    if streamed:
+        rate.answer_started(permit(1, PROBE_GAP_S), 0.01)
+    pause = rate.answered(refused, "rate_limited", None, refused.sent_at, fresh=True)
+    assert pause is not None
+    first = permit(12, refused.sent_at + pause)
+    rate.dispatched(first, first.sent_at)
+    return rate, first
+
+
+def test_the_send_after_a_pause_waits_for_the_first_ones_answer() -> None:
+    rate, first = after_first_pause(streamed=True)
+    wait, learned = rate.wait_s(first.sent_at + 0.1)  # past any spacing: still held
+    assert (wait, learned) == (pytest.approx(0.4), False)  # at most 0.5 s, for a lost answer
+    rate.answer_started(first, 0.15)  # its stream began: accepted, the next may go
+    assert rate.wait_s(first.sent_at + 0.15)[0] <= 0
+    rate.answered(first, "ok", None, first.sent_at + 1.0, fresh=True)
+    second = permit(13, first.sent_at + 0.2)  # not the first after a pause: never held
+    rate.dispatched(second, second.sent_at)
+    assert rate.wait_s(second.sent_at + 0.1)[0] <= 0
+    # Answers not streamed: the first one's answer is its whole text, too late to wait for.
+    rate, first = after_first_pause(streamed=False)
+    assert rate.wait_s(first.sent_at + 0.1)[0] <= 0

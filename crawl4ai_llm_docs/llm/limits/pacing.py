@@ -141,10 +141,10 @@ class Pacer:
 
     # --- feedback ----------------------------------------------------------------------------
 
-    def stream_started(self, round_trip: float) -> None:
+    def stream_started(self, permit: Permit, round_trip: float) -> None:
         """A streamed answer's headers came back `round_trip` s after its send: as soon as
         a refusal would (`SilentRate.answer_gap`, for providers with headers too)."""
-        self.silent.answer_started(round_trip)
+        self.silent.answer_started(permit, round_trip)
 
     def answered(
         self,

@@ -353,7 +353,8 @@ class AdaptiveRateLimiter:
 
     def _observe_stream_start(self, permit: Permit) -> None:
         if self.adaptive:
-            self._pacer.stream_started(trio.current_time() - permit.sent_at)
+            self._pacer.stream_started(permit, trio.current_time() - permit.sent_at)
+            self._notify()  # a send held until this answer began may go
 
     def _observe_usage(self, permit: Permit, used: int) -> None:
         # Our own TPM cap is settled exactly. The provider's model only gets charged more:

@@ -10,6 +10,11 @@ followed too (see "nothing accepted" below).
   latest stream's headers, at most 0.1 s, as a 429 comes back as soon), so the send that finds
   the bucket empty is refused alone and its 429 is back before the next send: a burst costs
   one 429, not one per worker.
+- After a pause, the first send goes alone: the next waits for its answer's headers (a 429
+  or a stream's start; at most `_MAX_GAP_S`), if answers are streamed (else its answer is
+  the whole text, too late to wait for). A pause that refilled nothing (a window, a slower
+  bucket) is then refused once, not once more per send that left before its 429 came back:
+  under load a 429's round trip jumps past any spacing guessed from the last one.
 - The first 429 reveals the burst (the sends accepted before it) and is the anchor: the bucket
   was empty then. Every worker waits (the longest a request can take to refill, a burst being
   at most a minute's worth, and at most `_FIRST_PAUSE_S`; the `Retry-After` if longer, or
@@ -84,6 +89,7 @@ class SilentRate:
         self.mode: Mode = "probing"
         self.gap = PROBE_GAP_S  # from a 429's round trip
         self._stream_gap = 0.0  # from the round trip of a stream's headers
+        self._streamed = False  # answers are streamed: their headers come back early
         self.burst: float | None = None
         self.model: Bucket | None = None  # the bucket as learned (paced and ramping)
         self.window_s: float | None = None  # set once a fixed window was seen to close
@@ -105,6 +111,9 @@ class SilentRate:
         self._held_ok = 0  # held-back sends accepted since
         self._recent: dict[int, float] = {}  # seq -> sent_at of recent sends not refused
         self._guessed = False  # the rate is one request per first pause, unconfirmed
+        self._paused = False  # a pause was asked for since the last send
+        self._unanswered: tuple[int, float] | None = None  # (seq, sent_at) of the first
+        # send after a pause, while its answer has not begun
 
     def answer_gap(self) -> float:
         """How long a refusal may take to come back: 1.5 x the round trip of the last 429 or
@@ -120,6 +129,10 @@ class SilentRate:
     def wait_s(self, now: float) -> tuple[float, bool]:
         """Seconds until the next send may go, and whether the learned rate says so (else
         the spacing of sends that makes each burst cost one 429)."""
+        if self._unanswered is not None:
+            after = self._unanswered[1] + _MAX_GAP_S - now
+            if after > 0:  # woken when its answer begins
+                return after, False
         if self.model is not None and self.mode in ("paced", "ramping"):
             return self.model.wait_s(now, 1, 0.0), True
         if self.mode == "window" and now < self._closes and self._window_sent >= (self.burst or 1):
@@ -131,6 +144,9 @@ class SilentRate:
     def dispatched(self, permit: Permit, now: float) -> None:
         self._sends += 1
         self._recent[permit.seq] = now
+        if self._paused and self._streamed:
+            self._unanswered = (permit.seq, now)
+        self._paused = False
         if len(self._recent) > _RECENT:
             del self._recent[next(iter(self._recent))]
         self._idle = max(self._idle, now - self._last_send)
@@ -146,19 +162,34 @@ class SilentRate:
 
     # --- feedback ----------------------------------------------------------------------------
 
-    def answer_started(self, round_trip: float) -> None:
+    def answer_started(self, permit: Permit, round_trip: float) -> None:
         """A streamed answer's headers came back `round_trip` s after its send. A 429 comes
         back as soon (it is an answer's headers, without the text); sends closer together
         than that leave before the 429 that ends a burst is seen, and are refused with it:
         an echo, one more 429 per send. The latest one counts (a busy machine answers
         later now, not on average); a 429's own round trip is only known after the first."""
         self._stream_gap = min(_MAX_STREAM_GAP_S, 1.5 * max(0.0, round_trip))
+        self._streamed = True
+        self._heard(permit)
+
+    def _heard(self, permit: Permit) -> None:
+        if self._unanswered is not None and self._unanswered[0] == permit.seq:
+            self._unanswered = None
 
     def answered(
         self, permit: Permit, kind: VerdictKind, retry_after: float | None, now: float, fresh: bool
     ) -> float | None:
         """Learn from one answer; for a 429, return the pause every worker should take.
         `fresh` = sent after the limiter's last reaction to a 429 (else an echo of it)."""
+        self._heard(permit)
+        pause = self._learn(permit, kind, retry_after, now, fresh)
+        if pause:
+            self._paused = True
+        return pause
+
+    def _learn(
+        self, permit: Permit, kind: VerdictKind, retry_after: float | None, now: float, fresh: bool
+    ) -> float | None:
         if kind == "ok":
             self._accepted(permit, now)
         if kind != "rate_limited":
