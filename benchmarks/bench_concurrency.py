@@ -11,7 +11,8 @@ concurrency can shrink; start-up and crawling are not.
     uv run python benchmarks/bench_concurrency.py [--quick] [--latency S] [--repeats R]
 
 Writes benchmarks/results/concurrency.json and concurrency.md (and concurrency.png when
-matplotlib is installed).
+matplotlib is installed); ``--tag T`` writes concurrency-T.* instead, so a side run (another
+commit, a loaded machine) leaves the published results alone.
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="rewrite concurrency.md from concurrency.json only"
     )
+    parser.add_argument("--tag", default="", help="write concurrency-TAG.json/.md/.png")
     args = parser.parse_args()
+    name = f"concurrency-{args.tag}" if args.tag else "concurrency"
     if args.render:
-        saved = json.loads((RESULTS / "concurrency.json").read_text())
+        if not (RESULTS / f"{name}.json").is_file():
+            parser.error(f"--render: no {RESULTS / name}.json to render (run without --render)")
+        saved = json.loads((RESULTS / f"{name}.json").read_text())
         markdown = render(
             saved["rows"],
             saved["crawl_only_s"],
@@ -71,8 +76,8 @@ def main() -> None:
             saved["machine_before"],
             saved["machine_after"],
         )
-        write_results("concurrency", saved, markdown)
-        plot(saved["rows"], saved["latency_s"])
+        write_results(name, saved, markdown)
+        plot(saved["rows"], saved["latency_s"], name)
         return
     latency: float = args.latency if args.latency is not None else (0.5 if args.quick else 3.0)
     repeats: int = args.repeats or (1 if args.quick else 3)
@@ -123,8 +128,8 @@ def main() -> None:
         "rows": rows,
         "runs": {label(case): [run_record(r) for r in rs] for case, rs in runs.items()},
     }
-    write_results("concurrency", data, render(rows, crawl_s, latency, repeats, before, after))
-    plot(rows, latency)
+    write_results(name, data, render(rows, crawl_s, latency, repeats, before, after))
+    plot(rows, latency, name)
 
 
 def cases(levels: tuple[int, ...]) -> list[Case]:
@@ -267,7 +272,7 @@ def render(
     )
 
 
-def plot(rows: list[dict[str, Any]], latency: float) -> None:
+def plot(rows: list[dict[str, Any]], latency: float, name: str) -> None:
     plt = pyplot()
     rows = [r for r in rows if r["pool"] is None]
     if plt is None or not rows:
@@ -288,7 +293,7 @@ def plot(rows: list[dict[str, Any]], latency: float) -> None:
         axes.set_xticks(levels)
     right.legend()
     figure.tight_layout()
-    figure.savefig(RESULTS / "concurrency.png", dpi=100)
+    figure.savefig(RESULTS / f"{name}.png", dpi=100)
 
 
 if __name__ == "__main__":
