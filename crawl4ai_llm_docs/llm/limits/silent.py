@@ -248,10 +248,12 @@ class SilentRate:
         return True
 
     def _accepted(self, permit: Permit, now: float) -> None:
-        if self._first_ok is not None and permit.seq <= self._anchor[0]:
+        if permit.seq <= self._anchor[0]:
             # Sent before the last refusal: accepted in the window (or bucket) that refusal
             # closed, however late its answer (a long one) comes back. It says nothing of
             # when a window reopens, nor that the pause since was long enough.
+            if self._first_ok is None:
+                self._first_ok = permit.sent_at
             return
         if self._first_ok is None or self._missed or self._waited_window:
             self._first_ok = permit.sent_at  # a window (re)opened with this send, perhaps
