@@ -72,7 +72,6 @@ _MEASURE_BURST = 3  # ... after any first 429, if the burst is at least this (se
 # slower the more requests it rests on (a 429 measures it anew).
 _CREEP = 5e-5
 _RAMP = 0.1  # ... or by this share while the rate is only a floor
-_FIRST_MARGIN = 0.1  # requests under the first measurement paced at (see `_measured`)
 _RAMP_ONE = 0.25  # ... for a burst of one (see `_ramp`)
 _HELD_BACK = 1.25  # a send the learned bucket held back goes out with about one request in it
 _WINDOW_MARGIN_S = 0.25  # send this long after a window is expected to close
@@ -281,11 +280,6 @@ class SilentRate:
     def _measured(self, accepted: int, span: float, permit: Permit, now: float) -> None:
         """A refusal after `accepted` sends went through in `span` s since the anchor."""
         estimate, burst = accepted / span, self.burst or 1.0
-        if self.model is None and accepted >= 4:
-            # The first measurement's ends are refusals, each with an unknown fraction of a
-            # request left in the bucket: paced a little under it, an overestimate is not
-            # refused again within seconds (an underestimate only costs the probe above it).
-            estimate = (accepted - _FIRST_MARGIN) / span
         # A pause between sends long enough to refill the whole burst lost refill: what was
         # accepted then only bounds the rate from below.
         overflowed = self._idle > burst / estimate
