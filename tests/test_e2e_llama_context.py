@@ -63,9 +63,16 @@ def test_a_chunk_over_the_servers_context_is_split_not_retried(tmp_path: Path) -
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert not [r for _, r in report["failures"] if "LLM request failed" in r], report
     # Each part over the context: its stream said nothing, the plain request said why, and
-    # it was split (2 requests per split); never a third attempt.
-    assert max(e["attempt"] for e in requests) == 2
-    assert all(e["status"] == 400 for e in requests if e["attempt"] == 2)
+    # it was split (2 requests per split), never asked a third time for the same reason.
+    # The server may drop the connection its empty stream came on after httpx pooled it:
+    # the plain request then meets a closed connection (seen once in CI), a retry of its
+    # own, not of the part's size.
+    dropped = [r for r in retried if r.startswith("connection error")]
+    others = [r for r in retried if "before its first event" not in r and r not in dropped]
+    assert not others, others
+    assert 2 <= max(e["attempt"] for e in requests) <= 2 + len(dropped)
+    assert all(e["status"] in (400, None) for e in requests if e["attempt"] >= 2)
+    assert sum(e["status"] is None for e in requests) == len(dropped)
     finished = next(e for e in events if e["event"] == "run_finished")
     assert finished["documents"] == 1
     assert (tmp_path / "out.md").read_text().strip()
