@@ -63,6 +63,17 @@ def llm_config(provider: FakeProvider, **fields: Any) -> LLMConfig:
     return msgspec.convert(base, LLMConfig)
 
 
+def chat_client(llm: LLMConfig, *, api_key: str | None = None, workers: int = 1) -> ChatClient:
+    """The client every batch test builds: default parallel settings, a fresh limiter."""
+    return ChatClient(
+        llm=llm,
+        parallel=ParallelConfig(),
+        api_key=api_key,
+        limiter=AdaptiveRateLimiter(max_concurrent=workers),
+        breaker=CircuitBreaker(),
+    )
+
+
 async def run_stage(
     provider: FakeProvider,
     chunks: list[Chunk],
@@ -73,14 +84,7 @@ async def run_stage(
     **options: Any,
 ) -> tuple[list[ChunkResult], list[ProviderFatalError], ResultCache]:
     llm = llm or llm_config(provider)
-    parallel = ParallelConfig()
-    client = ChatClient(
-        llm=llm,
-        parallel=parallel,
-        api_key=api_key,
-        limiter=AdaptiveRateLimiter(max_concurrent=4),
-        breaker=CircuitBreaker(),
-    )
+    client = chat_client(llm, api_key=api_key, workers=4)
     cache = ResultCache(tmp / "cache")
     processor = ChunkProcessor(client=client, cache=cache, llm=llm)
     fatal: list[ProviderFatalError] = []
@@ -375,13 +379,7 @@ async def test_a_wrong_key_is_fatal_before_any_upload(tmp_path: Path) -> None:
 async def test_intake_memory_is_flat_in_the_number_of_lines(tmp_path: Path) -> None:
     """The JSONL is streamed to disk: memory per line is bookkeeping, not the line itself."""
     llm = msgspec.convert({"mode": "batch"}, LLMConfig)
-    client = ChatClient(
-        llm=llm,
-        parallel=ParallelConfig(),
-        api_key=None,
-        limiter=AdaptiveRateLimiter(max_concurrent=1),
-        breaker=CircuitBreaker(),
-    )
+    client = chat_client(llm)
     processor = ChunkProcessor(client=client, cache=ResultCache.disabled(), llm=llm)
     text = "word " * 2000  # ~10 KB per chunk, ~12 KB per line with the prompts
     url, title = "https://docs.example/page", "Page"
@@ -499,13 +497,7 @@ async def test_an_upload_whose_batch_was_never_created_is_created_on_resume(
         provider = await nursery.start(serve, make_config({"batch_latency": 0.2}))
         llm = llm_config(provider)
         store = BatchStore(tmp_path / "cache")
-        client = ChatClient(
-            llm=llm,
-            parallel=ParallelConfig(),
-            api_key=None,
-            limiter=AdaptiveRateLimiter(max_concurrent=1),
-            breaker=CircuitBreaker(),
-        )
+        client = chat_client(llm)
         async with client:
             work = WorkDir(tmp_path / "cache")
             processor = ChunkProcessor(client=client, cache=ResultCache.disabled(), llm=llm)
@@ -675,13 +667,7 @@ class ResultLines:
 
         settings = {"mode": "batch", "chunk_min_tokens": 64, **llm_settings}
         llm = msgspec.convert(settings, LLMConfig)
-        client = ChatClient(
-            llm=llm,
-            parallel=ParallelConfig(),
-            api_key=None,
-            limiter=AdaptiveRateLimiter(max_concurrent=1),
-            breaker=CircuitBreaker(),
-        )
+        client = chat_client(llm)
         cache = ResultCache(tmp_path / "cache")
         processor = ChunkProcessor(client=client, cache=cache, llm=llm)
         send, self.receive = trio.open_memory_channel[ChunkResult](10)
